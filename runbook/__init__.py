@@ -1,0 +1,7 @@
+"""runbook-suite: operational runbooks as a pytest suite that checks real hosts."""
+
+from __future__ import annotations
+
+from runbook.outcome import CheckError, CheckFailed, require
+
+__all__ = ["CheckError", "CheckFailed", "require"]

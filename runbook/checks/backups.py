@@ -1,0 +1,224 @@
+"""Backups (runbook §4: `ls -t /root/backups/calendar/*.tar.gz* | head -1`, age, size, `tar tzf`).
+
+The folder is listed once per run (`find -printf`, on the host). The integrity
+check streams the newest archive to the runner and reads it with gzip and
+tarfile in streaming mode, so the whole archive is never held in memory; a
+`.gpg` archive is decrypted on the way by a local gpg, with the passphrase from
+the environment given on a pipe (never on a command line, never on the host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import subprocess
+import tarfile
+import tempfile
+import threading
+import zlib
+from dataclasses import dataclass
+from typing import IO
+
+from runbook.hosts import Target
+from runbook.outcome import CheckError, CheckFailed
+from runbook.schema import BackupCheck
+from runbook.units import human_age
+
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Archive:
+    path: str
+    mtime: float
+    size: int
+
+
+def listing(check: BackupCheck, target: Target) -> tuple[list[Archive], float]:
+    """All matching archives, newest first, and the host's clock (ages use the host's time)."""
+
+    def read() -> tuple[list[Archive], float]:
+        result = target.run(
+            "date +%%s; find %s -maxdepth 1 -type f -name %s -printf '%%T@ %%s %%p\\n'",
+            check.directory,
+            check.pattern,
+        )
+        lines = result.stdout.splitlines()
+        if not lines or not lines[0].strip().isdigit():
+            raise CheckError(f"cannot list {check.directory}: {result.stderr.strip()[:300]}")
+        if result.rc != 0 and len(lines) == 1:
+            raise CheckFailed(
+                f"backups in {check.directory}",
+                f"cannot list {check.directory}: {result.stderr.strip()[:200]}",
+            )
+        archives = []
+        for line in lines[1:]:
+            mtime, size, path = line.split(" ", 2)
+            archives.append(Archive(path, float(mtime), int(size)))
+        archives.sort(key=lambda archive: archive.mtime, reverse=True)
+        return archives, float(lines[0])
+
+    return target.cached(("backups", check.directory, check.pattern), read)
+
+
+def newest(check: BackupCheck, target: Target) -> tuple[Archive, float]:
+    archives, now = listing(check, target)
+    if not archives:
+        raise CheckFailed(
+            f"a backup {check.pattern} in {check.directory}",
+            f"no backups found: {check.directory}/{check.pattern} matches nothing",
+        )
+    return archives[0], now
+
+
+def verify(check: BackupCheck, target: Target) -> None:
+    if check.max_age_hours is not None:
+        latest, now = newest(check, target)
+        age = now - latest.mtime
+        if age > check.max_age_hours * 3600:
+            raise CheckFailed(
+                f"newest backup younger than {check.max_age_hours:g}h",
+                f"newest backup {age / 3600:.1f}h old > {check.max_age_hours:g}h ({latest.path})",
+            )
+    elif check.min_bytes is not None:
+        latest, _ = newest(check, target)
+        if latest.size < check.min_bytes:
+            raise CheckFailed(
+                f"newest backup at least {check.min_bytes} bytes",
+                f"newest backup {latest.size} bytes < {check.min_bytes} ({latest.path})",
+            )
+    elif check.retention_days is not None:
+        _retention(check, target)
+    else:
+        _integrity(check, target)
+
+
+def _retention(check: BackupCheck, target: Target) -> None:
+    archives, now = listing(check, target)
+    limit = (check.retention_days or 0) + check.retention_slack_days
+    too_old = [archive for archive in archives if now - archive.mtime > limit * 86400]
+    if too_old:
+        oldest = too_old[-1]
+        raise CheckFailed(
+            f"no backup older than {check.retention_days:g} days (+{check.retention_slack_days:g}d slack)",
+            f"{len(too_old)} backup(s) older than {limit:g} days; oldest {human_age(now - oldest.mtime)} "
+            f"({oldest.path}): retention cleanup is not running",
+            {"too old": "\n".join(a.path for a in too_old[:50])},
+        )
+
+
+def _integrity(check: BackupCheck, target: Target) -> None:
+    latest, _ = newest(check, target)
+    encrypted = latest.path.endswith(".gpg")
+    if encrypted and not check.gpg_passphrase:
+        raise CheckError(f"{latest.path} is encrypted but the check has no gpg_passphrase")
+    with target.open_stream(latest.path, check.timeout) as raw:
+        if encrypted:
+            assert check.gpg_passphrase is not None
+            with _decrypted(raw, check.gpg_passphrase, latest.path) as plain:
+                members = _list_tar(plain, latest.path)
+        else:
+            members = _list_tar(raw, latest.path)
+    missing = [
+        pattern
+        for pattern in check.required_members
+        if not any(
+            fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(os.path.basename(name), pattern)
+            for name in members
+        )
+    ]
+    if missing:
+        raise CheckFailed(
+            f"newest backup contains {', '.join(check.required_members)}",
+            f"{latest.path} lacks {', '.join(missing)} ({len(members)} entries)",
+            {"entries": "\n".join(members[:200])},
+        )
+
+
+def _list_tar(stream: IO[bytes], path: str) -> list[str]:
+    """Every member name, reading nested *.tar.gz members too (gzip CRC checked at each end)."""
+    names: list[str] = []
+    try:
+        with tarfile.open(fileobj=stream, mode="r|gz") as archive:
+            for member in archive:
+                names.append(member.name)
+                if member.isfile() and member.name.endswith((".tar.gz", ".tgz")):
+                    inner = archive.extractfile(member)
+                    assert inner is not None
+                    with tarfile.open(fileobj=inner, mode="r|gz") as nested:
+                        names.extend(f"{member.name}:{item.name}" for item in nested)
+    except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
+        raise CheckFailed(
+            f"{path} is a valid tar.gz (gzip CRC and tar listing, as `tar tzf`)",
+            f"{path} is corrupt: {type(exc).__name__}: {exc}",
+        ) from None
+    if not names:
+        raise CheckFailed(f"{path} lists entries", f"{path} is an empty archive")
+    return names
+
+
+class _decrypted:
+    """A local `gpg --decrypt` fed from the stream; its stdout is the plaintext."""
+
+    def __init__(self, source: IO[bytes], passphrase: str, path: str) -> None:
+        self.source = source
+        self.passphrase = passphrase
+        self.path = path
+
+    def __enter__(self) -> IO[bytes]:
+        self.home = tempfile.TemporaryDirectory(prefix="runbook-gpg-")
+        read_end, write_end = os.pipe()
+        os.write(write_end, self.passphrase.encode() + b"\n")
+        os.close(write_end)
+        self.process = subprocess.Popen(
+            [
+                "gpg",
+                "--batch",
+                "--quiet",
+                "--no-tty",
+                "--homedir",
+                self.home.name,
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                str(read_end),
+                "--decrypt",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(read_end,),
+        )
+        os.close(read_end)
+        self.pump = threading.Thread(target=self._feed, daemon=True)
+        self.pump.start()
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def _feed(self) -> None:
+        assert self.process.stdin is not None
+        try:
+            while chunk := self.source.read(CHUNK):
+                self.process.stdin.write(chunk)
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Drain what tar did not read, so gpg reaches the end and checks the MDC.
+        assert self.process.stdout is not None
+        while self.process.stdout.read(CHUNK):
+            pass
+        self.pump.join(timeout=5)
+        _, stderr = self.process.communicate(timeout=30)
+        self.home.cleanup()
+        # A wrong passphrase also makes tar fail on empty input: report gpg's reason first.
+        if self.process.returncode != 0:
+            said = stderr.decode(errors="replace").strip().splitlines()
+            raise CheckFailed(
+                f"{self.path} decrypts with the configured passphrase",
+                f"gpg cannot decrypt {self.path}: {said[-1] if said else f'exit {self.process.returncode}'}",
+            ) from None

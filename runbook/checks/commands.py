@@ -1,0 +1,37 @@
+"""A read-only command and what it must print (runbook: `redis-cli ping` -> PONG)."""
+
+from __future__ import annotations
+
+from runbook.hosts import Target
+from runbook.outcome import CheckFailed
+from runbook.schema import CommandCheck
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def verify(check: CommandCheck, target: Target) -> None:
+    result = target.run(check.run, timeout=check.timeout)
+    evidence = {"command": check.run, "stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:]}
+    stdout = result.stdout.strip()
+    if check.expect_exit is not None and result.rc != check.expect_exit:
+        said = _short(result.stderr or result.stdout) or "no output"
+        raise CheckFailed(
+            f"`{check.run}` exits {check.expect_exit}",
+            f"`{check.run}` exit {result.rc} != {check.expect_exit}: {said}",
+            evidence,
+        )
+    if check.expect_stdout is not None and stdout != check.expect_stdout:
+        raise CheckFailed(
+            f"`{check.run}` prints {check.expect_stdout!r}",
+            f"stdout {_short(stdout)!r} != {check.expect_stdout!r}",
+            evidence,
+        )
+    if check.stdout_contains is not None and check.stdout_contains not in stdout:
+        raise CheckFailed(
+            f"`{check.run}` output contains {check.stdout_contains!r}",
+            f"{check.stdout_contains!r} not in stdout {_short(stdout)!r}",
+            evidence,
+        )

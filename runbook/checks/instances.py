@@ -1,0 +1,22 @@
+"""How many containers match a filter: the runbook's "do not run several bot instances"."""
+
+from __future__ import annotations
+
+from runbook.hosts import Target
+from runbook.outcome import CheckError, CheckFailed
+from runbook.schema import InstancesCheck
+
+
+def verify(check: InstancesCheck, target: Target) -> None:
+    filters = " ".join("--filter %s" for _ in check.filters)
+    pairs = [f"{key}={value}" for key, value in check.filters.items()]
+    result = target.run(f"docker ps {filters} --format '{{{{.Names}}}}'", *pairs)
+    if result.rc != 0:
+        raise CheckError(f"docker ps failed: {result.stderr.strip()[:300]}")
+    names = sorted(line.strip() for line in result.stdout.splitlines() if line.strip())
+    if len(names) != check.count:
+        shown = ", ".join(names) or "none"
+        raise CheckFailed(
+            f"{check.count} running container(s) matching {', '.join(pairs)}",
+            f"{len(names)} running ({shown}) != {check.count}",
+        )

@@ -1,0 +1,50 @@
+"""Disk usage of a path (`df -P`) and available memory (/proc/meminfo MemAvailable)."""
+
+from __future__ import annotations
+
+from runbook.hosts import Target
+from runbook.outcome import CheckError, CheckFailed
+from runbook.schema import ResourceCheck
+from runbook.units import human_bytes
+
+
+def verify(check: ResourceCheck, target: Target) -> None:
+    if check.disk is not None:
+        _disk(check, check.disk, target)
+    else:
+        _memory(check, target)
+
+
+def _disk(check: ResourceCheck, path: str, target: Target) -> None:
+    result = target.run("df -P -k -- %s", path)
+    lines = result.stdout.strip().splitlines()
+    if result.rc != 0 or len(lines) < 2:
+        raise CheckError(f"df {path} failed: {result.stderr.strip()[:300]}")
+    fields = lines[-1].split()
+    size_kb, used_kb, free_kb = int(fields[1]), int(fields[2]), int(fields[3])
+    percent = int(fields[4].rstrip("%"))
+    mount = fields[5]
+    if percent > check.max_used_percent:
+        raise CheckFailed(
+            f"disk usage of {path} at most {check.max_used_percent:g}%",
+            f"disk {mount} {percent}% used > {check.max_used_percent:g}% "
+            f"({human_bytes(free_kb * 1024)} free of {human_bytes(size_kb * 1024)}, "
+            f"{human_bytes(used_kb * 1024)} used)",
+        )
+
+
+def _memory(check: ResourceCheck, target: Target) -> None:
+    result = target.run("grep -E '^(MemAvailable|MemTotal):' /proc/meminfo")
+    values = {}
+    for line in result.stdout.splitlines():
+        key, _, rest = line.partition(":")
+        values[key] = int(rest.split()[0]) * 1024
+    if "MemAvailable" not in values:
+        raise CheckError(f"cannot read /proc/meminfo: {result.stderr.strip()[:300]}")
+    available_mb = values["MemAvailable"] / 1024**2
+    minimum = check.min_available_mb or 0
+    if available_mb < minimum:
+        raise CheckFailed(
+            f"at least {minimum:g} MB memory available",
+            f"{available_mb:.0f} MB available < {minimum:g} MB (of {human_bytes(values.get('MemTotal', 0))})",
+        )

@@ -1,0 +1,80 @@
+"""The pytest plugin (entry point `runbook`): options, markers, loading descriptions.
+
+Each concern lives in its own module, registered here: `collect` turns
+descriptions into parametrized tests, `verdict` turns a failed check into
+expected / found / remedy, `report.*` writes the run's HTML, JUnit and summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runbook import collect, verdict
+from runbook.loader import DescriptionError, LoadedSystem, load_systems
+from runbook.schema import MARKERS
+from runbook.secrets import SECRETS
+
+MARKER_HELP = {
+    "daily": "the morning checklist (pytest -m daily)",
+    "smoke": "the post-deploy gate for CI (pytest -m smoke)",
+    "incident": "what to look at during an incident (pytest -m incident)",
+}
+SYSTEMS_KEY = pytest.StashKey[list[LoadedSystem]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("runbook", "runbook-suite: runbooks as checks")
+    group.addoption(
+        "--systems",
+        dest="runbook_systems",
+        metavar="PATH",
+        default=None,
+        help="system description file or folder of *.yml (default: ini runbook_systems)",
+    )
+    group.addoption(
+        "--system",
+        dest="runbook_only",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="check only this system (repeatable)",
+    )
+    group.addoption(
+        "--reports-dir",
+        dest="runbook_reports_dir",
+        metavar="DIR",
+        default=None,
+        help="where runs write reports/<UTC time>-<markers>/ (default: ini runbook_reports_dir)",
+    )
+    # No default: installed elsewhere, the plugin stays inert until a project names its systems.
+    parser.addini("runbook_systems", "default for --systems", default="")
+    parser.addini("runbook_reports_dir", "default for --reports-dir", default="reports")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in MARKERS:
+        config.addinivalue_line("markers", f"{name}: {MARKER_HELP[name]}")
+    config.addinivalue_line("markers", "runbook_kind(kind): parametrize this test with the checks of kind")
+    if not (config.getoption("runbook_systems") or config.getini("runbook_systems")):
+        return
+    SECRETS.add_from_environment()
+    config.stash[SYSTEMS_KEY] = _load(config)
+    config.pluginmanager.register(collect.Collector(config.stash[SYSTEMS_KEY]), "runbook-collect")
+    config.pluginmanager.register(verdict, "runbook-verdict")
+    from runbook.report import plugin as report_plugin
+
+    report_plugin.configure(config)
+
+
+def _load(config: pytest.Config) -> list[LoadedSystem]:
+    option = config.getoption("runbook_systems") or config.getini("runbook_systems")
+    location = Path(option)
+    if not location.is_absolute():
+        base = config.invocation_params.dir if config.getoption("runbook_systems") else config.rootpath
+        location = base / location
+    try:
+        return load_systems(location, config.getoption("runbook_only") or None)
+    except DescriptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
