@@ -53,7 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("runbook_reports_dir", "default for --reports-dir", default="reports")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-html and junitxml configure: they read the report paths set here."""
     for name in MARKERS:
         config.addinivalue_line("markers", f"{name}: {MARKER_HELP[name]}")
     config.addinivalue_line("markers", "runbook_kind(kind): parametrize this test with the checks of kind")
