@@ -1,0 +1,43 @@
+# The two fresh-machine commands are `make demo` and `make test` (see README.md).
+# Both install what they need (scripts/bootstrap.sh) and bring the lab up (python -m lab up).
+SHELL := /bin/bash
+PY := .venv/bin/python
+LAB_ENV := /var/lib/runbook-lab/lab.env
+# Secrets of the lab (the backup passphrase) come from its env file, as they would from a vault.
+WITH_LAB_ENV := set -a; [ -f $(LAB_ENV) ] && . $(LAB_ENV); set +a;
+
+.PHONY: demo test deps lab-up lab-down lab-status lint daily smoke incident bench
+
+deps:
+	@scripts/bootstrap.sh
+
+lab-up: deps
+	@$(PY) -m lab up
+
+lab-down: deps
+	@$(PY) -m lab down
+
+lab-status: deps
+	@$(PY) -m lab status
+
+## demo: bring the lab up and run the daily checklist against it; prints where the reports are.
+demo: lab-up
+	@$(WITH_LAB_ENV) $(PY) -m pytest -m daily; status=$$?; \
+	  echo; echo "HTML report : $$(readlink -f reports/latest)/report.html"; \
+	  echo "JUnit       : $$(readlink -f reports/latest)/junit.xml"; \
+	  echo "Summary     : $$(readlink -f reports/latest)/summary.json"; \
+	  exit $$status
+
+daily smoke incident: lab-up
+	@$(WITH_LAB_ENV) $(PY) -m pytest -m $@
+
+## test: the project's own tests (lint, unit tests, lab fault cycles, report rendering).
+test: lab-up lint
+	@$(WITH_LAB_ENV) $(PY) -m pytest -p no:runbook selftests -q -ra
+
+lint: deps
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+bench: lab-up
+	@$(WITH_LAB_ENV) for b in bench/*.py; do $(PY) $$b; done

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what runbook-suite and its lab need on a fresh Debian 12 machine, idempotently:
+# Debian packages (docker engine, redis, radicale, sshd, cron, gpg, chromium for the
+# report test) and a virtualenv with the project installed. Safe to run every time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  docker.io          # dockerd for the lab's servers (started by python -m lab, not systemd)
+  redis-server       # real Redis in the calendar-redis container (host binary, bind-mounted /usr)
+  radicale           # real Radicale in radicale-calendar
+  openssh-server     # each lab server's sshd, in its own network namespace
+  openssh-client     # testinfra's ssh:// backend
+  cron               # the crontab command (runbook 4.1: crontab -l | grep backup)
+  gpg                # encrypted backups (runbook 4.3/4.4)
+  curl               # runbook's curl, inside containers and on hosts
+  iproute2           # ip netns / veth for the lab hosts
+  procps             # ps/pgrep used by the lab
+  tini               # init for lab containers
+  chromium           # headless rendering of report.html in the project's own tests
+)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+# Reinstall only when pyproject.toml changed since the last install.
+stamp=.venv/.runbook-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing runbook-suite and its dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import runbook, testinfra, pytest_html, httpx, docker, psycopg, pydantic" 
+  touch "$stamp"
+fi
