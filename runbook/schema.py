@@ -47,6 +47,15 @@ def parse_duration(text: str | int | float) -> float:
     return float(match.group(1)) * factor
 
 
+def _regex(value: str) -> str:
+    """The value if it compiles; pydantic reports only ValueError, and re.error is not one."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {value!r} ({exc})") from None
+    return value
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -196,8 +205,7 @@ class LogCheck(CheckBase):
     @field_validator("pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        re.compile(value)
-        return value
+        return _regex(value)
 
     @field_validator("since")
     @classmethod
@@ -294,8 +302,7 @@ class EnvFileCheck(CheckBase):
     @field_validator("placeholder_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        re.compile(value)
-        return value
+        return _regex(value)
 
 
 CHECK_KINDS: dict[str, type[CheckBase]] = {
