@@ -152,9 +152,10 @@ def load_file(path: Path) -> LoadedSystem:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            where = _field_path(error["loc"], data) or "(top level)"
+            where = _field_path(error["loc"], data)
             message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"  {where}: {message}")
+            # Whole-system errors (duplicate id, unknown host) name their place in the message.
+            lines.append(f"  {where}: {message}" if where else f"  {message}")
         raise DescriptionError(f"{path}: invalid system description\n" + "\n".join(lines)) from None
     return LoadedSystem(
         model=model,

@@ -367,15 +367,17 @@ class System(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> System:
-        seen: set[str] = set()
-        for check in self.checks.all():
-            if check.id in seen:
-                raise ValueError(f"check id {check.id!r} is used twice")
-            seen.add(check.id)
-            if check.host is not None and check.host not in self.hosts:
-                raise ValueError(
-                    f"check {check.id!r}: host {check.host!r} is not one of {sorted(self.hosts)}"
-                )
+        # The error has no field location of its own, so the message names the place.
+        seen: dict[str, str] = {}
+        for kind in CHECK_KINDS:
+            for index, check in enumerate(getattr(self.checks, kind)):
+                place = f"checks.{kind}[{index}] (id {check.id})"
+                if check.id in seen:
+                    first = seen[check.id]
+                    raise ValueError(f"{place}: check id {check.id!r} is used twice (first: {first})")
+                seen[check.id] = place
+                if check.host is not None and check.host not in self.hosts:
+                    raise ValueError(f"{place}.host: host {check.host!r} is not one of {sorted(self.hosts)}")
         return self
 
     def host_of(self, check: CheckBase) -> str:
