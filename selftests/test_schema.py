@@ -275,7 +275,8 @@ def test_system_name_pattern(name: str) -> None:
 
 def test_duplicate_check_id_names_both_places() -> None:
     with pytest.raises(ValidationError) as info:
-        system(checks={"commands": [command("ping")], "backups": [backup(min_bytes=1, id="ping").model_dump()]})
+        duplicate = backup(min_bytes=1, id="ping").model_dump()
+        system(checks={"commands": [command("ping")], "backups": [duplicate]})
     message = str(info.value)
     assert "check id 'ping' is used twice" in message
     assert "checks.backups[0] (id ping)" in message
