@@ -30,6 +30,18 @@ from lab.core import (
 )
 
 SSH_PORT = 22
+# Every lab address lies in the RFC 2544 benchmarking range. An "unreachable" route for all
+# of it stays in place after `down`, so a probe of a stopped lab host fails at once instead
+# of leaving the machine by the default route.
+LAB_RANGE = "198.18.0.0/15"
+
+
+def fence_lab_range() -> None:
+    run(["ip", "route", "replace", "unreachable", LAB_RANGE])
+
+
+def unfence_lab_range() -> None:
+    run(["ip", "route", "del", "unreachable", LAB_RANGE], check=False)
 
 
 def ssh_dir() -> Path:
@@ -103,6 +115,7 @@ class Host:
         )
 
     def up_network(self) -> None:
+        fence_lab_range()
         if not self.netns_path.exists():
             if self._link_exists(self.host_if):  # orphan from a half-removed namespace
                 run(["ip", "link", "del", self.host_if])
