@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -176,6 +177,17 @@ def stop_pid(pid: int | None, *, timeout: float = 20, what: str = "process") -> 
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not pid_alive(pid), timeout=5, what=f"{what} {pid} to die")
+
+
+def require(needs: dict[str, str]) -> None:
+    """Fail early, naming the Debian packages, when a program the lab runs is missing.
+
+    `needs` maps an absolute path or a command name to the package that provides it.
+    """
+    missing = sorted({pkg for what, pkg in needs.items()
+                      if not (Path(what).exists() if what.startswith("/") else shutil.which(what))})
+    if missing:
+        raise LabError(f"missing on this machine; apt-get install {' '.join(missing)}")
 
 
 def random_token(prefix: str = "lab-", nbytes: int = 16) -> str:

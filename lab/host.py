@@ -21,6 +21,7 @@ from lab.core import (
     LabError,
     lab_dir,
     read_pidfile,
+    require,
     run,
     run_dir,
     spawn_daemon,
@@ -34,6 +35,14 @@ SSH_PORT = 22
 # of it stays in place after `down`, so a probe of a stopped lab host fails at once instead
 # of leaving the machine by the default route.
 LAB_RANGE = "198.18.0.0/15"
+
+
+# What every lab host runs, with the Debian package providing it.
+HOST_NEEDS = {
+    "ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux", "mount": "mount",
+    "dockerd": "docker.io", "/usr/sbin/sshd": "openssh-server", "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
 
 
 def fence_lab_range() -> None:
@@ -139,8 +148,10 @@ class Host:
             for pid in run(["ip", "netns", "pids", self.netns], check=False).stdout.split():
                 stop_pid(int(pid), timeout=5, what="leftover process in namespace")
             run(["ip", "netns", "del", self.netns])
+        # Deleting the namespace takes the veth pair with it, but asynchronously.
         if self._link_exists(self.host_if):
-            run(["ip", "link", "del", self.host_if])
+            run(["ip", "link", "del", self.host_if], check=False)
+        wait_until(lambda: not self._link_exists(self.host_if), timeout=10, what=f"{self.host_if} to go")
 
     def _in_netns(self, pid: int) -> bool:
         try:
@@ -380,6 +391,7 @@ class Host:
 
     # ---- whole host --------------------------------------------------------------------
     def up(self) -> None:
+        require(HOST_NEEDS)
         self.hostdir.mkdir(parents=True, exist_ok=True)
         self.up_network()
         self.mount_disk()

@@ -26,6 +26,11 @@ BOT_GONE = frozenset({"bot-running", "health", "bot-to-redis", "bot-to-radicale"
 ERROR_RE = re.compile(r"error|exception|traceback|critical", re.IGNORECASE)
 
 
+def _error_lines(logs: str) -> list[str]:
+    """Lines the runbook's `grep -i -E "(error|exception|traceback|critical)"` would count."""
+    return [ln for ln in logs.splitlines() if ERROR_RE.search(ln)]
+
+
 def _book(**updates: Any) -> None:
     """Remember what an injection changed, so heal can put it back."""
     state = s.fault_state()
@@ -70,6 +75,8 @@ def restart_loop() -> None:
     # container is mostly "restarting" and the error count is past the threshold of 10.
     wait_until(lambda: _inspect(s.BOT)["RestartCount"] >= 3, timeout=60,
                what="telegram-bot to be restarting in a loop")
+    wait_until(lambda: len(_error_lines(s.bot_logs(s.client()))) >= 12, timeout=30,
+               what="start-up tracebacks in telegram-bot's logs")
 
 
 def oom() -> None:
@@ -116,7 +123,7 @@ def disk_full() -> None:
 
 def error_burst() -> None:
     _control("errors")
-    wait_until(lambda: len(ERROR_RE.findall(s.bot_logs(s.client()))) >= 25, timeout=20,
+    wait_until(lambda: len(_error_lines(s.bot_logs(s.client()))) >= 25, timeout=20,
                what="the error burst in telegram-bot's logs")
 
 
@@ -227,7 +234,7 @@ FAULTS: list[Fault] = [
     _f("bot-down", "telegram-bot stopped (docker stop): the service is down (P1)",
        set(BOT_GONE), bot_down, (s.BOT,)),
     _f("restart-loop", "telegram-bot crashes at start-up (traceback, exit 1): Restarting (1) loop (§3.7)",
-       {*BOT_GONE, "bot-restarts", "bot-errors"}, restart_loop, (s.BOT,), True),
+       {*BOT_GONE, "bot-restarts", "bot-no-crash", "bot-errors"}, restart_loop, (s.BOT,), True),
     _f("oom", "telegram-bot exhausts its 1g limit, is OOM-killed (137) and restarted by docker",
        {"bot-no-crash", "bot-restarts"}, oom, (s.BOT,), True),
     _f("health-unhealthy", "/health answers 503 {\"status\": \"unhealthy\"}",

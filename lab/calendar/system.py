@@ -40,6 +40,7 @@ from lab.core import (
     LabError,
     lab_dir,
     random_token,
+    require,
     run,
     upsert_env_line,
     wait_until,
@@ -74,6 +75,12 @@ FRESH_HOURS = 20
 HISTORY_DAYS = 29
 SECRET_KEYS = ("TELEGRAM_BOT_TOKEN", "YANDEX_GPT_API_KEY", "YANDEX_GPT_FOLDER_ID")
 HERE = Path(__file__).resolve().parent
+# Host programs the containers and the backup run (through the read-only /usr bind).
+CALENDAR_NEEDS = {
+    "/usr/bin/python3": "python3", "/usr/bin/redis-server": "redis-server",
+    "/usr/bin/redis-cli": "redis-tools", "/usr/lib/python3/dist-packages/radicale": "python3-radicale",
+    "/usr/bin/curl": "curl", "gpg": "gpg", "gpgconf": "gpgconf", "crontab": "cron",
+}
 
 
 class Paths:
@@ -585,6 +592,7 @@ def converge(*, strict: bool, recreate: Iterable[str] = (), restart_daemon: bool
              book: dict[str, Any] | None = None) -> None:
     """Bring the server to healthy. `up` uses strict=False (create what is missing); `heal`
     uses strict=True, which also restores every file and container a fault may have touched."""
+    require(CALENDAR_NEEDS)
     HOST.up()
     write_server_files(strict=strict)
     recreate = set(recreate)
