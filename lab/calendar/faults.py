@@ -41,27 +41,26 @@ def _book(**updates: Any) -> None:
     state.save(data)
 
 
-def _container(name: str) -> Any:
-    dk = s.client()
-    c = s.get_container(dk, name)
-    if c is None:
-        raise LabError(f"container {name} does not exist; run `python -m lab up`")
-    return c
+def _inspect(name: str) -> dict[str, Any]:
+    """`docker inspect` of one container, as a dict."""
+    with s.session() as dk:
+        c = s.get_container(dk, name)
+        if c is None:
+            raise LabError(f"container {name} does not exist; run `python -m lab up`")
+        return dict(c.attrs)
 
 
 def _stop(name: str) -> None:
-    c = _container(name)
-    c.stop(timeout=10)
-    wait_until(lambda: _container(name).status == "exited", timeout=20, what=f"{name} to stop")
+    with s.session() as dk:
+        c = s.get_container(dk, name)
+        if c is None:
+            raise LabError(f"container {name} does not exist; run `python -m lab up`")
+        c.stop(timeout=10)
+    wait_until(lambda: _inspect(name)["State"]["Status"] == "exited", timeout=20, what=f"{name} to stop")
 
 
 def _control(value: str) -> None:
     s.P.control.write_text(value + "\n")
-
-
-def _inspect(name: str) -> dict[str, Any]:
-    c = _container(name)
-    return dict(c.attrs)
 
 
 def bot_down() -> None:
@@ -70,12 +69,13 @@ def bot_down() -> None:
 
 def restart_loop() -> None:
     _control("crash")
-    _container(s.BOT).restart(timeout=10)
+    with s.session() as dk:
+        dk.api.restart(s.BOT, timeout=10)
     # Each start logs one traceback (4 lines the runbook's grep counts); 3 restarts in, the
     # container is mostly "restarting" and the error count is past the threshold of 10.
     wait_until(lambda: _inspect(s.BOT)["RestartCount"] >= 3, timeout=60,
                what="telegram-bot to be restarting in a loop")
-    wait_until(lambda: len(_error_lines(s.bot_logs(s.client()))) >= 12, timeout=30,
+    wait_until(lambda: len(_error_lines(s.bot_logs())) >= 12, timeout=30,
                what="start-up tracebacks in telegram-bot's logs")
 
 
@@ -123,7 +123,7 @@ def disk_full() -> None:
 
 def error_burst() -> None:
     _control("errors")
-    wait_until(lambda: len(_error_lines(s.bot_logs(s.client()))) >= 25, timeout=20,
+    wait_until(lambda: len(_error_lines(s.bot_logs())) >= 25, timeout=20,
                what="the error burst in telegram-bot's logs")
 
 
@@ -208,10 +208,10 @@ def wal_off() -> None:
 
 
 def second_instance() -> None:
-    dk = s.client()
-    if s.get_container(dk, s.BOT2) is None:
-        s.create_container(dk, s.second_bot_spec())
-    wait_until(lambda: "database is locked" in s.bot_logs(s.client()), timeout=90, interval=0.5,
+    with s.session() as dk:
+        if s.get_container(dk, s.BOT2) is None:
+            s.create_container(dk, s.second_bot_spec())
+    wait_until(lambda: "database is locked" in s.bot_logs(), timeout=90, interval=0.5,
                what="'database is locked' in telegram-bot's logs")
 
 
@@ -219,8 +219,8 @@ def env_missing_key() -> None:
     """YANDEX_GPT_FOLDER_ID dropped from .env and the bot redeployed from it."""
     s.write_server_files(strict=False)
     s.P.env.write_text(s.render_env(s.lab_secrets(), drop=["YANDEX_GPT_FOLDER_ID"]))
-    dk = s.client()
-    s.ensure_containers(dk, strict=False)
+    with s.session() as dk:
+        s.ensure_containers(dk, strict=False)
     wait_until(s.healthy, timeout=60, what="telegram-bot to be healthy after the redeploy")
 
 

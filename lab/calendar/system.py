@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,17 @@ def write_crontab(text: str) -> None:
 
 # ---- docker objects --------------------------------------------------------------------
 def client() -> docker.DockerClient:
+    """A new client for this server's dockerd; the caller closes it (or uses `session`)."""
     return HOST.docker()
+
+
+@contextlib.contextmanager
+def session() -> Iterator[docker.DockerClient]:
+    dk = client()
+    try:
+        yield dk
+    finally:
+        dk.close()
 
 
 def ensure_image(dk: docker.DockerClient) -> None:
@@ -478,9 +488,10 @@ def set_journal_mode(mode: str) -> None:
     wait_until(attempt, timeout=30, what=f"calendar.db journal_mode={mode}", interval=0.2)
 
 
-def bot_logs(dk: docker.DockerClient, name: str = BOT) -> str:
-    c = get_container(dk, name)
-    return c.logs(stdout=True, stderr=True).decode(errors="replace") if c else ""
+def bot_logs(name: str = BOT) -> str:
+    with session() as dk:
+        c = get_container(dk, name)
+        return c.logs(stdout=True, stderr=True).decode(errors="replace") if c else ""
 
 
 # ---- backups ---------------------------------------------------------------------------
@@ -636,8 +647,7 @@ def components() -> list[Component]:
     if not HOST.docker_ok():
         out += [Component(f"container {n}", False, "dockerd down") for n in CONTAINERS]
     else:
-        dk = client()
-        try:
+        with session() as dk:
             names = [*CONTAINERS, *([BOT2] if get_container(dk, BOT2) else [])]
             for name in names:
                 c = get_container(dk, name)
@@ -649,8 +659,6 @@ def components() -> list[Component]:
                 if st.get("OOMKilled"):
                     detail += ", OOMKilled"
                 out.append(Component(f"container {name}", c.status == "running" and name != BOT2, detail))
-        finally:
-            dk.close()
     if not HOST.network_ok():
         out.append(Component("health", False, f"{HEALTH_URL}: host network down, not probed"))
     else:
