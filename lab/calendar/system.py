@@ -390,9 +390,14 @@ def pristine(c: Container, spec: Spec) -> bool:
 
 
 def remove_container(dk: docker.DockerClient, name: str) -> None:
+    """Stop (SIGTERM, exit 0) then remove: `rm -f` would SIGKILL, and its `die` event with
+    exit code 137 would look like a crash to a check reading `docker events`."""
     c = get_container(dk, name)
-    if c is not None:
-        c.remove(force=True, v=False)
+    if c is None:
+        return
+    if c.status in ("running", "restarting", "paused"):
+        c.stop(timeout=5)
+    c.remove(v=False)
 
 
 def ensure_containers(dk: docker.DockerClient, *, strict: bool, recreate: Iterable[str] = ()) -> None:
@@ -403,7 +408,7 @@ def ensure_containers(dk: docker.DockerClient, *, strict: bool, recreate: Iterab
         if c is not None and (
             name in force or c.labels.get(SPEC_LABEL) != spec.digest() or (strict and not pristine(c, spec))
         ):
-            c.remove(force=True)
+            remove_container(dk, name)
             c = None
         if c is None:
             create_container(dk, spec)
