@@ -213,7 +213,10 @@ class _decrypted:
         while self.process.stdout.read(CHUNK):
             pass
         self.pump.join(timeout=5)
-        _, stderr = self.process.communicate(timeout=30)
+        # Not communicate(): the pump thread owns (and has closed) gpg's stdin.
+        assert self.process.stderr is not None
+        stderr = self.process.stderr.read()
+        self.process.wait(timeout=30)
         self.home.cleanup()
         # A wrong passphrase also makes tar fail on empty input: report gpg's reason first.
         if self.process.returncode != 0:
