@@ -11,8 +11,11 @@ insides, not its callers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -205,14 +208,25 @@ class Target:
             return
         else:
             raise CheckError(f"streaming a file is not supported over {name}:// yet")
+        # A session of its own: the deadline kills the shell *and* the cat/ssh it started,
+        # which would otherwise keep the pipe open and the reader blocked.
         process = subprocess.Popen(
-            argv, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            argv,
+            shell=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         expired = threading.Event()
 
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
         def expire() -> None:
             expired.set()
-            process.kill()
+            kill()
 
         timer = threading.Timer(timeout, expire)
         timer.start()
@@ -226,7 +240,7 @@ class Target:
             raise
         finally:
             timer.cancel()
-            process.kill()
+            kill()
             _, stderr = process.communicate()
         if expired.is_set():
             raise too_slow
