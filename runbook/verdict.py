@@ -17,6 +17,7 @@ import pytest
 
 from runbook.collect import case_of
 from runbook.outcome import CheckError, CheckFailed
+from runbook.report.junit import failure_message
 from runbook.secrets import SECRETS
 
 
@@ -102,20 +103,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def _record(report: pytest.TestReport, info: dict[str, Any], error: BaseException | None) -> None:
     path = report.location[0]
+    # failure_message: "[P2] §<section>: <found>", what JUnit's message attribute shows in CI.
     if isinstance(error, CheckFailed):
         info.update(expected=error.expected, found=error.found, evidence=error.evidence)
-        info["message"] = f"[{info['severity']}] {error.found}"
+        info["message"] = failure_message(info)
         report.longrepr = CheckRepr(_failure_text(info, "found:"), info["message"], path)
     elif isinstance(error, CheckError):
         info.update(found=f"could not check: {error}")
-        info["message"] = f"[{info['severity']}] could not check: {error}"
+        info["message"] = failure_message(info)
         report.longrepr = CheckRepr(_failure_text(info, "found:"), info["message"], path)
     elif report.skipped and isinstance(report.longrepr, tuple):
         info["message"] = f"skipped: {report.longrepr[2].removeprefix('Skipped: ')}"
     elif report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         info["found"] = crash.message if crash else str(report.longrepr).splitlines()[-1]
-        info["message"] = f"[{info['severity']}] {info['found']}"
+        info["message"] = failure_message(info)
+        if crash is not None:
+            crash.message = info["message"]
+        else:  # pytest.fail(pytrace=False) and friends: a bare string, no message to carry severity
+            original = str(report.longrepr).strip()
+            text = _failure_text(info, "found:") + (f"\n{original}" if "\n" in original else "")
+            report.longrepr = CheckRepr(text, info["message"], path)
     elif report.passed and report.when == "call":
         info["message"] = "ok"
 

@@ -1,0 +1,63 @@
+"""JUnit (xunit2): how severity and runbook section reach a CI UI.
+
+xunit2 is the family CI tools validate against, and it has no per-testcase
+<properties>. What every CI UI does show is a failure's `message` attribute, so
+that is where severity and section go: "[P2] §4.1 Backups: newest backup 26.1h
+old > 25h". `verdict` builds that message with `failure_message()` and puts it
+on the report's `reprcrash`, which pytest's junitxml writes as the attribute;
+the failure's text (expected / found / remedy / runbook) is the report's
+longrepr. What concerns the whole run (systems, marker expression, failures
+by severity) goes into testsuite-level properties, which xunit2 allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _pytest.junitxml import xml_key
+
+from runbook.secrets import SECRETS
+
+if TYPE_CHECKING:
+    from runbook.report.summary import RunRecorder
+
+PROPERTY_PREFIX = "runbook."
+
+
+def failure_message(info: Mapping[str, Any]) -> str:
+    """The one line a CI UI shows for a failed check: severity, section, what was found."""
+    severity = info.get("severity") or "?"
+    section = info.get("section")
+    found = " ".join(str(info.get("found") or info.get("message") or "failed").split())
+    where = f" §{section}" if section else ""
+    return SECRETS.mask(f"[{severity}]{where}: {found}")
+
+
+def severity_counts_text(counts: Mapping[str, int]) -> str:
+    """'P1=0 P2=1 P3=1 P4=0', the failures-by-severity property value."""
+    return " ".join(f"{severity}={count}" for severity, count in counts.items())
+
+
+class JunitProperties:
+    """Testsuite-level properties: what the run checked, and its failures by severity."""
+
+    def __init__(self, config: pytest.Config, recorder: RunRecorder) -> None:
+        self.config = config
+        self.recorder = recorder
+
+    def _add(self, name: str, value: str) -> None:
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property(PROPERTY_PREFIX + name, SECRETS.mask(value))
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._add("systems", ", ".join(self.recorder.system_names))
+        self._add("markers", self.recorder.marker_expression or "(all)")
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        # Before junitxml writes the file (its sessionfinish is a plain hook, run inside this one).
+        self._add("failures_by_severity", severity_counts_text(self.recorder.failures_by_severity()))
+        return (yield)
