@@ -140,7 +140,10 @@ def _mask(report: pytest.TestReport) -> None:
         text = str(report.longrepr)
         masked = SECRETS.mask(text)
         if masked != text:
-            report.longrepr = masked
+            # Keep a crash message: the terminal's summary line and JUnit's message read it.
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = SECRETS.mask(crash.message) if crash else masked.strip().splitlines()[-1]
+            report.longrepr = CheckRepr(masked, message, report.location[0])
     report.sections = [(title, SECRETS.mask(content)) for title, content in report.sections]
     info = getattr(report, "runbook", None)
     if info:
