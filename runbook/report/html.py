@@ -1,0 +1,296 @@
+"""The HTML report (pytest-html 4): a checklist the on-call reads at 9 am.
+
+Columns System, Check (title and id), Severity, Runbook (section, linked to the
+runbook file when it exists) replace pytest-html's node id column. A failing
+check shows expected / found / remedy / runbook in its details row (open by
+default for failures), with its evidence (command output, log lines, response
+body) inline and attached as text extras. The summary at the top counts
+failures by severity and lists them, most severe first. The environment table
+(pytest-metadata) is masked: values through SECRETS.mask, and entries whose
+names look like secrets (TOKEN, PASSWORD, ...) dropped.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from jinja2 import Environment
+from pytest_html import extras
+
+from runbook.report.summary import RunRecorder, split_nodeid
+from runbook.secrets import SECRET_NAME, SECRETS
+
+TITLES = {
+    "daily": "Daily checklist",
+    "smoke": "Smoke checks (post-deploy gate)",
+    "incident": "Incident checks",
+}
+SEVERITY_HELP = {"P1": "full downtime", "P2": "partial degradation", "P3": "minor", "P4": "low"}
+EVIDENCE_LINES = 200
+
+_templates = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+STYLE = """
+<style>
+  .rb-sev { display: inline-block; min-width: 2em; padding: 1px 6px; border-radius: 3px;
+            font-weight: bold; text-align: center; color: #fff; background: #78909c; }
+  .rb-sev.rb-P1 { background: #c62828; } .rb-sev.rb-P2 { background: #ef6c00; }
+  .rb-sev.rb-P3 { background: #f9a825; color: #222; } .rb-sev.rb-P4 { background: #78909c; }
+  .rb-sev.rb-zero { background: #e0e0e0; color: #555; }
+  .rb-id { color: #666; font-size: 90%; font-family: monospace; }
+  .rb-summary { margin: 0.5em 0 1em 0; }
+  .rb-summary .rb-severity span.rb-sev { margin-right: 0.6em; }
+  .rb-failures { margin: 0.4em 0; padding-left: 1.4em; }
+  .rb-failures li { margin: 0.2em 0; }
+  .rb-detail { margin: 0.3em 0 0.6em 0; }
+  .rb-detail table { border-collapse: collapse; }
+  .rb-detail th { text-align: left; vertical-align: top; padding: 2px 10px 2px 0; color: #555;
+                  font-weight: normal; white-space: nowrap; }
+  .rb-detail td { padding: 2px 0; white-space: pre-wrap; color: #222; }
+  #results-table td.col-check, #results-table td.col-system { color: #222; }
+  .rb-detail td.rb-found { color: #b71c1c; font-weight: bold; }
+  .rb-detail td.rb-remedy { background: #fff8e1; padding: 2px 6px; }
+  .rb-detail details { margin-top: 0.4em; }
+  .rb-detail pre { background: #f5f5f5; padding: 6px; max-height: 24em; overflow: auto; }
+  .rb-skip { color: #666; }
+</style>
+"""
+
+SUMMARY = _templates.from_string(
+    """
+<div class="rb-summary">
+  <p class="rb-run">{{ systems }} &middot; markers: <b>{{ markers }}</b> &middot; started {{ started }}</p>
+  <p class="rb-severity">Failures by severity:
+  {% for severity, count in by_severity %}
+    <span class="rb-sev rb-{{ severity }}{% if not count %} rb-zero{% endif %}"
+          title="{{ help.get(severity, '') }}">{{ severity }}: {{ count }}</span>
+  {% endfor %}
+  </p>
+  {% if failures %}
+  <ol class="rb-failures">
+  {% for f in failures %}
+    <li><span class="rb-sev rb-{{ f.severity or 'none' }}">{{ f.severity or '-' }}</span>
+        <b>{{ f.title }}</b> <span class="rb-id">{{ f.id }}</span> &mdash; {{ f.found or f.message }}</li>
+  {% endfor %}
+  </ol>
+  {% else %}
+  <p>No failures.</p>
+  {% endif %}
+</div>
+"""
+)
+
+DETAIL = _templates.from_string(
+    """
+<div class="rb-detail">
+  <table>
+    {% if expected %}<tr><th>expected</th><td>{{ expected }}</td></tr>{% endif %}
+    <tr><th>found</th><td class="rb-found">{{ found }}</td></tr>
+    <tr><th>remedy</th><td class="rb-remedy">{{ remedy }}</td></tr>
+    <tr><th>runbook</th><td>{% if href %}<a href="{{ href }}" target="_blank">{{ runbook }}</a>\
+{% else %}{{ runbook }}{% endif %}</td></tr>
+    <tr><th>host</th><td>{{ host }}</td></tr>
+  </table>
+  {% for name, text, count in evidence %}
+  <details><summary>{{ name }} ({{ count }} line{{ 's' if count != 1 }})</summary>
+    <pre>{{ text }}</pre></details>
+  {% endfor %}
+</div>
+"""
+)
+
+
+def title_for(marker_expression: str | None, systems: list[str]) -> str:
+    """'Daily checklist — ai-calendar-assistant'."""
+    if marker_expression:
+        what = TITLES.get(marker_expression.strip(), f"Checks ({marker_expression})")
+    else:
+        what = "All checks"
+    return f"{what} — {', '.join(systems)}" if systems else what
+
+
+def clean_metadata(metadata: dict[str, Any]) -> None:
+    """Drop secret-looking entries and mask (and HTML-escape) every value, in place.
+
+    pytest-html renders these values as HTML, so they are escaped too; top-level
+    keys are rendered as text, nested keys as HTML.
+    """
+    for key in list(metadata):
+        if SECRET_NAME.search(str(key)):
+            del metadata[key]
+        else:
+            metadata[key] = _clean_value(metadata[key])
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            html.escape(SECRETS.mask(str(key))): _clean_value(item)
+            for key, item in value.items()
+            if not SECRET_NAME.search(str(key))
+        }
+    if isinstance(value, list | tuple):
+        return [_clean_value(item) for item in value]
+    if isinstance(value, str):
+        return html.escape(SECRETS.mask(value))
+    return value
+
+
+def _text(value: Any) -> str:
+    """Masked, escaped and on one line (pytest-html reads sort keys from single-line cells)."""
+    return html.escape(" ".join(SECRETS.mask(str(value)).split()))
+
+
+def _cell(column: str, content: str, title: str | None = None) -> str:
+    extra = f' title="{_text(title)}"' if title else ""
+    return f'<td class="col-{column}"{extra}>{content}</td>'
+
+
+def _header(column: str, label: str) -> str:
+    return f'<th class="sortable" data-column-type="{column}">{label}</th>'
+
+
+class HtmlReport:
+    """pytest-html hooks; registered by the report plugin when an HTML report is written."""
+
+    def __init__(self, config: pytest.Config, recorder: RunRecorder, html_path: Path) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.html_path = html_path
+
+    # -- environment and title --------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Before pytest-html reads the environment table (its sessionstart is trylast)."""
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:  # pragma: no cover - pytest-html requires pytest-metadata
+            return
+        metadata = self.config.stash.get(metadata_key, None)
+        if metadata is None:
+            return
+        metadata["Systems"] = ", ".join(self.recorder.system_names)
+        metadata["Markers"] = self.recorder.marker_expression or "(all)"
+        clean_metadata(metadata)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = SECRETS.mask(title_for(self.recorder.marker_expression, self.recorder.system_names))
+
+    # -- the results table ------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        ours = [
+            _header("system", "System"),
+            _header("check", "Check"),
+            _header("severity", "Severity"),
+            _header("runbook", "Runbook"),
+        ]
+        _replace_test_column(cells, 'data-column-type="testId"', ours)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        _replace_test_column(cells, 'class="col-testId"', self._row(report))
+
+    def _row(self, report: pytest.TestReport) -> list[str]:
+        info = getattr(report, "runbook", None)
+        phase = "" if report.when in {"call", "collect"} else f" ({report.when})"
+        if info is None:
+            path, name = split_nodeid(report.nodeid)
+            return [
+                _cell("system", _text(path)),
+                _cell("check", f'{_text(name)}<div class="rb-id">custom{_text(phase)}</div>', report.nodeid),
+                _cell("severity", "&ndash;"),
+                _cell("runbook", ""),
+            ]
+        severity = _text(info["severity"])
+        check = f'{_text(info["title"])}<div class="rb-id">{_text(info["id"])}{_text(phase)}</div>'
+        runbook_file = Path(info["runbook_path"]).name
+        section = f"§ {_text(info['section'])}"
+        href = self._href(info["runbook_path"])
+        if href:
+            section = f'<a href="{html.escape(href)}" target="_blank">{section}</a>'
+        return [
+            _cell("system", _text(info["system"])),
+            _cell("check", check, report.nodeid),
+            _cell("severity", f'<span class="rb-sev rb-{severity}">{severity}</span>'),
+            _cell("runbook", f'{section}<div class="rb-id">{_text(runbook_file)}</div>', info["runbook"]),
+        ]
+
+    def _href(self, runbook_path: str | None) -> str | None:
+        """The runbook relative to the report (so a copied reports/ + repo keeps working)."""
+        if not runbook_path or not Path(runbook_path).is_file():
+            return None
+        relative = os.path.relpath(runbook_path, self.html_path.parent)
+        return quote(Path(relative).as_posix())
+
+    # -- details: expected / found / remedy, evidence ---------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Before pytest-html (trylast) collects the reports' extras."""
+        info = getattr(report, "runbook", None)
+        if info is None:
+            return
+        added: list[dict[str, Any]] = []
+        if report.failed:
+            evidence = [
+                (name, SECRETS.mask(text)) for name, text in (info.get("evidence") or {}).items() if text
+            ]
+            shown = [(name, _last_lines(text), len(text.splitlines())) for name, text in evidence]
+            found = info.get("found") or info.get("message") or report.longreprtext.strip()
+            block = DETAIL.render(
+                expected=SECRETS.mask(info.get("expected") or ""),
+                found=SECRETS.mask(str(found)),
+                remedy=SECRETS.mask(info["remedy"]),
+                runbook=info["runbook"],
+                href=self._href(info.get("runbook_path")),
+                host=info["host"],
+                evidence=shown,
+            )
+            added.append(extras.html(block))
+            added.extend(extras.text(text, name=name) for name, text in evidence)
+        elif report.skipped and report.when in {"setup", "call"}:
+            reason = info.get("message") or "skipped"
+            added.append(extras.html(f'<div class="rb-detail rb-skip">{_text(reason)}</div>'))
+        if added:
+            report.extras = [*getattr(report, "extras", []), *added]  # type: ignore[attr-defined]
+
+    # -- summary ------------------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
+        by_severity = self.recorder.failures_by_severity()
+        block = SUMMARY.render(
+            systems=", ".join(self.recorder.system_names) or "no systems",
+            markers=self.recorder.marker_expression or "(all)",
+            started=self.recorder.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            by_severity=list(by_severity.items()),
+            help=SEVERITY_HELP,
+            failures=self.recorder.failures(),
+        )
+        prefix.extend([STYLE, SECRETS.mask(block)])
+
+
+def _last_lines(text: str, limit: int = EVIDENCE_LINES) -> str:
+    lines = text.splitlines()
+    return "\n".join(lines[-limit:])
+
+
+def _replace_test_column(cells: list[str], marker: str, replacement: list[str]) -> None:
+    """pytest-html's node id column becomes ours (or ours go after the result column)."""
+    for index, cell in enumerate(cells):
+        if marker in str(cell):
+            cells[index : index + 1] = replacement
+            return
+    cells[1:1] = replacement
