@@ -1,9 +1,89 @@
-"""Placeholder until the reporting modules land."""
+"""The report plugin: decides where a run's reports go and registers their writers.
+
+Called by `runbook.plugin.pytest_configure` (tryfirst), before pytest-html and
+junitxml read their paths. `rundir` picks the paths, `summary` records every
+test, `html` and `junit` add the runbook's facts to pytest-html's and
+junitxml's output, and `RunOutput` (here) finishes the run: summary.json,
+`latest`, and one terminal line saying where everything is.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import pytest
+
+from runbook.plugin import SYSTEMS_KEY
+from runbook.report import rundir
+from runbook.report.junit import JunitProperties
+from runbook.report.summary import RunRecorder, utc_now
+from runbook.secrets import SECRETS
+
+# Runs that only print something (help, markers, fixtures, collection) write no reports.
+INFORMATIONAL_OPTIONS = (
+    "help",
+    "version",
+    "markers",
+    "showfixtures",
+    "show_fixtures_per_test",
+    "collectonly",
+)
+PATHS_KEY = pytest.StashKey[rundir.RunPaths]()
 
 
 def configure(config: pytest.Config) -> None:
-    return None
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller writes the reports
+        return
+    if any(getattr(config.option, name, False) for name in INFORMATIONAL_OPTIONS):
+        return
+    paths = rundir.plan(config, utc_now())
+    config.stash[PATHS_KEY] = paths
+    systems = [system.name for system in config.stash.get(SYSTEMS_KEY, [])]
+    recorder = RunRecorder(config, systems)
+    config.pluginmanager.register(recorder, "runbook-summary")
+    config.pluginmanager.register(JunitProperties(config, recorder), "runbook-junit")
+    if paths.html is not None and config.pluginmanager.hasplugin("html"):
+        from runbook.report.html import HtmlReport
+
+        config.pluginmanager.register(HtmlReport(config, recorder, paths.html), "runbook-html")
+    config.pluginmanager.register(RunOutput(config, recorder, paths), "runbook-output")
+
+
+class RunOutput:
+    """summary.json and `latest` once every other writer is done; then the terminal line."""
+
+    def __init__(self, config: pytest.Config, recorder: RunRecorder, paths: rundir.RunPaths) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.paths = paths
+        self.problems: list[str] = []
+
+    # trylast wrapper: innermost, so this runs after pytest-html and junitxml wrote their files
+    # and before the terminal reporter's own wrapper prints the summary.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
+        result = yield
+        try:
+            self.recorder.write(self.paths.summary, int(session.exitstatus))
+        except OSError as exc:
+            self.problems.append(f"cannot write {self.paths.summary}: {exc}")
+        if self.paths.folder is not None:
+            try:
+                rundir.point_latest(self.paths.folder)
+            except OSError as exc:
+                self.problems.append(f"cannot point {rundir.LATEST} at {self.paths.folder.name}: {exc}")
+        return result
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        base = self.config.invocation_params.dir
+        written = [path for path in self.paths.files() if path.exists()]
+        if self.paths.folder is not None:
+            folder = rundir.display(self.paths.folder, base)
+            names = ", ".join(path.name for path in written)
+            line = f"runbook reports: {folder}/ ({names})"
+        else:
+            line = "runbook reports: " + ", ".join(rundir.display(path, base) for path in written)
+        terminalreporter.write_sep("-", SECRETS.mask(line))
+        for problem in self.problems:
+            terminalreporter.write_line(SECRETS.mask(f"runbook reports: {problem}"), yellow=True)
