@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gzip
 import os
 import subprocess
 import tarfile
@@ -139,15 +140,22 @@ def _integrity(check: BackupCheck, target: Target) -> None:
 def _list_tar(stream: IO[bytes], path: str) -> list[str]:
     """Every member name, reading nested *.tar.gz members too (gzip CRC checked at each end)."""
     names: list[str] = []
+    # tarfile's own "r|gz" stops at the tar end marker and never checks the gzip CRC,
+    # so a flipped byte or a lost trailer passed; GzipFile checks both once drained.
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as archive:
+        with gzip.GzipFile(fileobj=stream) as plain, tarfile.open(fileobj=plain, mode="r|") as archive:
             for member in archive:
                 names.append(member.name)
                 if member.isfile() and member.name.endswith((".tar.gz", ".tgz")):
                     inner = archive.extractfile(member)
                     assert inner is not None
-                    with tarfile.open(fileobj=inner, mode="r|gz") as nested:
+                    with (
+                        gzip.GzipFile(fileobj=inner) as inner_plain,
+                        tarfile.open(fileobj=inner_plain, mode="r|") as nested,
+                    ):
                         names.extend(f"{member.name}:{item.name}" for item in nested)
+                        _drain(inner_plain)
+            _drain(plain)
     except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
         raise CheckFailed(
             f"{path} is a valid tar.gz (gzip CRC and tar listing, as `tar tzf`)",
@@ -156,6 +164,12 @@ def _list_tar(stream: IO[bytes], path: str) -> list[str]:
     if not names:
         raise CheckFailed(f"{path} lists entries", f"{path} is an empty archive")
     return names
+
+
+def _drain(stream: IO[bytes]) -> None:
+    """Read to the end (tar's zero padding, the gzip trailer), so the CRC is checked."""
+    while stream.read(CHUNK):
+        pass
 
 
 class _decrypted:
