@@ -33,7 +33,7 @@ daily smoke incident: lab-up
 
 ## test: the project's own tests (lint, unit tests, lab fault cycles, report rendering).
 test: lab-up lint
-	@$(WITH_LAB_ENV) $(PY) -m pytest -p no:runbook selftests -q -ra
+	@$(WITH_LAB_ENV) $(PY) -m pytest -c selftests/pytest.ini selftests -q
 
 lint: deps
 	@.venv/bin/ruff check .
