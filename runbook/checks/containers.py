@@ -143,16 +143,22 @@ def _no_crash(check: ContainerCheck, target: Target) -> None:
 
 
 def _restarts(check: ContainerCheck, target: Target) -> None:
+    """Starts of this container after its first: docker's restarts, not an operator's stop."""
     info = inspect_or_fail(target, check.container)
-    deaths = _events(target, info["Id"], check.within, ("die",))
+    events = _events(target, info["Id"], check.within, ("start", "die"))
+    starts = [event for event in events if event.get("Action") == "start"]
+    created = datetime.fromisoformat(info["Created"][:19]).replace(tzinfo=UTC)
+    window_start = datetime.now(UTC).timestamp() - parse_duration(check.within)
+    if starts and created.timestamp() >= window_start:
+        starts = starts[1:]  # the start that followed `create` is not a restart
     limit = check.max_restarts or 0
-    if len(deaths) > limit:
-        codes = ", ".join(_exit_code(event) for event in deaths[-10:])
+    if len(starts) > limit:
+        codes = ", ".join(_exit_code(event) for event in events if event.get("Action") == "die")
         raise CheckFailed(
             f"at most {limit} restarts in the last {check.within}",
-            f"{check.container} stopped {len(deaths)} times in the last {check.within} > {limit} "
-            f"(RestartCount {info.get('RestartCount', 0)}; exit codes {codes})",
-            {"restarts": "\n".join(f"{_when(e)} exit {_exit_code(e)}" for e in deaths)},
+            f"{check.container} restarted {len(starts)} times in the last {check.within} > {limit} "
+            f"(RestartCount {info.get('RestartCount', 0)}; exit codes {codes[-60:] or 'none'})",
+            {"restarts": "\n".join(f"{_when(e)} {e.get('Action')} {_exit_code(e)}" for e in events)},
         )
 
 

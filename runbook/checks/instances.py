@@ -10,7 +10,8 @@ from runbook.schema import InstancesCheck
 def verify(check: InstancesCheck, target: Target) -> None:
     filters = " ".join("--filter %s" for _ in check.filters)
     pairs = [f"{key}={value}" for key, value in check.filters.items()]
-    result = target.run(f"docker ps {filters} --format '{{{{.Names}}}}'", *pairs)
+    # Only running ones: a container in a restart loop is not an instance that serves.
+    result = target.run(f"docker ps --filter status=running {filters} --format '{{{{.Names}}}}'", *pairs)
     if result.rc != 0:
         raise CheckError(f"docker ps failed: {result.stderr.strip()[:300]}")
     names = sorted(line.strip() for line in result.stdout.splitlines() if line.strip())
