@@ -184,8 +184,13 @@ def require(needs: dict[str, str]) -> None:
 
     `needs` maps an absolute path or a command name to the package that provides it.
     """
-    missing = sorted({pkg for what, pkg in needs.items()
-                      if not (Path(what).exists() if what.startswith("/") else shutil.which(what))})
+    missing = sorted(
+        {
+            pkg
+            for what, pkg in needs.items()
+            if not (Path(what).exists() if what.startswith("/") else shutil.which(what))
+        }
+    )
     if missing:
         raise LabError(f"missing on this machine; apt-get install {' '.join(missing)}")
 

@@ -39,8 +39,13 @@ LAB_RANGE = "198.18.0.0/15"
 
 # What every lab host runs, with the Debian package providing it.
 HOST_NEEDS = {
-    "ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux", "mount": "mount",
-    "dockerd": "docker.io", "/usr/sbin/sshd": "openssh-server", "ssh": "openssh-client",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "dockerd": "docker.io",
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
 }
 

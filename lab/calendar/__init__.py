@@ -35,8 +35,10 @@ def up() -> None:
         active = active_faults()
         if active:
             system.HOST.up()
-            print(f"{NAME}: faults active ({', '.join(active)}): host started, "
-                  "services left as they are; run `python -m lab heal` for green")
+            print(
+                f"{NAME}: faults active ({', '.join(active)}): host started, "
+                "services left as they are; run `python -m lab heal` for green"
+            )
             return
         system.converge(strict=False)
 
@@ -77,6 +79,7 @@ def heal() -> None:
         recreate: set[str] = set()
         for f in active:
             recreate |= f.recreate
-        system.converge(strict=True, recreate=recreate,
-                        restart_daemon=any(f.restart_daemon for f in active), book=book)
+        system.converge(
+            strict=True, recreate=recreate, restart_daemon=any(f.restart_daemon for f in active), book=book
+        )
         state.save({})

@@ -49,8 +49,7 @@ from lab.core import (
 from lab.host import Host
 
 NAME = "ai-calendar-assistant"
-HOST = Host(system=NAME, netns="rbs-calendar", host_if="rbs-cal0", host_addr="198.18.0.1",
-            addr="198.18.0.2")
+HOST = Host(system=NAME, netns="rbs-calendar", host_if="rbs-cal0", host_addr="198.18.0.1", addr="198.18.0.2")
 
 PROJECT = "ai-calendar-assistant"
 NETWORK = f"{PROJECT}_calendar-network"
@@ -65,7 +64,7 @@ SERVICES = {BOT: "telegram-bot", BOT2: "telegram-bot", REDIS: "redis", RADICALE:
 
 WORKDIR = "/root/ai-calendar-assistant/ai-calendar-assistant"
 BACKUP_DIR = "/root/backups/calendar"
-CRON_LINE = (f"0 3 * * * {WORKDIR}/backup-calendar.sh >> /var/log/calendar-backup.log 2>&1")
+CRON_LINE = f"0 3 * * * {WORKDIR}/backup-calendar.sh >> /var/log/calendar-backup.log 2>&1"
 HEALTH_URL = f"http://{HOST.addr}:8000/health"
 SPEC_LABEL = "runbook-lab.spec"
 PASSPHRASE_VAR = "CALENDAR_BACKUP_PASSPHRASE"
@@ -77,9 +76,14 @@ SECRET_KEYS = ("TELEGRAM_BOT_TOKEN", "YANDEX_GPT_API_KEY", "YANDEX_GPT_FOLDER_ID
 HERE = Path(__file__).resolve().parent
 # Host programs the containers and the backup run (through the read-only /usr bind).
 CALENDAR_NEEDS = {
-    "/usr/bin/python3": "python3", "/usr/bin/redis-server": "redis-server",
-    "/usr/bin/redis-cli": "redis-tools", "/usr/lib/python3/dist-packages/radicale": "python3-radicale",
-    "/usr/bin/curl": "curl", "gpg": "gpg", "gpgconf": "gpgconf", "crontab": "cron",
+    "/usr/bin/python3": "python3",
+    "/usr/bin/redis-server": "redis-server",
+    "/usr/bin/redis-cli": "redis-tools",
+    "/usr/lib/python3/dist-packages/radicale": "python3-radicale",
+    "/usr/bin/curl": "curl",
+    "gpg": "gpg",
+    "gpgconf": "gpgconf",
+    "crontab": "cron",
 }
 
 
@@ -238,24 +242,43 @@ def ensure_image(dk: docker.DockerClient) -> None:
         return
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        dirs = {"usr": 0o755, "etc": 0o755, "tmp": 0o1777, "proc": 0o555, "sys": 0o555,
-                "dev": 0o755, "root": 0o700, "run": 0o755, "var": 0o755, "var/tmp": 0o1777,
-                "app": 0o755, "data": 0o755}
+        dirs = {
+            "usr": 0o755,
+            "etc": 0o755,
+            "tmp": 0o1777,
+            "proc": 0o555,
+            "sys": 0o555,
+            "dev": 0o755,
+            "root": 0o700,
+            "run": 0o755,
+            "var": 0o755,
+            "var/tmp": 0o1777,
+            "app": 0o755,
+            "data": 0o755,
+        }
         for name, mode in dirs.items():
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, int(time.time())
             tar.addfile(info)
-        for name, target in {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64",
-                             "sbin": "usr/sbin"}.items():
+        for name, target in {
+            "bin": "usr/bin",
+            "lib": "usr/lib",
+            "lib64": "usr/lib64",
+            "sbin": "usr/sbin",
+        }.items():
             info = tarfile.TarInfo(name)
             info.type, info.linkname = tarfile.SYMTYPE, target
             tar.addfile(info)
         for name in ("etc/passwd", "etc/group", "etc/nsswitch.conf"):
             tar.add(f"/{name}", arcname=name)
     dk.api.import_image_from_data(
-        buf.getvalue(), repository=IMAGE_REPO, tag=IMAGE_TAG,
-        changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                 'CMD ["/bin/bash"]'],
+        buf.getvalue(),
+        repository=IMAGE_REPO,
+        tag=IMAGE_TAG,
+        changes=[
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            'CMD ["/bin/bash"]',
+        ],
     )
 
 
@@ -274,7 +297,8 @@ def ensure_network(dk: docker.DockerClient) -> None:
     if any(n.name == NETWORK for n in dk.networks.list(names=[NETWORK])):
         return
     dk.networks.create(
-        NETWORK, driver="bridge",
+        NETWORK,
+        driver="bridge",
         ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=SUBNET, gateway=GATEWAY)]),
         labels={"com.docker.compose.project": PROJECT, "com.docker.compose.network": "calendar-network"},
     )
@@ -284,8 +308,10 @@ def ensure_volume(dk: docker.DockerClient) -> None:
     with contextlib.suppress(docker.errors.NotFound):
         dk.volumes.get(RADICALE_VOLUME)
         return
-    dk.volumes.create(RADICALE_VOLUME, labels={"com.docker.compose.project": PROJECT,
-                                               "com.docker.compose.volume": "radicale-data"})
+    dk.volumes.create(
+        RADICALE_VOLUME,
+        labels={"com.docker.compose.project": PROJECT, "com.docker.compose.volume": "radicale-data"},
+    )
 
 
 @dataclass(frozen=True)
@@ -319,20 +345,36 @@ def specs() -> dict[str, Spec]:
         REDIS: Spec(
             REDIS,
             ["/usr/bin/redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no"],
-            usr, "256m", working_dir="/data",
+            usr,
+            "256m",
+            working_dir="/data",
         ),
         RADICALE: Spec(
             RADICALE,
-            ["/usr/bin/python3", "-m", "radicale", "--config=", "--server-hosts=0.0.0.0:5232",
-             "--auth-type=none", "--rights-type=owner_only",
-             "--storage-filesystem-folder=/data/collections", "--logging-level=info"],
-            [f"{RADICALE_VOLUME}:/data:rw", *usr], "256m",
+            [
+                "/usr/bin/python3",
+                "-m",
+                "radicale",
+                "--config=",
+                "--server-hosts=0.0.0.0:5232",
+                "--auth-type=none",
+                "--rights-type=owner_only",
+                "--storage-filesystem-folder=/data/collections",
+                "--logging-level=info",
+            ],
+            [f"{RADICALE_VOLUME}:/data:rw", *usr],
+            "256m",
         ),
         BOT: Spec(
             BOT,
             ["/usr/bin/python3", "-u", "/app/bot.py"],
             [f"{P.data}:/app/data:rw", f"{P.bot_py}:/app/bot.py:ro", *usr],
-            "1g", "1g", env=env, ports={8000: 8000}, working_dir="/app", content=bot_digest,
+            "1g",
+            "1g",
+            env=env,
+            ports={8000: 8000},
+            working_dir="/app",
+            content=bot_digest,
         ),
     }
 
@@ -340,8 +382,18 @@ def specs() -> dict[str, Spec]:
 def second_bot_spec() -> Spec:
     """Someone ran the bot image again by hand: same data, no published port."""
     bot = specs()[BOT]
-    return Spec(BOT2, bot.command, bot.binds, bot.mem_limit, bot.memswap_limit, bot.env,
-                {}, bot.working_dir, 2, bot.content)
+    return Spec(
+        BOT2,
+        bot.command,
+        bot.binds,
+        bot.mem_limit,
+        bot.memswap_limit,
+        bot.env,
+        {},
+        bot.working_dir,
+        2,
+        bot.content,
+    )
 
 
 def create_container(dk: docker.DockerClient, spec: Spec) -> None:
@@ -445,8 +497,9 @@ def redis_pong(dk: docker.DockerClient) -> bool:
 
 
 def radicale_answers(dk: docker.DockerClient) -> bool:
-    code, out = exec_out(dk, RADICALE, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                        "http://localhost:5232"])
+    code, out = exec_out(
+        dk, RADICALE, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost:5232"]
+    )
     return code == 0 and out in ("200", "302")
 
 
@@ -464,14 +517,39 @@ def seed_radicale(dk: docker.DockerClient) -> None:
     exec_out(dk, RADICALE, ["curl", "-sf", "-u", "demo:x", "-X", "MKCALENDAR", base])
     for i, title in enumerate(["Daily standup", "Dentist", "Sprint review", "Call with mom"]):
         day = (dt.date.today() + dt.timedelta(days=i + 1)).strftime("%Y%m%d")
-        ics = "\r\n".join([
-            "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//AI Calendar Assistant//RU",
-            "BEGIN:VEVENT", f"UID:event-{i}@ai-calendar-assistant", "DTSTAMP:20260101T000000Z",
-            f"DTSTART:{day}T090000Z", f"DTEND:{day}T093000Z", f"SUMMARY:{title}",
-            "END:VEVENT", "END:VCALENDAR", "",
-        ])
-        exec_out(dk, RADICALE, ["curl", "-sf", "-u", "demo:x", "-X", "PUT", "-H",
-                                "Content-Type: text/calendar", "--data-binary", ics, f"{base}event-{i}.ics"])
+        ics = "\r\n".join(
+            [
+                "BEGIN:VCALENDAR",
+                "VERSION:2.0",
+                "PRODID:-//AI Calendar Assistant//RU",
+                "BEGIN:VEVENT",
+                f"UID:event-{i}@ai-calendar-assistant",
+                "DTSTAMP:20260101T000000Z",
+                f"DTSTART:{day}T090000Z",
+                f"DTEND:{day}T093000Z",
+                f"SUMMARY:{title}",
+                "END:VEVENT",
+                "END:VCALENDAR",
+                "",
+            ]
+        )
+        exec_out(
+            dk,
+            RADICALE,
+            [
+                "curl",
+                "-sf",
+                "-u",
+                "demo:x",
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: text/calendar",
+                "--data-binary",
+                ics,
+                f"{base}event-{i}.ics",
+            ],
+        )
 
 
 def journal_mode() -> str:
@@ -484,12 +562,14 @@ def journal_mode() -> str:
 
 def set_journal_mode(mode: str) -> None:
     """Switch calendar.db from outside; retries while the bot holds its write lock."""
+
     def attempt() -> bool:
         conn = sqlite3.connect(P.db, timeout=5)
         try:
             return str(conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0]).lower() == mode
         finally:
             conn.close()
+
     wait_until(attempt, timeout=30, what=f"calendar.db journal_mode={mode}", interval=0.2)
 
 
@@ -525,7 +605,7 @@ def ensure_backups() -> None:
     if not arcs:
         raise LabError(f"backup-calendar.sh made no archive in {P.backups}")
     newest = arcs[-1]
-    suffix = newest.name[newest.name.index(".tar.gz"):]
+    suffix = newest.name[newest.name.index(".tar.gz") :]
     have = {p.name[:8] for p in arcs}
     today = dt.date.today()
     for back in range(1, HISTORY_DAYS + 1):
@@ -547,9 +627,23 @@ def gpg(args: list[str], data: bytes) -> bytes:
         os.close(wfd)
         try:
             proc = subprocess.run(
-                ["gpg", "--homedir", home, "--batch", "--yes", "--quiet", "--pinentry-mode", "loopback",
-                 "--passphrase-fd", str(rfd), *args],
-                input=data, capture_output=True, pass_fds=(rfd,), timeout=60,
+                [
+                    "gpg",
+                    "--homedir",
+                    home,
+                    "--batch",
+                    "--yes",
+                    "--quiet",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase-fd",
+                    str(rfd),
+                    *args,
+                ],
+                input=data,
+                capture_output=True,
+                pass_fds=(rfd,),
+                timeout=60,
             )
         finally:
             os.close(rfd)
@@ -604,8 +698,13 @@ def restore_backups(book: dict[str, Any]) -> None:
                 item.unlink()
 
 
-def converge(*, strict: bool, recreate: Iterable[str] = (), restart_daemon: bool = False,
-             book: dict[str, Any] | None = None) -> None:
+def converge(
+    *,
+    strict: bool,
+    recreate: Iterable[str] = (),
+    restart_daemon: bool = False,
+    book: dict[str, Any] | None = None,
+) -> None:
     """Bring the server to healthy. `up` uses strict=False (create what is missing); `heal`
     uses strict=True, which also restores every file and container a fault may have touched."""
     require(CALENDAR_NEEDS)
@@ -675,8 +774,9 @@ def components() -> list[Component]:
     arcs = archives()
     if arcs:
         age = age_hours(arcs[-1])
-        out.append(Component("backups", age < 25,
-                             f"{len(arcs)} archives, newest {arcs[-1].name} ({age:.1f} h old)"))
+        out.append(
+            Component("backups", age < 25, f"{len(arcs)} archives, newest {arcs[-1].name} ({age:.1f} h old)")
+        )
     else:
         out.append(Component("backups", False, f"none in {BACKUP_DIR}"))
     cron_ok = P.crontab.exists() and CRON_LINE in P.crontab.read_text().splitlines()
