@@ -11,7 +11,7 @@ would have waited on it are skipped with a pointer to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -130,52 +130,17 @@ class Collector:
             pytest.skip(f"host {target.name} unreachable: see {case.system.name}:reachable-{target.name}")
 
     def target_for(self, case: Case) -> Target:
-        model = case.system.model
+        return self.target(case.system, case.host_name)
+
+    def target(self, system: LoadedSystem, host_name: str) -> Target:
+        model = system.model
         return self.pool.get(
-            case.system.name,
-            case.host_name,
-            model.hosts[case.host_name],
+            system.name,
+            host_name,
+            model.hosts[host_name],
             command_timeout=model.command_timeout,
             connect_timeout=model.connect_timeout,
         )
-
-    @pytest.fixture
-    def check(self, request: pytest.FixtureRequest) -> CheckBase:
-        """The check (pydantic model) this test runs."""
-        return request.param.check  # type: ignore[no-any-return]
-
-    @pytest.fixture
-    def runbook_case(self, request: pytest.FixtureRequest) -> Case:
-        """The check with its system (for custom checks that need the description)."""
-        return request.node.callspec.params["check"]  # type: ignore[no-any-return]
-
-    @pytest.fixture
-    def target(self, runbook_case: Case) -> Target:
-        """The host the check runs against (the host seam: commands with deadlines)."""
-        return self.target_for(runbook_case)
-
-    @pytest.fixture(scope="session")
-    def runbook_targets(self) -> Any:
-        """Factory for custom checks: runbook_targets(system_name, host_name) -> Target."""
-
-        def get(system_name: str, host_name: str | None = None) -> Target:
-            system = next(s for s in self.systems if s.name == system_name)
-            name = host_name or next(iter(system.model.hosts))
-            model = system.model
-            return self.pool.get(
-                system_name,
-                name,
-                model.hosts[name],
-                command_timeout=model.command_timeout,
-                connect_timeout=model.connect_timeout,
-            )
-
-        return get
-
-    @pytest.fixture(scope="session")
-    def runbook_systems(self) -> list[LoadedSystem]:
-        """Every loaded system description."""
-        return self.systems
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import collect, verdict
+from runbook import collect, fixtures, verdict
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.schema import MARKERS
 from runbook.secrets import SECRETS
@@ -63,7 +63,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     SECRETS.add_from_environment()
     config.stash[SYSTEMS_KEY] = _load(config)
-    config.pluginmanager.register(collect.Collector(config.stash[SYSTEMS_KEY]), "runbook-collect")
+    collector = collect.Collector(config.stash[SYSTEMS_KEY])
+    config.stash[fixtures.COLLECTOR_KEY] = collector
+    config.pluginmanager.register(collector, "runbook-collect")
+    config.pluginmanager.register(fixtures, "runbook-fixtures")
     config.pluginmanager.register(verdict, "runbook-verdict")
     from runbook.report import plugin as report_plugin
 
