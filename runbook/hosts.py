@@ -64,7 +64,7 @@ def _call_with_deadline(func: Callable[[], T], seconds: float, what: str) -> T:
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
-        raise CommandTimeout(f"{what}: no answer within {seconds:.0f}s")
+        raise CommandTimeout(f"{what}: no answer within {seconds:g}s")
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
