@@ -247,6 +247,18 @@ class Host:
 
     def stop_dockerd(self) -> None:
         stop_pid(read_pidfile(self.dockerd_pidfile), timeout=40, what="dockerd")
+        # dockerd bind-mounts its data root onto itself (and overlays below it) and does
+        # not always undo that on exit; left mounted, they block `down --purge`.
+        for mount in self.mounts_below(self.hostdir / "docker"):
+            run(["umount", "-l", mount], check=False)
+
+    @staticmethod
+    def mounts_below(path: Path) -> list[str]:
+        """Mount points at or below path, deepest first."""
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        mounts = {ln.split()[4] for ln in lines}
+        below = [m for m in mounts if m == str(path) or m.startswith(f"{path}/")]
+        return sorted(below, key=len, reverse=True)
 
     def restart_dockerd(self) -> None:
         """Restarting dockerd is the only way to drop its in-memory event log."""
@@ -411,8 +423,7 @@ class Host:
 
     def purge(self) -> None:
         """Remove the server's whole state; refuses while anything is still mounted in it."""
-        mounts = [ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()]
-        busy = [m for m in mounts if m == str(self.hostdir) or m.startswith(f"{self.hostdir}/")]
+        busy = self.mounts_below(self.hostdir)
         if busy:
             raise LabError(f"cannot purge {self.hostdir}: still mounted: {', '.join(busy)}")
         shutil.rmtree(self.hostdir, ignore_errors=True)
