@@ -69,6 +69,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bot-single-instance": r"2 running \(telegram-bot, telegram-bot-2\) != 1",
         "bot-db-locked": r"\d+ lines of telegram-bot's logs match 'database is locked'.* > 0",
     },
+    "hand-made-bot": {
+        "bot-restart-policy": r"restart policy no != unless-stopped",
+        "bot-memory-limit": r"memory limit none \(unlimited\) != 1\.0 GiB",
+    },
+    "memory-high": {"bot-memory-usage": r"telegram-bot uses 8\d\.\d% of its limit \(.*\) >= 80%"},
+    "polling-missing": {"bot-polling": r"no line of telegram-bot's logs matches 'polling'"},
     "env-missing-key": {"bot-env": r"YANDEX_GPT_FOLDER_ID missing \(values not shown\)"},
 }
 

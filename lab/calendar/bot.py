@@ -176,6 +176,16 @@ def eat_memory() -> None:
         hog.append(b"\x01" * (32 << 20))
 
 
+held: list[bytes] = []
+
+
+def hold_memory() -> None:
+    """Grow to ~850 MB and stay there: 83% of the 1g limit, under the OOM line (runbook 3.3)."""
+    log_main.warning("Reminder cache rebuild started, loading all events into memory")
+    while len(held) < 850 // 32:
+        held.append(b"\x01" * (32 << 20))
+
+
 def control_loop() -> None:
     while not stop.is_set():
         value = read_control()
@@ -187,6 +197,9 @@ def control_loop() -> None:
         elif value == "oom":
             consume_control()
             eat_memory()
+        elif value == "memory-high":
+            consume_control()
+            hold_memory()
         stop.wait(0.5)
 
 
@@ -246,6 +259,12 @@ def main() -> None:
     logging.getLogger("uvicorn").info("Uvicorn running on http://0.0.0.0:%d (Press CTRL+C to quit)", PORT)
     threading.Thread(target=control_loop, daemon=True).start()
     threading.Thread(target=heartbeat_loop, daemon=True).start()
+    if read_control() == "webhook":
+        # Configured for a webhook nobody set: the bot never polls (runbook 3.2).
+        log_main.info("Telegram updates via webhook https://calendar.example.com/webhook")
+        stop.wait()
+        server.shutdown()
+        return
     log_poll.info("Start polling")
     bot_id = int.from_bytes(os.environ.get("TELEGRAM_BOT_TOKEN", "x").encode()[-4:], "big")
     log_poll.info("Run polling for bot @ai_calendar_assistant_bot id=%d - 'AI Calendar Assistant'", bot_id)

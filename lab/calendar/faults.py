@@ -6,6 +6,7 @@ waits). `expected_failures` is the prediction of which suite checks go red; heal
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import io
@@ -250,6 +251,39 @@ def env_missing_key() -> None:
     wait_until(s.healthy, timeout=60, what="telegram-bot to be healthy after the redeploy")
 
 
+def hand_made_bot() -> None:
+    """Someone recreated the bot with a bare `docker run`: no restart policy, no memory limit."""
+    bare = dataclasses.replace(s.specs()[s.BOT], restart_policy="no", mem_limit="", memswap_limit=None)
+    with s.session() as dk:
+        s.remove_container(dk, s.BOT)
+        s.create_container(dk, bare)
+    wait_until(s.healthy, timeout=60, what="the hand-made telegram-bot to be healthy")
+
+
+def memory_high() -> None:
+    _control("memory-high")
+
+    def over_80_percent() -> bool:
+        stats = _inspect_stats(s.BOT)
+        return stats["memory_stats"].get("usage", 0) > 0.82 * stats["memory_stats"].get("limit", 1)
+
+    wait_until(over_80_percent, timeout=30, what="telegram-bot to hold over 80% of its limit")
+
+
+def _inspect_stats(name: str) -> dict[str, Any]:
+    with s.session() as dk:
+        return dict(dk.api.stats(name, stream=False))
+
+
+def polling_missing() -> None:
+    """The bot came up in webhook mode and never started polling (runbook 3.2)."""
+    _control("webhook")
+    with s.session() as dk:
+        s.remove_container(dk, s.BOT)
+        s.ensure_containers(dk, strict=False)
+    wait_until(s.healthy, timeout=60, what="telegram-bot (webhook mode) to be healthy")
+
+
 def _f(
     name: str,
     description: str,
@@ -343,6 +377,27 @@ FAULTS: list[Fault] = [
         "a second bot container (telegram-bot-2) shares the DB: 'database is locked'",
         {"bot-single-instance", "bot-db-locked"},
         second_instance,
+        (s.BOT,),
+    ),
+    _f(
+        "hand-made-bot",
+        "telegram-bot recreated by hand (docker run): no restart policy, no memory limit",
+        {"bot-restart-policy", "bot-memory-limit"},
+        hand_made_bot,
+        (s.BOT,),
+    ),
+    _f(
+        "memory-high",
+        "telegram-bot holds ~850 MB of its 1g limit (over 80%, §3.3)",
+        {"bot-memory-usage"},
+        memory_high,
+        (s.BOT,),
+    ),
+    _f(
+        "polling-missing",
+        "telegram-bot started in webhook mode: no 'Start polling' in its logs (§3.2)",
+        {"bot-polling"},
+        polling_missing,
         (s.BOT,),
     ),
     _f(

@@ -328,6 +328,7 @@ class Spec:
     working_dir: str = "/"
     number: int = 1
     content: str = ""  # digest of mounted code, so editing bot.py redeploys it
+    restart_policy: str = "unless-stopped"  # "no": what a hand-made `docker run` gets
 
     @property
     def service(self) -> str:
@@ -401,9 +402,9 @@ def create_container(dk: docker.DockerClient, spec: Spec) -> None:
     host_config = api.create_host_config(
         binds=spec.binds,
         port_bindings={p: ("0.0.0.0", hp) for p, hp in spec.ports.items()},
-        mem_limit=spec.mem_limit,
-        memswap_limit=spec.memswap_limit,
-        restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0},
+        mem_limit=spec.mem_limit or None,
+        memswap_limit=spec.memswap_limit if spec.mem_limit else None,
+        restart_policy={"Name": spec.restart_policy, "MaximumRetryCount": 0},
         network_mode=NETWORK,
     )
     networking = api.create_networking_config(
