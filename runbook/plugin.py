@@ -59,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in MARKERS:
         config.addinivalue_line("markers", f"{name}: {MARKER_HELP[name]}")
     config.addinivalue_line("markers", "runbook_kind(kind): parametrize this test with the checks of kind")
+    _refuse_split_path_options(config)
     if not (config.getoption("runbook_systems") or config.getini("runbook_systems")):
         return
     SECRETS.add_from_environment()
@@ -71,6 +72,27 @@ def pytest_configure(config: pytest.Config) -> None:
     from runbook.report import plugin as report_plugin
 
     report_plugin.configure(config)
+
+
+PATH_OPTIONS = ("--systems", "--reports-dir")
+
+
+def _refuse_split_path_options(config: pytest.Config) -> None:
+    """`--systems /srv/x` (with a space) is read by pytest as a test path before plugins load.
+
+    pytest then picks its rootdir and ini from that path, so the project's pytest settings
+    silently vanish. Say so, instead of running something else than was asked.
+    """
+    if config.inipath is not None:
+        return
+    args = list(config.invocation_params.args)
+    for position, arg in enumerate(args[:-1]):
+        if arg in PATH_OPTIONS:
+            value = args[position + 1]
+            raise pytest.UsageError(
+                f"write {arg}={value} (with '='): pytest reads '{arg} {value}' as a test path "
+                f"before plugins load and loses its rootdir/ini (now {config.rootpath})"
+            )
 
 
 def _load(config: pytest.Config) -> list[LoadedSystem]:

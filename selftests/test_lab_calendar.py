@@ -90,8 +90,8 @@ def lab_environment() -> dict[str, str]:
 
 def run_daily(reports: Path, *extra: str, systems: Path = LAB_FILE) -> tuple[int, dict[str, Any], str]:
     """The checklist as a user runs it; returns exit code, records by check id, output."""
-    command = [sys.executable, "-m", "pytest", "-m", "daily", "--systems", str(systems)]
-    command += ["--reports-dir", str(reports), "-q", "-p", "no:cacheprovider", *extra]
+    command = [sys.executable, "-m", "pytest", "-m", "daily", f"--systems={systems}"]
+    command += [f"--reports-dir={reports}", "-q", "-p", "no:cacheprovider", *extra]
     done = subprocess.run(
         command, cwd=REPO, env=lab_environment(), capture_output=True, text=True, timeout=600
     )
