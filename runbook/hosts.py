@@ -70,6 +70,16 @@ def _call_with_deadline(func: Callable[[], T], seconds: float, what: str) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+def display_spec(spec: str) -> str:
+    """A host spec without query options or password, for messages and report headers."""
+    base = spec.split("?", 1)[0]
+    if "@" in base and ":" in base.split("://", 1)[1].split("@", 1)[0]:
+        scheme, rest = base.split("://", 1)
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        base = f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
+    return base
+
+
 class Target:
     """One host of one system, as the checks see it."""
 
@@ -94,13 +104,7 @@ class Target:
 
     @property
     def display(self) -> str:
-        """The spec without query options or passwords, for messages."""
-        base = self.spec.split("?", 1)[0]
-        if "@" in base and ":" in base.split("://", 1)[1].split("@", 1)[0]:
-            scheme, rest = base.split("://", 1)
-            user = rest.split("@", 1)[0].split(":", 1)[0]
-            base = f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
-        return base
+        return display_spec(self.spec)
 
     @property
     def host(self) -> Any:
@@ -132,8 +136,6 @@ class Target:
             raw = _call_with_deadline(
                 lambda: self.host.run(wrapped), limit + TRANSPORT_GRACE, f"{self.display}: {line}"
             )
-        except CommandTimeout:
-            raise
         except Exception as exc:
             raise self._classify(exc) from None
         duration = time.monotonic() - started
@@ -148,12 +150,12 @@ class Target:
         return self.run("true", timeout=self.connect_timeout + 5)
 
     def _classify(self, exc: Exception) -> CheckError:
+        if isinstance(exc, CheckError):  # our own deadline: already says what happened
+            return exc
         text = str(exc)
         stderr = getattr(getattr(exc, "args", [None])[0], "stderr", None)
         if isinstance(stderr, str) and stderr.strip():
             text = stderr.strip()
-        if isinstance(exc, CheckError):
-            return exc
         if isinstance(exc, RuntimeError | OSError | EOFError) or "paramiko" in type(exc).__module__:
             return self._mark_unreachable(f"{type(exc).__name__}: {text}")
         return CheckError(f"{self.display}: {type(exc).__name__}: {text}")
