@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from runbook.hosts import Target, TargetPool
+from runbook.hosts import Target, TargetPool, display_spec
 from runbook.loader import LoadedSystem
 from runbook.schema import CHECK_KINDS, MARKERS, CheckBase
 from runbook.secrets import SECRETS
@@ -103,7 +103,7 @@ class Collector:
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Drop kinds no system uses (pytest's empty-parameter skips); reachability first."""
-        empty = [item for item in items if _is_runbook(item) and _case(item) is None]
+        empty = [item for item in items if _is_runbook(item) and case_of(item) is None]
         if empty:
             config.hook.pytest_deselected(items=empty)
             items[:] = [item for item in items if item not in empty]
@@ -112,7 +112,7 @@ class Collector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
         """Reasons a check cannot run, reported before its code runs."""
-        case = _case(item)
+        case = case_of(item)
         if case is None:
             return
         feature = case.check.requires_feature
@@ -146,7 +146,7 @@ class Collector:
         lines = []
         for system in self.systems:
             hosts = ", ".join(
-                f"{name}={SECRETS.mask(spec.split('?')[0])}" for name, spec in system.model.hosts.items()
+                f"{name}={SECRETS.mask(display_spec(spec))}" for name, spec in system.model.hosts.items()
             )
             lines.append(f"runbook: {system.name} ({len(system.model.checks.all())} checks) on {hosts}")
         return lines
@@ -156,17 +156,13 @@ def _is_runbook(item: pytest.Item) -> bool:
     return item.get_closest_marker("runbook_kind") is not None
 
 
-def _case(item: pytest.Item) -> Case | None:
+def case_of(item: pytest.Item) -> Case | None:
+    """The Case behind a collected test (None for other tests), also for the reporting modules."""
     callspec = getattr(item, "callspec", None)
     param = callspec.params.get("check") if callspec else None
     return param if isinstance(param, Case) else None
 
 
 def _kind(item: pytest.Item) -> str | None:
-    case = _case(item)
+    case = case_of(item)
     return case.check.kind if case else None
-
-
-def case_of(item: pytest.Item) -> Case | None:
-    """The Case behind a collected test, for the reporting modules."""
-    return _case(item)

@@ -72,11 +72,11 @@ def describe(case: Any) -> dict[str, Any]:
     }
 
 
-def _failure_text(info: dict[str, Any], label: str) -> str:
+def _failure_text(info: dict[str, Any]) -> str:
     lines = [f"[{info['severity']}] {info['title']} ({info['id']})"]
     if info["expected"]:
         lines.append(f"expected: {info['expected']}")
-    lines.append(f"{label:<9} {info['found']}")
+    lines.append(f"found:    {info['found']}")
     lines.append(f"remedy:   {info['remedy']}")
     lines.append(f"runbook:  {info['runbook']}")
     for name, text in info["evidence"].items():
@@ -104,14 +104,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _record(report: pytest.TestReport, info: dict[str, Any], error: BaseException | None) -> None:
     path = report.location[0]
     # failure_message: "[P2] §<section>: <found>", what JUnit's message attribute shows in CI.
-    if isinstance(error, CheckFailed):
-        info.update(expected=error.expected, found=error.found, evidence=error.evidence)
+    if isinstance(error, CheckFailed | CheckError):
+        if isinstance(error, CheckFailed):
+            info.update(expected=error.expected, found=error.found, evidence=error.evidence)
+        else:
+            info.update(found=f"could not check: {error}")
         info["message"] = failure_message(info)
-        report.longrepr = CheckRepr(_failure_text(info, "found:"), info["message"], path)
-    elif isinstance(error, CheckError):
-        info.update(found=f"could not check: {error}")
-        info["message"] = failure_message(info)
-        report.longrepr = CheckRepr(_failure_text(info, "found:"), info["message"], path)
+        report.longrepr = CheckRepr(_failure_text(info), info["message"], path)
     elif report.skipped and isinstance(report.longrepr, tuple):
         info["message"] = f"skipped: {report.longrepr[2].removeprefix('Skipped: ')}"
     elif report.failed:
@@ -122,7 +121,7 @@ def _record(report: pytest.TestReport, info: dict[str, Any], error: BaseExceptio
             crash.message = info["message"]
         else:  # pytest.fail(pytrace=False) and friends: a bare string, no message to carry severity
             original = str(report.longrepr).strip()
-            text = _failure_text(info, "found:") + (f"\n{original}" if "\n" in original else "")
+            text = _failure_text(info) + (f"\n{original}" if "\n" in original else "")
             report.longrepr = CheckRepr(text, info["message"], path)
     elif report.passed and report.when == "call":
         info["message"] = "ok"
