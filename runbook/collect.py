@@ -1,33 +1,31 @@
 """From descriptions to tests: one test per check, id `system:check-id`.
 
-A test function asks for the checks of one kind with
-`@pytest.mark.runbook_kind("containers")` and the fixtures `check` and
-`target`. Each check becomes a parameter carrying its markers (daily, smoke,
-incident). Every host also gets a `reachable-<host>` check under all markers,
-run first: when a host is down that is the one failure, and the checks that
-would have waited on it are skipped with a pointer to it.
+A group's test function (tests_health/, tests_backup/, tests_config/) asks for
+the checks of every kind in its group with `@pytest.mark.runbook_group("health")`
+and the fixtures `check` and `target`. Each check becomes a parameter carrying
+its markers (daily, smoke, incident) and its kind as a `-k` keyword. Every host
+also gets a `reachable-<host>` check under all markers, run first: when a host
+is down that is the one failure, and the checks that would have waited on it are
+skipped with a pointer to it. A described check that no collected test runs
+stops the run at collection: a checklist item must never silently vanish.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pytest
 
+from runbook import kinds
+from runbook.checks.hosts import KIND as REACHABLE_KIND
+from runbook.checks.hosts import for_host
 from runbook.hosts import Target, TargetPool, display_spec
 from runbook.loader import LoadedSystem
-from runbook.schema import CHECK_KINDS, MARKERS, CheckBase
+from runbook.model import CheckBase
 from runbook.secrets import SECRETS
 
-REACHABLE_KIND = "hosts"
-
-
-class ReachableCheck(CheckBase):
-    """Synthetic: the host answers a trivial command (runbook step zero: `ssh root@...`)."""
-
-    kind: ClassVar[str] = REACHABLE_KIND
-    default_markers: ClassVar[tuple[str, ...]] = MARKERS
+GROUP_MARKER = "runbook_group"
 
 
 @dataclass(frozen=True)
@@ -54,28 +52,13 @@ class Case:
         )
 
 
-def cases_of(system: LoadedSystem, kind: str) -> list[Case]:
-    if kind == REACHABLE_KIND:
-        return [
-            Case(
-                system,
-                ReachableCheck(
-                    id=f"reachable-{name}",
-                    title=f"Host {name} answers",
-                    severity="P1",
-                    section="connection (ssh to the server)",
-                    remedy="Check that the host is up and reachable over its connection "
-                    "(ssh, network, credentials); nothing else on it can be checked until then.",
-                    host=name,
-                ),
-                f"hosts.{name}",
-            )
-            for name in system.model.hosts
-        ]
-    return [
-        Case(system, check, f"checks.{kind}[{index}]")
-        for index, check in enumerate(getattr(system.model.checks, kind))
-    ]
+def cases_of(system: LoadedSystem) -> list[Case]:
+    """Every check of a system: reachability of each host first, then the described ones."""
+    cases = [Case(system, for_host(name), f"hosts.{name}") for name in system.model.hosts]
+    for kind in kinds.describable():
+        for index, check in enumerate(system.model.checks.of_kind(kind)):
+            cases.append(Case(system, check, f"checks.{kind}[{index}]"))
+    return cases
 
 
 class Collector:
@@ -86,28 +69,56 @@ class Collector:
         self.pool = TargetPool()
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        marker = metafunc.definition.get_closest_marker("runbook_kind")
+        marker = metafunc.definition.get_closest_marker(GROUP_MARKER)
         if marker is None or "check" not in metafunc.fixturenames:
             return
-        kind = marker.args[0]
-        if kind not in CHECK_KINDS and kind != REACHABLE_KIND:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown runbook_kind {kind!r}")
+        groups = set(marker.args)
+        unknown = groups - {model.group for model in kinds.load().values()}
+        if unknown:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown runbook_group {sorted(unknown)}")
         params = [
             pytest.param(
                 case, id=case.id, marks=[getattr(pytest.mark, m) for m in case.check.effective_markers]
             )
             for system in self.systems
-            for case in cases_of(system, kind)
+            for case in cases_of(system)
+            if case.check.group in groups
         ]
         metafunc.parametrize("check", params, indirect=True)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        """Drop kinds no system uses (pytest's empty-parameter skips); reachability first."""
+        """Before -m / -k deselect: every described check has a test; reachability first."""
         empty = [item for item in items if _is_runbook(item) and case_of(item) is None]
         if empty:
             config.hook.pytest_deselected(items=empty)
             items[:] = [item for item in items if item not in empty]
+        for item in items:
+            case = case_of(item)
+            if case is not None:
+                item.extra_keyword_matches.add(case.check.kind)
+        self._refuse_unrun_checks(config, items)
         items.sort(key=lambda item: 0 if _kind(item) == REACHABLE_KIND else 1)
+
+    def _refuse_unrun_checks(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """'kind X has N checks but no test runs them', when the run covers the whole suite."""
+        collected = {case.id for item in items if (case := case_of(item)) is not None}
+        unrun = Counter(
+            case.check.kind
+            for system in self.systems
+            for case in cases_of(system)
+            if case.id not in collected
+        )
+        if not unrun:
+            return
+        text = "; ".join(
+            f"kind {kind} has {count} check(s) but no test runs them "
+            f"(no collected test is marked runbook_group({kinds.load()[kind].group!r}))"
+            for kind, count in sorted(unrun.items())
+        )
+        if _whole_suite(config):
+            raise pytest.UsageError(text)
+        config.issue_config_time_warning(pytest.PytestWarning(f"runbook: {text}"), stacklevel=2)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
@@ -127,7 +138,9 @@ class Collector:
             )
         target = self.target_for(case)
         if target.unreachable is not None and case.check.kind != REACHABLE_KIND:
-            pytest.skip(f"host {target.name} unreachable: see {case.system.name}:reachable-{target.name}")
+            pytest.skip(
+                f"host {case.host_name} unreachable: see {case.system.name}:reachable-{case.host_name}"
+            )
 
     def target_for(self, case: Case) -> Target:
         return self.target(case.system, case.host_name)
@@ -135,7 +148,6 @@ class Collector:
     def target(self, system: LoadedSystem, host_name: str) -> Target:
         model = system.model
         return self.pool.get(
-            system.name,
             host_name,
             model.hosts[host_name],
             command_timeout=model.command_timeout,
@@ -151,9 +163,18 @@ class Collector:
             lines.append(f"runbook: {system.name} ({len(system.model.checks.all())} checks) on {hosts}")
         return lines
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Every connection the run opened is closed at its end."""
+        self.pool.close()
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    """True when pytest was started without test paths (the ini's testpaths are collected)."""
+    return config.args_source != pytest.Config.ArgsSource.ARGS
+
 
 def _is_runbook(item: pytest.Item) -> bool:
-    return item.get_closest_marker("runbook_kind") is not None
+    return item.get_closest_marker(GROUP_MARKER) is not None
 
 
 def case_of(item: pytest.Item) -> Case | None:

@@ -11,16 +11,15 @@ from collections.abc import Callable
 
 import pytest
 
+from runbook import keys
 from runbook.collect import Case, Collector
 from runbook.hosts import Target
 from runbook.loader import LoadedSystem
-from runbook.schema import CheckBase
-
-COLLECTOR_KEY = pytest.StashKey[Collector]()
+from runbook.model import CheckBase
 
 
 def _collector(config: pytest.Config) -> Collector:
-    return config.stash[COLLECTOR_KEY]
+    return config.stash[keys.COLLECTOR]
 
 
 @pytest.fixture

@@ -1,22 +1,25 @@
 """The host seam: every command the checks send to a host goes through `Target`.
 
-Today a Target wraps a pytest-testinfra host (local://, ssh://, paramiko://,
-docker://, ...). What it adds is what testinfra leaves out and an ops run
-needs: a deadline on every command (a remote `timeout` plus a local watchdog
-for a transport that hangs), a single "host unreachable" verdict that later
-checks reuse instead of each waiting for their own timeout, and streaming reads
-of big files. A persistent-session backend or parallel hosts replace this class's
-insides, not its callers.
+A `Connection` is one host spec's transport (runbook.transports: local, ssh,
+paramiko, docker, or any other testinfra backend), shared by every system that
+names the same spec, with the run's one "host unreachable" verdict and its
+cache of facts. A `Target` is that connection as one system names it, with the
+system's command deadline.
+
+What a command means is decided here, the same over every transport:
+- a deadline on the host (`timeout -k 2 N`) and one on the runner, so nothing hangs;
+- the exit code comes back in-band, so a command that exits 255 is told apart from
+  ssh's own 255 (a transport failure), which marks the host unreachable;
+- what the command leaves running in the background is killed when it ends, and
+  the output says so;
+- output is capped (head and tail kept, the cut said) and decoded tolerantly,
+  undecodable bytes shown as `\\xff`;
+- `?sudo=true[&sudo_user=U]` in the spec runs everything through `sudo -n`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import shlex
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,18 +27,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
-import testinfra
-
 from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
 from runbook.secrets import SECRETS
+from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
+from runbook.transports.base import host_key_checking, spec_options
 
 T = TypeVar("T")
 
-# ssh(1) exits 255 for its own errors; remote `timeout` exits 124 (137 after -k).
-SSH_ERROR = 255
+# remote `timeout` exits 124 (137 after -k).
 TIMEOUT_EXIT = {124, 137}
 # How long past the command's own deadline the transport may take before we give up.
 TRANSPORT_GRACE = 5.0
+EXIT_MARK = "__runbook_exit__ "
+# Runs the line under `timeout` in its own process group (timeout makes one), waits, kills
+# whatever the line left behind in that group, and reports the exit code on stderr.
+WRAPPER = (
+    "timeout -k 2 {limit} /bin/sh -c {line} & p=$!; wait $p; rc=$?; "
+    "if kill -0 -$p 2>/dev/null; then kill -9 -$p 2>/dev/null; "
+    "echo '[runbook: the command left processes running in the background; they were killed]' >&2; fi; "
+    'echo "{mark}$rc" >&2'
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class Result:
     stdout: str
     stderr: str
     duration: float
+    dropped: int = 0  # bytes of output cut out of the middle (the cap)
 
     @property
     def ok(self) -> bool:
@@ -73,26 +85,83 @@ def _call_with_deadline(func: Callable[[], T], seconds: float, what: str) -> T:
 def display_spec(spec: str) -> str:
     """A host spec without query options or password, for messages and report headers."""
     base = spec.split("?", 1)[0]
-    if "@" in base and ":" in base.split("://", 1)[1].split("@", 1)[0]:
+    if "@" in base and ":" in base.split("://", 1)[-1].split("@", 1)[0]:
         scheme, rest = base.split("://", 1)
         user = rest.split("@", 1)[0].split(":", 1)[0]
         base = f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
+    if not host_key_checking(spec):
+        base += " (host key NOT verified)"
     return base
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+class Connection:
+    """One host spec for the whole run: its transport, its verdict, its cached facts."""
+
+    def __init__(self, spec: str, *, connect_timeout: float) -> None:
+        self.spec = spec
+        self.connect_timeout = connect_timeout
+        self.display = display_spec(spec)
+        options = spec_options(spec)
+        self.sudo = options.get("sudo", "").lower() == "true"
+        self.sudo_user = options.get("sudo_user")
+        self._transport: Transport | None = None
+        self._testinfra_host: Any = None
+        self.unreachable: HostUnreachable | None = None
+        self.cache: dict[tuple[Any, ...], Any] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = open_transport(self.spec, connect_timeout=self.connect_timeout)
+        return self._transport
+
+    @property
+    def testinfra_host(self) -> Any:
+        """A testinfra host on the same spec, for custom checks using testinfra's modules."""
+        if self._testinfra_host is None:
+            import testinfra
+
+            self._testinfra_host = testinfra.get_host(self.spec)
+        return self._testinfra_host
+
+    def as_root_or_user(self, line: str) -> str:
+        if not self.sudo:
+            return line
+        user = f"-u {shlex.quote(self.sudo_user)} " if self.sudo_user else ""
+        return f"sudo -n {user}-- /bin/sh -c {shlex.quote(line)}"
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        backend = getattr(self._testinfra_host, "backend", None)
+        client = getattr(backend, "__dict__", {}).get("client")
+        if client is not None:
+            client.close()
 
 
 class Target:
     """One host of one system, as the checks see it."""
 
-    def __init__(self, name: str, spec: str, *, command_timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: str,
+        *,
+        command_timeout: float,
+        connect_timeout: float,
+        connection: Connection | None = None,
+    ) -> None:
         self.name = name
         self.spec = spec
         self.command_timeout = command_timeout
         self.connect_timeout = connect_timeout
+        self.connection = connection or Connection(spec, connect_timeout=connect_timeout)
         self.scheme = spec.split("://", 1)[0]
-        self._host: Any = None
-        self._unreachable: HostUnreachable | None = None
-        self._cache: dict[tuple[Any, ...], Any] = {}
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Target({self.name}={self.display})"
@@ -100,60 +169,61 @@ class Target:
     @property
     def unreachable(self) -> HostUnreachable | None:
         """Set once a command found the host down; later commands fail at once."""
-        return self._unreachable
+        return self.connection.unreachable
 
     @property
     def display(self) -> str:
-        return display_spec(self.spec)
+        return self.connection.display
 
     @property
     def host(self) -> Any:
-        """The testinfra host, built on first use (testinfra's own lazy style)."""
-        if self._host is None:
-            kwargs: dict[str, Any] = {}
-            if self.scheme in {"ssh", "safe-ssh", "paramiko"} and "timeout=" not in self.spec:
-                kwargs["timeout"] = int(max(1, self.connect_timeout))
-            if self.scheme in {"ssh", "safe-ssh"}:
-                # BatchMode: never wait at a password prompt; keepalives: a host that
-                # dies mid-command is noticed in ~10 s instead of the TCP timeout.
-                kwargs["ssh_extra_args"] = (
-                    "-o BatchMode=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=2"
-                )
-            self._host = testinfra.get_host(self.spec, **kwargs)
-        return self._host
+        """The testinfra host (`host.file(...)`, `host.service(...)`) for custom checks."""
+        return self.connection.testinfra_host
 
     # -- commands ---------------------------------------------------------------------
 
     def run(self, command: str, *args: str, timeout: float | None = None) -> Result:
         """Run a shell command (args are quoted) with a deadline; never hangs."""
-        if self._unreachable is not None:
-            raise HostUnreachable(f"{self._unreachable} (reported once, not retried)")
+        if self.connection.unreachable is not None:
+            raise HostUnreachable(f"{self.connection.unreachable} (reported once, not retried)")
         limit = timeout or self.command_timeout
         line = command % tuple(shlex.quote(arg) for arg in args) if args else command
-        wrapped = f"timeout -k 2 {limit:g} sh -c {shlex.quote(line)}"
+        wrapped = WRAPPER.format(limit=f"{limit:g}", line=shlex.quote(line), mark=EXIT_MARK)
         started = time.monotonic()
         try:
-            raw = _call_with_deadline(
-                lambda: self.host.run(wrapped), limit + TRANSPORT_GRACE, f"{self.display}: {line}"
+            raw = self.connection.transport.run(
+                self.connection.as_root_or_user(wrapped), timeout=limit + TRANSPORT_GRACE
             )
+        except TransportTimeout:
+            raise CommandTimeout(
+                f"{self.display}: `{line}` got no answer within {limit + TRANSPORT_GRACE:g}s"
+            ) from None
+        except TransportError as exc:
+            raise self._mark_unreachable(str(exc)) from None
         except Exception as exc:
             raise self._classify(exc) from None
         duration = time.monotonic() - started
-        if raw.rc in TIMEOUT_EXIT and duration >= limit:
+        stderr = decode(raw.stderr)
+        before, mark, exit_text = stderr.rpartition(EXIT_MARK)
+        if not mark or not exit_text.strip().isdigit():
+            # The wrapper never finished: the connection failed (ssh's own 255, a reset).
+            said = stderr.strip() or f"the transport exited {raw.rc} without running the command"
+            raise self._mark_unreachable(said)
+        rc = int(exit_text.strip())
+        if rc in TIMEOUT_EXIT and duration >= limit:
             raise CommandTimeout(f"{self.display}: `{line}` did not finish within {limit:g}s")
-        if raw.rc == SSH_ERROR and self.scheme in {"ssh", "safe-ssh"}:
-            raise self._mark_unreachable(raw.stderr.strip() or "ssh exited 255")
-        return Result(raw.rc, raw.stdout, raw.stderr, duration)
+        return Result(rc, decode(raw.stdout), before, duration, raw.dropped)
 
     def check_reachable(self) -> Result:
         """The cheapest round trip; its failure is cached for all later checks."""
         return self.run("true", timeout=self.connect_timeout + 5)
 
-    def _classify(self, exc: Exception) -> CheckError:
+    def _classify(self, exc: BaseException) -> CheckError:
         if isinstance(exc, CheckError):  # our own deadline: already says what happened
             return exc
-        text = str(exc)
-        stderr = getattr(getattr(exc, "args", [None])[0], "stderr", None)
+        text = str(exc) or type(exc).__name__
+        first = exc.args[0] if getattr(exc, "args", None) else None
+        stderr = getattr(first, "stderr", None)
         if isinstance(stderr, str) and stderr.strip():
             text = stderr.strip()
         if isinstance(exc, RuntimeError | OSError | EOFError) or "paramiko" in type(exc).__module__:
@@ -162,116 +232,68 @@ class Target:
 
     def _mark_unreachable(self, reason: str) -> HostUnreachable:
         reason = SECRETS.mask(" ".join(reason.split()))[:300]
-        self._unreachable = HostUnreachable(f"host {self.name} ({self.display}) unreachable: {reason}")
-        return self._unreachable
+        verdict = HostUnreachable(f"host {self.name} ({self.display}) unreachable: {reason}")
+        self.connection.unreachable = verdict
+        return verdict
 
     # -- cached facts -----------------------------------------------------------------
 
     def cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-        """Facts read once per run (docker stats of all containers, a backup listing)."""
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = compute()
-            return self._cache[key]  # type: ignore[no-any-return]
-
-    def docker_inspect(self, container: str) -> dict[str, Any] | None:
-        """`docker inspect` of one container, or None when it does not exist."""
-
-        def read() -> dict[str, Any] | None:
-            result = self.run("docker inspect --type container %s", container)
-            if result.rc != 0:
-                if "no such" in (result.stderr + result.stdout).lower():
-                    return None
-                raise CheckError(f"docker inspect {container} failed: {result.stderr.strip()[:300]}")
-            return json.loads(result.stdout)[0]  # type: ignore[no-any-return]
-
-        return self.cached(("inspect", container), read)
+        """Facts read once per run and host (docker inspect, docker stats, a backup listing)."""
+        with self.connection.lock:
+            if key not in self.connection.cache:
+                self.connection.cache[key] = compute()
+            return self.connection.cache[key]  # type: ignore[no-any-return]
 
     # -- streaming --------------------------------------------------------------------
 
     @contextmanager
     def open_stream(self, path: str, timeout: float) -> Iterator[IO[bytes]]:
-        """Read a (possibly large) remote file as a stream, killed at the deadline."""
-        if self._unreachable is not None:
-            raise self._unreachable
-        backend = self.host.backend
-        name = getattr(backend, "NAME", "")
-        cat = f"cat -- {shlex.quote(path)}"
-        if name == "local":
-            argv = cat
-        elif name in {"ssh", "safe-ssh"}:
-            ssh, ssh_args = backend._build_ssh_command(cat)  # testinfra 10's builder
-            argv = backend.quote(" ".join(ssh), *ssh_args)
-        elif name in {"docker", "podman"}:
-            argv = f"{name} exec {shlex.quote(backend.name)} {cat}"
-        elif name == "paramiko":
-            with self._paramiko_stream(backend, cat, timeout) as stream:
-                yield stream
-            return
-        else:
-            raise CheckError(f"streaming a file is not supported over {name}:// yet")
-        # A session of its own: the deadline kills the shell *and* the cat/ssh it started,
-        # which would otherwise keep the pipe open and the reader blocked.
-        process = subprocess.Popen(
-            argv,
-            shell=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        expired = threading.Event()
-
-        def kill() -> None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-        def expire() -> None:
-            expired.set()
-            kill()
-
-        timer = threading.Timer(timeout, expire)
-        timer.start()
+        """Read a (possibly large) file of the host as a stream, cut off at the deadline."""
+        if self.connection.unreachable is not None:
+            raise self.connection.unreachable
+        line = self.connection.as_root_or_user(f"cat -- {shlex.quote(path)}")
         too_slow = CommandTimeout(f"{self.display}: reading {path} took longer than {timeout:g}s")
         try:
-            assert process.stdout is not None
-            yield process.stdout
-        except Exception:
-            if expired.is_set():
-                raise too_slow from None
-            raise
-        finally:
-            timer.cancel()
-            kill()
-            _, stderr = process.communicate()
-        if expired.is_set():
+            with self.connection.transport.stream(line, timeout=timeout) as (stream, end):
+                try:
+                    yield stream
+                except Exception:
+                    if end.expired:
+                        raise too_slow from None
+                    raise
+        except TransportError as exc:
+            raise self._mark_unreachable(str(exc)) from None
+        if end.expired:
             raise too_slow
-        if process.returncode not in (0, -9) and stderr:
-            raise CheckError(f"reading {path}: {stderr.decode(errors='replace').strip()[:300]}")
-
-    @contextmanager
-    def _paramiko_stream(self, backend: Any, command: str, timeout: float) -> Iterator[IO[bytes]]:
-        channel = backend.client.get_transport().open_session()
-        channel.settimeout(timeout)
-        channel.exec_command(command)
-        try:
-            yield channel.makefile("rb")
-        finally:
-            channel.close()
+        if end.rc not in (0, -9, None) and end.stderr.strip():
+            raise CheckError(f"reading {path}: {decode(end.stderr).strip()[:300]}")
 
 
 class TargetPool:
-    """One Target per (system, host) for the whole run, so caches and verdicts are shared."""
+    """One Connection per host spec for the whole run (two systems on one server share it)."""
 
     def __init__(self) -> None:
-        self._targets: dict[tuple[str, str], Target] = {}
+        self._connections: dict[str, Connection] = {}
+        self._lock = threading.Lock()
 
-    def get(
-        self, system: str, name: str, spec: str, *, command_timeout: float, connect_timeout: float
-    ) -> Target:
-        key = (system, name)
-        if key not in self._targets:
-            self._targets[key] = Target(
-                name, spec, command_timeout=command_timeout, connect_timeout=connect_timeout
-            )
-        return self._targets[key]
+    def get(self, name: str, spec: str, *, command_timeout: float, connect_timeout: float) -> Target:
+        with self._lock:
+            connection = self._connections.get(spec)
+            if connection is None:
+                connection = self._connections[spec] = Connection(spec, connect_timeout=connect_timeout)
+        return Target(
+            name,
+            spec,
+            command_timeout=command_timeout,
+            connect_timeout=connect_timeout,
+            connection=connection,
+        )
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            try:
+                connection.close()
+            except Exception:  # closing at the end of the run must not fail the run
+                continue
+        self._connections.clear()

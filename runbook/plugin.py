@@ -1,8 +1,10 @@
 """The pytest plugin (entry point `runbook`): options, markers, loading descriptions.
 
 Each concern lives in its own module, registered here: `collect` turns
-descriptions into parametrized tests, `verdict` turns a failed check into
-expected / found / remedy, `report.*` writes the run's HTML, JUnit and summary.
+descriptions into parametrized tests, `fixtures` serves them, `verdict` turns
+what a test did into its run record and a readable failure, `report.*` writes
+the run's HTML, JUnit and summary from those records. Shared state lives in the
+config's stash under the keys of `runbook.keys`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook import collect, fixtures, verdict
+from runbook import collect, fixtures, keys, verdict
+from runbook.collect import GROUP_MARKER
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
-from runbook.schema import MARKERS
+from runbook.model import MARKERS
 from runbook.secrets import SECRETS
 
 MARKER_HELP = {
@@ -21,7 +24,6 @@ MARKER_HELP = {
     "smoke": "the post-deploy gate for CI (pytest -m smoke)",
     "incident": "what to look at during an incident (pytest -m incident)",
 }
-SYSTEMS_KEY = pytest.StashKey[list[LoadedSystem]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,14 +60,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Before pytest-html and junitxml configure: they read the report paths set here."""
     for name in MARKERS:
         config.addinivalue_line("markers", f"{name}: {MARKER_HELP[name]}")
-    config.addinivalue_line("markers", "runbook_kind(kind): parametrize this test with the checks of kind")
+    config.addinivalue_line(
+        "markers", f"{GROUP_MARKER}(*groups): parametrize this test with the checks of these groups"
+    )
     _refuse_split_path_options(config)
     if not (config.getoption("runbook_systems") or config.getini("runbook_systems")):
         return
     SECRETS.add_from_environment()
-    config.stash[SYSTEMS_KEY] = _load(config)
-    collector = collect.Collector(config.stash[SYSTEMS_KEY])
-    config.stash[fixtures.COLLECTOR_KEY] = collector
+    config.stash[keys.SYSTEMS] = _load(config)
+    collector = collect.Collector(config.stash[keys.SYSTEMS])
+    config.stash[keys.COLLECTOR] = collector
     config.pluginmanager.register(collector, "runbook-collect")
     config.pluginmanager.register(fixtures, "runbook-fixtures")
     config.pluginmanager.register(verdict, "runbook-verdict")

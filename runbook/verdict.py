@@ -1,9 +1,11 @@
-"""What a failed check says: severity, expected, found, remedy, runbook section.
+"""What a test became: the run record, and a failure that reads as a checklist line.
 
 A `CheckFailed` (or a `CheckError`: the check could not look) becomes a short
-report without a traceback; every report, of any test, has known secrets
-masked before any reporter (terminal, JUnit, HTML, summary) sees it. The facts
-of a runbook check travel on `report.runbook`, a plain dict.
+report without a traceback: severity, title, expected, found, remedy, runbook
+section. Every test gets a `CheckRecord` (runbook.record) in its stash, updated
+at each phase and attached, masked, to each report, so that every writer reads
+the same facts, also from xdist workers. Every report, of any test, has known
+secrets masked before any reporter (terminal, JUnit, HTML, summary) sees it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from runbook.collect import case_of
+from runbook import keys
+from runbook.collect import Case, case_of
 from runbook.outcome import CheckError, CheckFailed
-from runbook.report.junit import failure_message
+from runbook.record import CheckRecord, attach, custom_record, record_of
 from runbook.secrets import SECRETS
 
 
@@ -45,108 +48,137 @@ class CheckRepr:
         return self.text
 
 
-def runbook_ref(case: Any) -> str:
+def runbook_ref(case: Case) -> str:
     return f"{Path(case.system.model.runbook).name} § {case.check.section}"
 
 
-def describe(case: Any) -> dict[str, Any]:
+def new_record(item: pytest.Item) -> CheckRecord:
+    case = case_of(item)
+    if case is None:
+        return custom_record(item.nodeid)
     check = case.check
-    return {
-        "system": case.system.name,
-        "check_id": check.id,
-        "id": case.id,
-        "kind": check.kind,
-        "aspect": check.aspect,
-        "title": check.title,
-        "severity": check.severity,
-        "section": check.section,
-        "runbook": runbook_ref(case),
-        "runbook_path": str(case.system.model.runbook),
-        "remedy": check.remedy,
-        "host": case.host_name,
-        "markers": list(check.effective_markers),
-        "expected": None,
-        "found": None,
-        "message": None,
-        "evidence": {},
-    }
-
-
-def _failure_text(info: dict[str, Any]) -> str:
-    lines = [f"[{info['severity']}] {info['title']} ({info['id']})"]
-    if info["expected"]:
-        lines.append(f"expected: {info['expected']}")
-    lines.append(f"found:    {info['found']}")
-    lines.append(f"remedy:   {info['remedy']}")
-    lines.append(f"runbook:  {info['runbook']}")
-    for name, text in info["evidence"].items():
-        if text:
-            lines.append(f"--- {name} ---")
-            lines.extend(text.splitlines()[-40:])
-    return "\n".join(lines)
+    return CheckRecord(
+        system=case.system.name,
+        check_id=check.id,
+        kind=check.kind,
+        title=check.title,
+        nodeid=item.nodeid,
+        aspect=check.aspect,
+        host=case.host_name,
+        severity=check.severity,
+        section=check.section,
+        runbook=runbook_ref(case),
+        runbook_path=str(case.system.model.runbook),
+        remedy=check.remedy,
+        markers=list(check.effective_markers),
+    )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
-    case = case_of(item)
-    if case is not None:
-        info = getattr(item, "_runbook_info", None) or describe(case)
-        item._runbook_info = info  # type: ignore[attr-defined]
-        error = call.excinfo.value if call.excinfo is not None else None
-        if report.when == "call" or (report.failed and info["message"] is None):
-            _record(report, info, error)
-        report.runbook = info  # type: ignore[attr-defined]
-    _mask(report)
+    record = item.stash.setdefault(keys.RECORD, new_record(item))
+    error = call.excinfo.value if call.excinfo is not None else None
+    _update(record, report, error)
+    masked = record.masked()
+    if isinstance(error, CheckFailed | CheckError) and report.failed:
+        report.longrepr = CheckRepr(masked.failure_text(), masked.ci_message(), report.location[0])
+    _mask_longrepr(report, masked)
+    attach(report, masked)
     return report
 
 
-def _record(report: pytest.TestReport, info: dict[str, Any], error: BaseException | None) -> None:
-    path = report.location[0]
-    # failure_message: "[P2] §<section>: <found>", what JUnit's message attribute shows in CI.
-    if isinstance(error, CheckFailed | CheckError):
+def _update(record: CheckRecord, report: pytest.TestReport, error: BaseException | None) -> None:
+    """Fold one phase (setup, call, teardown) into the record."""
+    record.phases.append(report.when)
+    record.duration += report.duration
+    if report.when == "call":
+        if hasattr(report, "wasxfail"):
+            record.outcome = "skipped" if report.skipped else report.outcome
+            record.message = f"xfail: {report.wasxfail}".strip()
+            return
+        record.outcome = report.outcome
         if isinstance(error, CheckFailed):
-            info.update(expected=error.expected, found=error.found, evidence=error.evidence)
+            record.expected, record.found, record.evidence = error.expected, error.found, dict(error.evidence)
+        elif isinstance(error, CheckError):
+            record.found = f"could not check: {error}"
+        elif report.failed:
+            record.found = _crash_text(report)
+        if report.passed:
+            record.message = "ok"
+        elif report.skipped:
+            record.message = f"skipped: {_crash_text(report)}"
         else:
-            info.update(found=f"could not check: {error}")
-        info["message"] = failure_message(info)
-        report.longrepr = CheckRepr(_failure_text(info), info["message"], path)
-    elif report.skipped and isinstance(report.longrepr, tuple):
-        info["message"] = f"skipped: {report.longrepr[2].removeprefix('Skipped: ')}"
-    elif report.failed:
-        crash = getattr(report.longrepr, "reprcrash", None)
-        info["found"] = crash.message if crash else str(report.longrepr).splitlines()[-1]
-        info["message"] = failure_message(info)
-        if crash is not None:
-            crash.message = info["message"]
-        else:  # pytest.fail(pytrace=False) and friends: a bare string, no message to carry severity
-            original = str(report.longrepr).strip()
-            text = _failure_text(info) + (f"\n{original}" if "\n" in original else "")
-            report.longrepr = CheckRepr(text, info["message"], path)
-    elif report.passed and report.when == "call":
-        info["message"] = "ok"
+            record.message = _failure_message(record)
+    elif report.failed and record.outcome != "failed":
+        # A failing setup or teardown is an error (pytest's words), unless the call failed already.
+        record.outcome = "error"
+        record.found = f"{report.when} failed: {_crash_text(report)}"
+        record.message = _failure_message(record)
+    elif report.skipped and report.when == "setup":
+        record.outcome = "skipped"
+        record.message = f"skipped: {_crash_text(report)}"
 
 
-def _mask(report: pytest.TestReport) -> None:
-    """Secrets out of everything a reporter can print."""
-    if isinstance(report.longrepr, CheckRepr):
-        report.longrepr.text = SECRETS.mask(report.longrepr.text)
-        report.longrepr.reprcrash.message = SECRETS.mask(report.longrepr.reprcrash.message)
-    elif isinstance(report.longrepr, tuple):
-        path, lineno, message = report.longrepr
+def _failure_message(record: CheckRecord) -> str:
+    if record.is_check:
+        return record.ci_message()
+    return (record.found or "failed").strip().split("\n", 1)[0]
+
+
+def _crash_text(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    lines = str(longrepr or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _mask_longrepr(report: pytest.TestReport, record: CheckRecord) -> None:
+    """Secrets out of everything a reporter can print; checks' failures carry their CI message."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, CheckRepr):
+        longrepr.text = SECRETS.mask(longrepr.text)
+        longrepr.reprcrash.message = SECRETS.mask(longrepr.reprcrash.message)
+    elif isinstance(longrepr, tuple):
+        path, lineno, message = longrepr
         report.longrepr = (path, lineno, SECRETS.mask(message))
-    elif report.longrepr is not None:
-        text = str(report.longrepr)
-        masked = SECRETS.mask(text)
-        if masked != text:
-            # Keep a crash message: the terminal's summary line and JUnit's message read it.
-            crash = getattr(report.longrepr, "reprcrash", None)
-            message = SECRETS.mask(crash.message) if crash else masked.strip().splitlines()[-1]
-            report.longrepr = CheckRepr(masked, message, report.location[0])
+    elif longrepr is not None and report.failed:
+        text = SECRETS.mask(str(longrepr))
+        crash = getattr(longrepr, "reprcrash", None)
+        if record.is_check:
+            # A plain failure of a check (pytest.fail, an assert): keep its text, carry severity.
+            body = record.failure_text() + (f"\n{text.strip()}" if "\n" in text.strip() else "")
+            report.longrepr = CheckRepr(body, record.ci_message(), report.location[0])
+        elif text != str(longrepr) or crash is None:
+            message = SECRETS.mask(crash.message) if crash else text.strip().splitlines()[-1]
+            report.longrepr = CheckRepr(text, message, report.location[0])
     report.sections = [(title, SECRETS.mask(content)) for title, content in report.sections]
-    info = getattr(report, "runbook", None)
-    if info:
-        for key in ("expected", "found", "message"):
-            if isinstance(info.get(key), str):
-                info[key] = SECRETS.mask(info[key])
-        info["evidence"] = {name: SECRETS.mask(text) for name, text in info["evidence"].items()}
+
+
+# -- the record travels with the report to an xdist controller --------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(config: pytest.Config, report: Any) -> Generator[None, Any, Any]:
+    data = yield
+    record = record_of(report)
+    if isinstance(data, dict) and record is not None:
+        data["runbook_record"] = record.to_json()
+        if isinstance(report.longrepr, CheckRepr):
+            data["runbook_crash"] = report.longrepr.reprcrash.message
+    return data
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_from_serializable(config: pytest.Config, data: dict[str, Any]) -> Generator[None, Any, Any]:
+    report = yield
+    if report is not None and isinstance(data.get("runbook_record"), dict):
+        attach(report, CheckRecord.from_json(data["runbook_record"]))
+        message = data.get("runbook_crash")
+        if message and isinstance(report.longrepr, str):
+            report.longrepr = CheckRepr(report.longrepr, message, report.location[0])
+    return report

@@ -23,18 +23,16 @@ from typing import Any
 import pytest
 
 from runbook.checks import backups, commands, cron, env_files, http, resources, sqlite, tcp
+from runbook.checks.backups import BackupCheck
+from runbook.checks.commands import CommandCheck
+from runbook.checks.cron import CronCheck
+from runbook.checks.env_files import EnvFileCheck
+from runbook.checks.http import HttpCheck
+from runbook.checks.resources import ResourceCheck
+from runbook.checks.sqlite import SqliteCheck
+from runbook.checks.tcp import TcpCheck
 from runbook.hosts import Target, _call_with_deadline
 from runbook.outcome import CheckError, CheckFailed, CommandTimeout, HostUnreachable
-from runbook.schema import (
-    BackupCheck,
-    CommandCheck,
-    CronCheck,
-    EnvFileCheck,
-    HttpCheck,
-    ResourceCheck,
-    SqliteCheck,
-    TcpCheck,
-)
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 HOUR = 3600.0

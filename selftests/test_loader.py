@@ -320,8 +320,8 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
         pytest.param(
             "checks.logs.0.id",
             "backup-size",
-            "checks.backups[1] (id backup-size): check id 'backup-size' is used twice "
-            "(first: checks.logs[0] (id backup-size))",
+            "checks.logs[0] (id backup-size): check id 'backup-size' is used twice "
+            "(first: checks.backups[1] (id backup-size))",
             id="duplicate-id",
         ),
         pytest.param(

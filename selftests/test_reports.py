@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
+from runbook.record import CheckRecord
 from runbook.report import rundir
 from runbook.report.html import clean_metadata, title_for
-from runbook.report.junit import failure_message
 from runbook.secrets import SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,7 +272,7 @@ def test_junit_failure_messages_carry_severity_and_section(folder: Path) -> None
     )
     assert "run ./backup-calendar.sh by hand" in (backup.text or "")
     skipped = [case for case in suite.iter("testcase") if case.find("skipped") is not None]
-    assert [case.get("name") for case in skipped] == [f"test_http[{SYSTEM}:prometheus-healthy]"]
+    assert [case.get("name") for case in skipped] == [f"test_health[{SYSTEM}:prometheus-healthy]"]
 
 
 def test_summary_has_one_record_per_check(summary: dict[str, Any]) -> None:
@@ -450,8 +450,17 @@ def test_slug(expression: str | None, expected: str) -> None:
 
 
 def test_failure_message() -> None:
-    info = {"severity": "P2", "section": "4.1 Backups", "found": "newest backup 26.1h old\n> 25h"}
-    assert failure_message(info) == "[P2] §4.1 Backups: newest backup 26.1h old > 25h"
+    record = CheckRecord(
+        system="s",
+        check_id="backup-fresh",
+        kind="backups",
+        title="backup",
+        nodeid="n",
+        severity="P2",
+        section="4.1 Backups",
+        found="newest backup 26.1h old\n> 25h",
+    )
+    assert record.ci_message() == "[P2] §4.1 Backups: newest backup 26.1h old > 25h"
 
 
 def test_title() -> None:

@@ -8,23 +8,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook.schema import (
-    CHECK_KINDS,
-    DEFAULT_PLACEHOLDERS,
-    BackupCheck,
-    Checks,
-    CommandCheck,
-    ContainerCheck,
-    CronCheck,
-    EnvFileCheck,
-    HttpCheck,
-    LogCheck,
-    ResourceCheck,
-    System,
-    TcpCheck,
-    parse_duration,
-    parse_size,
-)
+from runbook.checks.backups import BackupCheck
+from runbook.checks.commands import CommandCheck
+from runbook.checks.containers import ContainerCheck
+from runbook.checks.cron import CronCheck
+from runbook.checks.env_files import DEFAULT_PLACEHOLDERS, EnvFileCheck
+from runbook.checks.http import HttpCheck
+from runbook.checks.logs import LogCheck
+from runbook.checks.resources import ResourceCheck
+from runbook.checks.tcp import TcpCheck
+from runbook.model import parse_duration, parse_size
+from runbook.schema import CHECK_KINDS, Checks, System
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
 
@@ -166,13 +160,15 @@ def test_log_since_must_be_a_duration() -> None:
         LogCheck(**COMMON, id="errors", container="bot", pattern="error", max_matches=0, since="1 week")
 
 
-@pytest.mark.parametrize(("value", "ok"), [("set", True), ("1G", True), ("512m", True), ("lots", False)])
-def test_container_memory_limit(value: str, ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("value", "parsed"), [("set", "set"), ("1G", 1 << 30), ("512m", 512 << 20), ("lots", None)]
+)
+def test_container_memory_limit(value: str, parsed: str | int | None) -> None:
     def build() -> ContainerCheck:
         return ContainerCheck(**COMMON, id="limit", container="bot", memory_limit=value)
 
-    if ok:
-        assert build().memory_limit == value
+    if parsed is not None:
+        assert build().memory_limit == parsed
     else:
         with pytest.raises(ValidationError, match="not a size: 'lots'"):
             build()
@@ -253,7 +249,7 @@ def test_checks_all_in_kind_order() -> None:
     checks = Checks.model_validate(
         {"commands": [command("b")], "backups": [{**COMMON, "id": "a", "directory": "/", "min_bytes": 1}]}
     )
-    assert [check.id for check in checks.all()] == ["b", "a"]  # commands come before backups
+    assert [check.id for check in checks.all()] == ["a", "b"]  # kinds in name order: backups, commands
 
 
 @pytest.mark.parametrize("spec", ["calendar.example.com", "root@calendar", "/var/run/docker.sock"])

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.checks import env_files, sqlite
 from runbook.hosts import Target
-from runbook.schema import EnvFileCheck, SqliteCheck
+from runbook.model import CheckBase
+from runbook.run import run_check
 
 
-@pytest.mark.runbook_kind("env_files")
-def test_env_file(check: EnvFileCheck, target: Target) -> None:
-    env_files.verify(check, target)
-
-
-@pytest.mark.runbook_kind("sqlite")
-def test_sqlite(check: SqliteCheck, target: Target) -> None:
-    sqlite.verify(check, target)
+@pytest.mark.runbook_group("config")
+def test_config(check: CheckBase, target: Target) -> None:
+    run_check(check, target)

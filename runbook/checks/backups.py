@@ -19,14 +19,41 @@ import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, ClassVar
+
+from pydantic import Field
 
 from runbook.hosts import Target
+from runbook.model import CheckBase, HostPath
 from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import BackupCheck
 from runbook.units import human_age
 
 CHUNK = 1 << 16
+
+
+class BackupCheck(CheckBase):
+    """The newest archive in a backup folder: age, size, integrity; and retention."""
+
+    kind: ClassVar[str] = "backups"
+    group: ClassVar[str] = "backup"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily",)
+    aspects: ClassVar[tuple[str, ...]] = (
+        "max_age_hours",
+        "min_bytes",
+        "integrity",
+        "retention_days",
+    )
+
+    directory: HostPath
+    pattern: str = Field(default="*.tar.gz*", min_length=1, pattern=r"^[^/\x00\n]+$")
+    max_age_hours: float | None = Field(default=None, gt=0, le=24 * 366)
+    min_bytes: int | None = Field(default=None, ge=0, le=1 << 50)
+    integrity: bool | None = None
+    gpg_passphrase: str | None = Field(default=None, description="write ${ENV_NAME}, never a value")
+    required_members: list[str] = Field(default=[], description="glob patterns every archive must contain")
+    retention_days: float | None = Field(default=None, gt=0, le=3660)
+    retention_slack_days: float = Field(default=1, ge=0, le=366)
+    timeout: float = Field(default=120, gt=0, le=3600)
 
 
 @dataclass(frozen=True)
@@ -40,25 +67,29 @@ def listing(check: BackupCheck, target: Target) -> tuple[list[Archive], float]:
     """All matching archives, newest first, and the host's clock (ages use the host's time)."""
 
     def read() -> tuple[list[Archive], float]:
+        # -H: a backup folder that is a symlink (a common layout) is followed; NUL-separated
+        # entries: a file name with a newline is one entry, not two phantoms.
         result = target.run(
-            "date +%%s; find %s -maxdepth 1 -type f -name %s -printf '%%T@ %%s %%p\\n'",
+            "date +%%s; find -H %s -maxdepth 1 -type f -name %s -printf '%%T@ %%s %%p\\0'",
             check.directory,
             check.pattern,
         )
-        lines = result.stdout.splitlines()
-        if not lines or not lines[0].strip().isdigit():
+        clock, _, entries = result.stdout.partition("\n")
+        if not clock.strip().isdigit():
             raise CheckError(f"cannot list {check.directory}: {result.stderr.strip()[:300]}")
-        if result.rc != 0 and len(lines) == 1:
+        if result.rc != 0 and not entries:
             raise CheckFailed(
                 f"backups in {check.directory}",
                 f"cannot list {check.directory}: {result.stderr.strip()[:200]}",
             )
         archives = []
-        for line in lines[1:]:
-            mtime, size, path = line.split(" ", 2)
-            archives.append(Archive(path, float(mtime), int(size)))
+        for entry in entries.split("\0"):
+            fields = entry.split(" ", 2)
+            if len(fields) == 3:
+                mtime, size, path = fields
+                archives.append(Archive(path, float(mtime), int(size)))
         archives.sort(key=lambda archive: archive.mtime, reverse=True)
-        return archives, float(lines[0])
+        return archives, float(clock)
 
     return target.cached(("backups", check.directory, check.pattern), read)
 

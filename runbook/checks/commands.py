@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
 from runbook.hosts import Target
+from runbook.model import CheckBase
 from runbook.outcome import CheckFailed
-from runbook.schema import CommandCheck
+
+
+class CommandCheck(CheckBase):
+    """A read-only command on the host and what it must print (e.g. redis-cli ping).
+
+    The command is the description's own shell text, run as written: it is the
+    one field that is code by design (review it like code).
+    """
+
+    kind: ClassVar[str] = "commands"
+
+    run: str = Field(min_length=1)
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    expect_exit: int | None = Field(default=0, ge=0, le=255)
+    expect_stdout: str | None = Field(default=None, description="exact stdout, stripped")
+    stdout_contains: str | None = None
 
 
 def _short(text: str, limit: int = 200) -> str:

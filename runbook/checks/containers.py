@@ -7,45 +7,44 @@ its OOM kill, but the daemon's event log does.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from runbook import docker_host
 from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import ContainerCheck, parse_duration, parse_size
+from runbook.model import ByteSize, CheckBase, ContainerName, Duration, format_duration
+from runbook.outcome import CheckFailed
 from runbook.units import human_bytes
 
-EXIT_MEANING = {0: "normal exit", 1: "application error", 137: "killed (OOM)", 139: "segfault"}
 
+class ContainerCheck(CheckBase):
+    """One fact about one container: `docker inspect`, `docker events`, `docker stats`."""
 
-def inspect_or_fail(target: Target, container: str) -> dict[str, Any]:
-    info = target.docker_inspect(container)
-    if info is None:
-        raise CheckFailed(f"container {container} exists", f"no container named {container}")
-    return info
+    kind: ClassVar[str] = "containers"
+    aspects: ClassVar[tuple[str, ...]] = (
+        "state",
+        "restart_policy",
+        "memory_limit",
+        "no_crash_within",
+        "max_restarts",
+        "max_memory_percent",
+    )
 
-
-def describe_state(state: dict[str, Any]) -> str:
-    status = state.get("Status", "?")
-    text = status
-    if status in {"exited", "dead"} or state.get("Restarting"):
-        code = state.get("ExitCode")
-        text += f" (exit code {code}: {EXIT_MEANING.get(code, 'error')})"
-        if state.get("OOMKilled"):
-            text += ", OOM-killed"
-    if status == "running" and state.get("StartedAt"):
-        text += f" since {state['StartedAt'][:19].replace('T', ' ')} UTC"
-    return text
-
-
-def require_running(target: Target, container: str) -> dict[str, Any]:
-    """For checks that need the container up: one clear line when it is not."""
-    info = inspect_or_fail(target, container)
-    state = info["State"]
-    if state.get("Status") != "running" or state.get("Restarting"):
-        raise CheckFailed(f"container {container} running", f"{container} is {describe_state(state)}")
-    return info
+    container: ContainerName
+    state: Literal["running"] | None = None
+    restart_policy: str | None = None
+    memory_limit: Literal["set"] | ByteSize | None = Field(
+        default=None, description="'set' or a size such as 1G", union_mode="left_to_right"
+    )
+    no_crash_within: Duration | None = Field(
+        default=None, description="window such as 24h: no OOM kill, no exit 137/139"
+    )
+    max_restarts: int | None = Field(default=None, ge=0, le=1_000_000)
+    within: Duration = 86400.0
+    max_memory_percent: float | None = Field(default=None, gt=0, le=100)
+    crash_exit_codes: list[int] = [137, 139]
 
 
 def verify(check: ContainerCheck, target: Target) -> None:
@@ -60,19 +59,18 @@ def verify(check: ContainerCheck, target: Target) -> None:
 
 
 def _state(check: ContainerCheck, target: Target) -> None:
-    info = inspect_or_fail(target, check.container)
-    state = info["State"]
+    info = docker_host.inspect_or_fail(target, check.container)
     restarts = info.get("RestartCount", 0)
-    found = f"{check.container} is {describe_state(state)}"
+    found = f"{check.container} is {docker_host.describe_state(info.get('State', {}))}"
     if restarts:
         found += f", restarted {restarts} times"
-    if state.get("Status") != "running" or state.get("Restarting"):
+    if not docker_host.is_running(info):
         raise CheckFailed(f"{check.container} running (not restarting, not exited)", found)
 
 
 def _restart_policy(check: ContainerCheck, target: Target) -> None:
-    info = inspect_or_fail(target, check.container)
-    policy = info["HostConfig"].get("RestartPolicy", {}).get("Name") or "no"
+    info = docker_host.inspect_or_fail(target, check.container)
+    policy = info.get("HostConfig", {}).get("RestartPolicy", {}).get("Name") or "no"
     if policy != check.restart_policy:
         raise CheckFailed(
             f"restart policy {check.restart_policy}",
@@ -81,13 +79,13 @@ def _restart_policy(check: ContainerCheck, target: Target) -> None:
 
 
 def _memory_limit(check: ContainerCheck, target: Target) -> None:
-    info = inspect_or_fail(target, check.container)
-    limit = int(info["HostConfig"].get("Memory") or 0)
+    info = docker_host.inspect_or_fail(target, check.container)
+    limit = int(info.get("HostConfig", {}).get("Memory") or 0)
     if check.memory_limit == "set":
         if limit <= 0:
             raise CheckFailed("a memory limit", "no memory limit (unlimited)")
         return
-    wanted = parse_size(check.memory_limit or "0")
+    wanted = int(check.memory_limit or 0)
     if limit != wanted:
         shown = human_bytes(limit) if limit else "none (unlimited)"
         raise CheckFailed(
@@ -95,43 +93,31 @@ def _memory_limit(check: ContainerCheck, target: Target) -> None:
         )
 
 
-def _events(target: Target, container_id: str, window: str, actions: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The daemon's events for this container id in the window (bounded by --until now)."""
-    filters = " ".join(f"--filter event={action}" for action in actions)
-    result = target.run(
-        'docker events --since %s --until "$(date +%%s)" --filter container=%s '
-        + filters
-        + " --format '{{json .}}'",
-        f"{int(parse_duration(window))}s",
-        container_id,
-    )
-    if result.rc != 0:
-        raise CheckError(f"docker events failed: {result.stderr.strip()[:300]}")
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
 def _when(event: dict[str, Any]) -> str:
     stamp = datetime.fromtimestamp(event.get("timeNano", 0) / 1e9, tz=UTC)
     return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _exit_code(event: dict[str, Any]) -> str:
-    return str(event.get("Actor", {}).get("Attributes", {}).get("exitCode", "?"))
+def _exit_code(event: dict[str, Any]) -> int | None:
+    code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+    try:
+        return int(code)
+    except (TypeError, ValueError):
+        return None
 
 
 def _no_crash(check: ContainerCheck, target: Target) -> None:
-    info = inspect_or_fail(target, check.container)
-    window = check.no_crash_within or "24h"
+    info = docker_host.inspect_or_fail(target, check.container)
+    window = format_duration(check.no_crash_within or 86400)
     crashes: list[str] = []
-    for event in _events(target, info["Id"], window, ("die", "oom")):
-        attributes = event.get("Actor", {}).get("Attributes", {})
+    for event in docker_host.events(target, info["Id"], check.no_crash_within or 86400, ("die", "oom")):
         if event.get("Action") == "oom":
             crashes.append(f"OOM kill at {_when(event)}")
             continue
-        code = int(attributes.get("exitCode", 0))
+        code = _exit_code(event)
         if code in check.crash_exit_codes:
-            crashes.append(f"exit {code} ({EXIT_MEANING.get(code, 'crash')}) at {_when(event)}")
-    state = info["State"]
+            crashes.append(f"exit {code} ({docker_host.EXIT_MEANING.get(code, 'crash')}) at {_when(event)}")
+    state = info.get("State", {})
     if state.get("OOMKilled") and not any("OOM" in crash for crash in crashes):
         crashes.append(f"OOM-killed (state), exit code {state.get('ExitCode')}")
     if crashes:
@@ -142,48 +128,68 @@ def _no_crash(check: ContainerCheck, target: Target) -> None:
         )
 
 
+def classify_restarts(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the `die` events docker answered with a restart after a non-zero exit, operator restarts).
+
+    A start that follows a `die` with no `stop` in between is the daemon applying
+    the restart policy; a `stop` in between (docker stop / restart, compose
+    restart) means an operator asked for it, which is no restart loop.
+    """
+    crash_restarts: list[dict[str, Any]] = []
+    by_operator: list[str] = []
+    last_die: dict[str, Any] | None = None
+    stopped = False
+    for event in events:
+        action = event.get("Action")
+        if action == "die":
+            last_die, stopped = event, False
+        elif action == "stop":
+            stopped = True
+        elif action == "start" and last_die is not None:
+            code = _exit_code(last_die)
+            if stopped:
+                by_operator.append(f"{_when(event)} started again after a stop (operator)")
+            elif code:
+                crash_restarts.append(last_die)
+            else:
+                by_operator.append(f"{_when(event)} restarted by policy after a clean exit (exit 0)")
+            last_die, stopped = None, False
+    return crash_restarts, by_operator
+
+
 def _restarts(check: ContainerCheck, target: Target) -> None:
-    """Starts of this container after its first: docker's restarts, not an operator's stop."""
-    info = inspect_or_fail(target, check.container)
-    events = _events(target, info["Id"], check.within, ("start", "die"))
-    starts = [event for event in events if event.get("Action") == "start"]
-    created = datetime.fromisoformat(info["Created"][:19]).replace(tzinfo=UTC)
-    window_start = datetime.now(UTC).timestamp() - parse_duration(check.within)
-    if starts and created.timestamp() >= window_start:
-        starts = starts[1:]  # the start that followed `create` is not a restart
+    """Restarts docker made after a crash (exit != 0), not the ones an operator asked for."""
+    info = docker_host.inspect_or_fail(target, check.container)
+    window = format_duration(check.within)
+    events = docker_host.events(target, info["Id"], check.within, ("die", "stop", "start"))
+    crash_restarts, by_operator = classify_restarts(events)
     limit = check.max_restarts or 0
-    if len(starts) > limit:
-        codes = ", ".join(_exit_code(event) for event in events if event.get("Action") == "die")
+    evidence = {}
+    if by_operator:
+        evidence["operator restarts (information)"] = "\n".join(by_operator)
+    if len(crash_restarts) > limit:
+        codes = ", ".join(str(_exit_code(event)) for event in crash_restarts[-10:])
+        lines = [f"{_when(event)} exit {_exit_code(event)}, restarted by docker" for event in crash_restarts]
+        evidence["restarts after a crash"] = "\n".join(lines)
         raise CheckFailed(
-            f"at most {limit} restarts in the last {check.within}",
-            f"{check.container} restarted {len(starts)} times in the last {check.within} > {limit} "
-            f"(RestartCount {info.get('RestartCount', 0)}; exit codes {codes[-60:] or 'none'})",
-            {"restarts": "\n".join(f"{_when(e)} {e.get('Action')} {_exit_code(e)}" for e in events)},
+            f"at most {limit} restarts after a crash in the last {window}",
+            f"{check.container} restarted {len(crash_restarts)} times in the last {window} > {limit} "
+            f"by its restart policy after a crash (exit codes {codes}; last at {_when(crash_restarts[-1])})",
+            evidence,
         )
 
 
-def _stats(target: Target) -> dict[str, dict[str, Any]]:
-    def read() -> dict[str, dict[str, Any]]:
-        result = target.run("docker stats --no-stream --format '{{json .}}'", timeout=30)
-        if result.rc != 0:
-            raise CheckError(f"docker stats failed: {result.stderr.strip()[:300]}")
-        rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        return {row["Name"]: row for row in rows}
-
-    return target.cached(("docker-stats",), read)
-
-
 def _memory_usage(check: ContainerCheck, target: Target) -> None:
-    info = require_running(target, check.container)
-    row = _stats(target).get(check.container)
+    info = docker_host.require_running(target, check.container)
+    row = docker_host.stats(target).get(check.container)
     if row is None:
         raise CheckFailed(f"{check.container} in docker stats", f"{check.container} not in docker stats")
-    percent = float(row["MemPerc"].rstrip("%"))
-    limit = int(info["HostConfig"].get("Memory") or 0)
+    percent = float(str(row.get("MemPerc", "0")).rstrip("%") or 0)
+    limit = int(info.get("HostConfig", {}).get("Memory") or 0)
     scope = "of its limit" if limit else "of host memory (no limit set)"
     threshold = check.max_memory_percent or 80
     if percent >= threshold:
         raise CheckFailed(
             f"memory under {threshold:g}% {scope}",
-            f"{check.container} uses {percent:.1f}% {scope} ({row['MemUsage']}) >= {threshold:g}%",
+            f"{check.container} uses {percent:.1f}% {scope} ({row.get('MemUsage', '?')}) >= {threshold:g}%",
         )

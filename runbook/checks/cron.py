@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
 from runbook.hosts import Target
+from runbook.model import CheckBase
 from runbook.outcome import CheckFailed
-from runbook.schema import CronCheck
+
+
+class CronCheck(CheckBase):
+    """A crontab entry: schedule and command (`crontab -l`)."""
+
+    kind: ClassVar[str] = "cron"
+    group: ClassVar[str] = "backup"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily",)
+
+    schedule: str = Field(pattern=r"^(@\w+|(\S+\s+){4}\S+)$")
+    command_contains: str = Field(min_length=1)
+    user: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", description="crontab -u USER; default the SSH user"
+    )
 
 
 def entries(text: str) -> list[tuple[str, str]]:

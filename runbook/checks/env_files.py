@@ -7,11 +7,44 @@ travel to the runner, so they cannot end up in a report.
 
 from __future__ import annotations
 
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import EnvFileCheck
+import re
+from typing import ClassVar
 
-from .containers import require_running
+from pydantic import Field, field_validator
+
+from runbook import docker_host
+from runbook.hosts import Target
+from runbook.model import CheckBase, ContainerName, HostPath, regex
+from runbook.outcome import CheckError, CheckFailed
+
+DEFAULT_PLACEHOLDERS = r"^(changeme|change_me|change-me|your[_-].*|xxx+|\.\.\.|<.*>|todo|tbd|placeholder|example.*|dummy|none|null|secret|token|\*+)$"  # noqa: E501
+
+
+class EnvFileCheck(CheckBase):
+    """A dotenv file defines keys with real values. Values never leave the host."""
+
+    kind: ClassVar[str] = "env_files"
+    group: ClassVar[str] = "config"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke")
+
+    path: HostPath
+    required: list[str] = Field(min_length=1)
+    placeholder_pattern: str = DEFAULT_PLACEHOLDERS
+    container: ContainerName | None = None
+
+    @field_validator("placeholder_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        return regex(value)
+
+    @field_validator("required")
+    @classmethod
+    def _keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not an environment variable name")
+        return keys
+
 
 # Later lines win, as in docker compose's env_file; `export KEY=` and quotes allowed.
 AWK_PROGRAM = r"""
@@ -38,12 +71,11 @@ BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
 
 def verify(check: EnvFileCheck, target: Target) -> None:
     keys = " ".join(check.required)
-    awk = "awk -v keys=%s -v ph=%s %s %s"
+    awk = "awk -v keys=%s -v ph=%s -- %s %s"
     # awk expands escapes in -v values, so the regex's backslashes are doubled.
     args = (keys, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM, check.path)
     if check.container:
-        require_running(target, check.container)
-        result = target.run("docker exec %s " + awk, check.container, *args)
+        result = docker_host.exec_in(target, check.container, awk, *args)
     else:
         result = target.run(awk, *args)
     if result.rc != 0:

@@ -1,39 +1,56 @@
 """HTTP endpoints (runbook: `curl -s --max-time 5 http://localhost:8000/health`).
 
-From the runner the request goes through httpx with one total deadline; on the
-host (or inside a container, for ports that are not published) it goes through
-curl with --max-time, the runbook's own tool.
+From the runner the request goes through `runbook.web` (httpx, one total
+deadline, a capped body); on the host (or inside a container, for ports that are
+not published) it goes through curl with --max-time, the runbook's own tool.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-import httpx
+from pydantic import Field, model_validator
 
+from runbook import docker_host, web
 from runbook.hosts import Target
+from runbook.model import CheckBase, ContainerName
 from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import HttpCheck
-
-from .containers import require_running
 
 BODY_EVIDENCE = 4000
 CURL_TRAILER = "\n__runbook_http__ %{http_code} %{time_total}"
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: str
-    seconds: float
+class HttpCheck(CheckBase):
+    """An HTTP endpoint: status, JSON fields, answer time."""
+
+    kind: ClassVar[str] = "http"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    via: Literal["runner", "host"] = Field(
+        default="runner", description="runner: from this machine (httpx); host: curl on the host"
+    )
+    container: ContainerName | None = Field(default=None, description="curl inside this container")
+    timeout: float = Field(default=5.0, gt=0, le=120)
+    expect_status: list[int] = [200]
+    expect_json: dict[str, Any] | None = None
+    expect_keys: list[str] = []
+    headers: dict[str, str] = {}
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _where(self) -> HttpCheck:
+        if self.container and self.via == "runner":
+            object.__setattr__(self, "via", "host")
+        return self
 
 
 def verify(check: HttpCheck, target: Target) -> None:
     answer = _via_runner(check) if check.via == "runner" else _via_host(check, target)
-    evidence = {"response body": answer.body[:BODY_EVIDENCE]}
+    body = answer.text
+    evidence = {"response body": body[:BODY_EVIDENCE] + answer.body_note()}
     where = f"{check.method} {check.url}"
     if answer.status not in check.expect_status:
         wanted = "/".join(map(str, check.expect_status))
@@ -42,13 +59,22 @@ def verify(check: HttpCheck, target: Target) -> None:
             f"status {answer.status} != {wanted} ({where}, {answer.seconds:.2f}s)",
             evidence,
         )
+    if answer.late:
+        raise CheckFailed(
+            f"{where} answers within {check.timeout:g}s",
+            f"status {answer.status} arrived, but the body did not finish within {check.timeout:g}s "
+            f"({len(answer.body)} bytes read)",
+            evidence,
+        )
     if check.expect_json is None and not check.expect_keys:
         return
     try:
-        document = json.loads(answer.body)
+        document = json.loads(body)
     except ValueError:
         raise CheckFailed(
-            f"{where} answers JSON", f"body is not JSON: {answer.body[:120]!r}", evidence
+            f"{where} answers JSON",
+            f"body is not JSON: {body[:120]!r}{answer.body_note()}",
+            evidence,
         ) from None
     if not isinstance(document, dict):
         raise CheckFailed(f"{where} answers a JSON object", f"JSON {type(document).__name__}", evidence)
@@ -78,62 +104,32 @@ def _lookup(document: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _via_runner(check: HttpCheck) -> Answer:
-    started = time.monotonic()
+def _via_runner(check: HttpCheck) -> web.Answer:
+    where = f"{check.method} {check.url}"
     try:
-        with httpx.Client(timeout=httpx.Timeout(check.timeout), verify=check.verify_tls) as client:
-            status, body = _request_within(client, check)
-    except httpx.TimeoutException:
+        return web.fetch(
+            check.method, check.url, headers=check.headers, timeout=check.timeout, verify_tls=check.verify_tls
+        )
+    except web.NoAnswer:
         raise CheckFailed(
-            f"{check.method} {check.url} answers within {check.timeout:g}s",
-            f"no answer within {check.timeout:g}s ({check.method} {check.url})",
+            f"{where} answers within {check.timeout:g}s", f"no answer within {check.timeout:g}s ({where})"
         ) from None
-    except httpx.HTTPError as exc:
-        raise CheckFailed(
-            f"{check.method} {check.url} answers",
-            f"{check.method} {check.url} failed: {_reason(exc)}",
-        ) from None
-    return Answer(status, body, time.monotonic() - started)
+    except web.RequestFailed as exc:
+        raise CheckFailed(f"{where} answers", f"{where} failed: {exc}") from None
 
 
-def _request_within(client: httpx.Client, check: HttpCheck) -> tuple[int, str]:
-    """httpx's timeouts are per read; a server that trickles bytes must not exceed the total."""
-    deadline = time.monotonic() + check.timeout
-    with client.stream(check.method, check.url, headers=check.headers) as response:
-        chunks = []
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise httpx.ReadTimeout("total deadline passed", request=response.request)
-        body = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
-    return response.status_code, body
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and str(cause):
-        text = str(cause)
-        cause = cause.__cause__ or cause.__context__
-    return f"{type(exc).__name__}: {text}"[:300]
-
-
-def _via_host(check: HttpCheck, target: Target) -> Answer:
+def _via_host(check: HttpCheck, target: Target) -> web.Answer:
     curl = ["curl", "-sS", "-X", check.method, "--max-time", f"{check.timeout:g}", "-w", CURL_TRAILER]
     if not check.verify_tls:
         curl.append("-k")
     for name, value in check.headers.items():
         curl += ["-H", f"{name}: {value}"]
     curl.append(check.url)
-    prefix = ""
+    template = " ".join("%s" for _ in curl)
     if check.container:
-        require_running(target, check.container)
-        prefix = "docker exec %s "
-        args = [check.container, *curl]
+        result = docker_host.exec_in(target, check.container, template, *curl, timeout=check.timeout + 10)
     else:
-        args = curl
-    command = prefix + " ".join("%s" for _ in curl)
-    result = target.run(command, *args, timeout=check.timeout + 10)
+        result = target.run(template, *curl, timeout=check.timeout + 10)
     body, marker, trailer = result.stdout.rpartition("\n__runbook_http__ ")
     inside = f" (inside {check.container})" if check.container else ""
     if result.rc == 28:
@@ -147,4 +143,4 @@ def _via_host(check: HttpCheck, target: Target) -> Answer:
             raise CheckFailed(f"{check.method} {check.url} answers", f"{said}{inside}")
         raise CheckError(f"curl {check.url}{inside}: {said}")
     status, seconds = trailer.split()
-    return Answer(int(status), body, float(seconds))
+    return web.Answer(status=int(status), body=body.encode("utf-8", errors="replace"), seconds=float(seconds))

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
 from runbook.hosts import Target
+from runbook.model import CheckBase
 from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import InstancesCheck
+
+
+class InstancesCheck(CheckBase):
+    """How many containers match a `docker ps` filter (e.g. only one bot instance)."""
+
+    kind: ClassVar[str] = "instances"
+
+    filters: dict[str, str] = Field(min_length=1, description="docker ps --filter KEY=VALUE")
+    count: int = Field(ge=0, le=100_000)
 
 
 def verify(check: InstancesCheck, target: Target) -> None:

@@ -1,23 +1,58 @@
 """Container log lines (runbook: `docker logs telegram-bot --since 24h | grep -i -E ...`).
 
-grep runs on the host, so an error storm of a million lines costs a count and
-the last few lines on the wire, not the whole log.
+grep runs on the host, and one awk after it keeps the count and the last few
+matching lines, so an error storm of a million lines costs one pass over the
+log and a few lines on the wire, not the whole log.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field, field_validator
+
+from runbook import docker_host
 from runbook.hosts import Target
+from runbook.model import CheckBase, ContainerName, Duration, format_duration, regex
 from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import LogCheck, parse_duration
-from runbook.units import human_seconds
+
+# Prints the number of lines it read, then the last n of them (n may be 0).
+COUNT_AND_TAIL = (
+    "awk -v n=%s '{ c++; if (n > 0) last[c %% n] = $0 } "
+    "END { print c + 0; s = c - n + 1; if (s < 1) s = 1; for (i = s; i <= c; i++) print last[i %% n] }'"
+)
+
+
+class LogCheck(CheckBase):
+    """Lines of a container's log: a pattern that must stay rare, or must appear."""
+
+    kind: ClassVar[str] = "logs"
+    aspects: ClassVar[tuple[str, ...]] = ("max_matches", "must_match")
+
+    container: ContainerName
+    pattern: str = Field(min_length=1, description="extended regex, matched case-insensitively")
+    since: Duration | None = 86400.0
+    max_matches: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    must_match: bool | None = None
+    show_lines: int = Field(default=20, ge=0, le=200)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        # A YAML block scalar ends in a newline; grep reads each line as a pattern of its own
+        # and the empty one matches everything, so trailing newlines go and inner ones are refused.
+        value = value.rstrip("\r\n")
+        if not value:
+            raise ValueError("the pattern is empty")
+        if "\n" in value or "\r" in value:
+            raise ValueError("one pattern per check: grep would read each line as a pattern (use a|b)")
+        return regex(value)
 
 
 def verify(check: LogCheck, target: Target) -> None:
-    since = f"--since {int(parse_duration(check.since))}s " if check.since else ""
-    window = f" in the last {human_seconds(parse_duration(check.since))}" if check.since else ""
-    logs = f"docker logs -t {since}%s 2>&1"
-    exists = target.docker_inspect(check.container)
-    if exists is None:
+    window = f" in the last {format_duration(check.since)}" if check.since else ""
+    logs = docker_host.logs_template(check.since)
+    if docker_host.inspect(target, check.container) is None:
         raise CheckFailed(f"logs of {check.container}", f"no container named {check.container}")
     if check.must_match:
         result = target.run(f"{logs} | grep -m 1 -i -E -e %s", check.container, check.pattern)
@@ -30,9 +65,7 @@ def verify(check: LogCheck, target: Target) -> None:
             )
         return
     result = target.run(
-        f"{logs} | grep -c -i -E -e %s; {logs} | grep -i -E -e %s | tail -n %s",
-        check.container,
-        check.pattern,
+        f"{logs} | grep -i -E -e %s | {COUNT_AND_TAIL}",
         check.container,
         check.pattern,
         str(check.show_lines),

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
 from runbook.hosts import Target
+from runbook.model import CheckBase, HostPath
 from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import ResourceCheck
 from runbook.units import human_bytes
+
+
+class ResourceCheck(CheckBase):
+    """Disk usage of a path, or the host's available memory."""
+
+    kind: ClassVar[str] = "resources"
+    aspects: ClassVar[tuple[str, ...]] = ("disk", "min_available_mb")
+
+    disk: HostPath | None = Field(default=None, description="path whose filesystem is checked")
+    max_used_percent: float = Field(default=90, gt=0, le=100)
+    min_available_mb: float | None = Field(default=None, gt=0, le=1e9)
 
 
 def verify(check: ResourceCheck, target: Target) -> None:

@@ -6,11 +6,25 @@ the database (`PRAGMA journal_mode` on a writable connection could).
 
 from __future__ import annotations
 
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed
-from runbook.schema import SqliteCheck
+from typing import ClassVar, Literal
 
-from .containers import require_running
+from runbook import docker_host
+from runbook.hosts import Target
+from runbook.model import CheckBase, ContainerName, HostPath
+from runbook.outcome import CheckError, CheckFailed
+
+
+class SqliteCheck(CheckBase):
+    """An SQLite database's journal mode, read from its header (never opened for writing)."""
+
+    kind: ClassVar[str] = "sqlite"
+    group: ClassVar[str] = "config"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily",)
+
+    path: HostPath
+    container: ContainerName | None = None
+    journal_mode: Literal["wal", "rollback"] = "wal"
+
 
 MODES = {(2, 2): "wal", (1, 1): "rollback"}
 
@@ -18,8 +32,7 @@ MODES = {(2, 2): "wal", (1, 1): "rollback"}
 def verify(check: SqliteCheck, target: Target) -> None:
     read = "od -An -tu1 -j18 -N2 -- %s"
     if check.container:
-        require_running(target, check.container)
-        result = target.run(f"docker exec %s {read}", check.container, check.path)
+        result = docker_host.exec_in(target, check.container, read, check.path)
     else:
         result = target.run(read, check.path)
     numbers = tuple(int(value) for value in result.stdout.split())

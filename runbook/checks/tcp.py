@@ -7,12 +7,27 @@ image is Python; the runbook itself runs `docker exec telegram-bot python -c`).
 from __future__ import annotations
 
 import socket
+from typing import ClassVar
 
+from pydantic import Field
+
+from runbook import docker_host
 from runbook.hosts import Target
+from runbook.model import CheckBase, ContainerName
 from runbook.outcome import CheckFailed
-from runbook.schema import TcpCheck
 
-from .containers import require_running
+
+class TcpCheck(CheckBase):
+    """A TCP connection, from the runner or from inside a container (by service name)."""
+
+    kind: ClassVar[str] = "tcp"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
+
+    address: str = Field(min_length=1, max_length=255, description="host name or IP to connect to")
+    port: int = Field(gt=0, lt=65536)
+    from_container: ContainerName | None = None
+    timeout: float = Field(default=3.0, gt=0, le=60)
+
 
 PROBE = (
     "import socket,sys\n"
@@ -31,10 +46,10 @@ def verify(check: TcpCheck, target: Target) -> None:
         except OSError as exc:
             raise CheckFailed(expected, f"cannot connect to {check.address}:{check.port}: {exc}") from None
         return
-    require_running(target, check.from_container)
-    result = target.run(
-        "docker exec %s python3 -c %s %s %s %s",
+    result = docker_host.exec_in(
+        target,
         check.from_container,
+        "python3 -c %s %s %s %s",
         PROBE,
         check.address,
         str(check.port),

@@ -23,7 +23,8 @@ import pytest
 from jinja2 import Environment
 from pytest_html import extras
 
-from runbook.report.summary import RunRecorder, split_nodeid
+from runbook.record import record_of
+from runbook.report.summary import RunRecorder
 from runbook.secrets import SECRET_NAME, SECRETS
 
 TITLES = {
@@ -201,28 +202,28 @@ class HtmlReport:
         _replace_test_column(cells, 'class="col-testId"', self._row(report))
 
     def _row(self, report: pytest.TestReport) -> list[str]:
-        info = getattr(report, "runbook", None)
+        record = record_of(report)
         phase = "" if report.when in {"call", "collect"} else f" ({report.when})"
-        if info is None:
-            path, name = split_nodeid(report.nodeid)
+        if record is None or not record.is_check:
+            path, _, name = report.nodeid.partition("::")
             return [
                 _cell("system", _text(path)),
                 _cell("check", f'{_text(name)}<div class="rb-id">custom{_text(phase)}</div>', report.nodeid),
                 _cell("severity", "&ndash;"),
                 _cell("runbook", ""),
             ]
-        severity = _text(info["severity"])
-        check = f'{_text(info["title"])}<div class="rb-id">{_text(info["id"])}{_text(phase)}</div>'
-        runbook_file = Path(info["runbook_path"]).name
-        section = f"§ {_text(info['section'])}"
-        href = self._href(info["runbook_path"])
+        severity = _text(record.severity)
+        check = f'{_text(record.title)}<div class="rb-id">{_text(record.id)}{_text(phase)}</div>'
+        runbook_file = Path(record.runbook_path or "").name
+        section = f"§ {_text(record.section)}"
+        href = self._href(record.runbook_path)
         if href:
             section = f'<a href="{html.escape(href)}" target="_blank">{section}</a>'
         return [
-            _cell("system", _text(info["system"])),
+            _cell("system", _text(record.system)),
             _cell("check", check, report.nodeid),
             _cell("severity", f'<span class="rb-sev rb-{severity}">{severity}</span>'),
-            _cell("runbook", f'{section}<div class="rb-id">{_text(runbook_file)}</div>', info["runbook"]),
+            _cell("runbook", f'{section}<div class="rb-id">{_text(runbook_file)}</div>', record.runbook),
         ]
 
     def _href(self, runbook_path: str | None) -> str | None:
@@ -237,29 +238,27 @@ class HtmlReport:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Before pytest-html (trylast) collects the reports' extras."""
-        info = getattr(report, "runbook", None)
-        if info is None:
+        record = record_of(report)
+        if record is None or not record.is_check:
             return
         added: list[dict[str, Any]] = []
         if report.failed:
-            evidence = [
-                (name, SECRETS.mask(text)) for name, text in (info.get("evidence") or {}).items() if text
-            ]
+            evidence = [(name, text) for name, text in record.evidence.items() if text]
             shown = [(name, _last_lines(text), len(text.splitlines())) for name, text in evidence]
-            found = info.get("found") or info.get("message") or report.longreprtext.strip()
+            found = record.found or record.message or report.longreprtext.strip()
             block = DETAIL.render(
-                expected=SECRETS.mask(info.get("expected") or ""),
-                found=SECRETS.mask(str(found)),
-                remedy=SECRETS.mask(info["remedy"]),
-                runbook=info["runbook"],
-                href=self._href(info.get("runbook_path")),
-                host=info["host"],
+                expected=record.expected or "",
+                found=found,
+                remedy=record.remedy,
+                runbook=record.runbook,
+                href=self._href(record.runbook_path),
+                host=record.host,
                 evidence=shown,
             )
             added.append(extras.html(block))
             added.extend(extras.text(text, name=name) for name, text in evidence)
         elif report.skipped and report.when in {"setup", "call"}:
-            reason = info.get("message") or "skipped"
+            reason = record.message or "skipped"
             added.append(extras.html(f'<div class="rb-detail rb-skip">{_text(reason)}</div>'))
         if added:
             report.extras = [*getattr(report, "extras", []), *added]  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 xunit2 is the family CI tools validate against, and it has no per-testcase
 <properties>. What every CI UI does show is a failure's `message` attribute, so
 that is where severity and section go: "[P2] §4.1 Backups: newest backup 26.1h
-old > 25h". `verdict` builds that message with `failure_message()` and puts it
+old > 25h". `verdict` builds that message (`CheckRecord.ci_message()`) and puts it
 on the report's `reprcrash`, which pytest's junitxml writes as the attribute;
 the failure's text (expected / found / remedy / runbook) is the report's
 longrepr. What concerns the whole run (systems, marker expression, failures
@@ -24,15 +24,6 @@ if TYPE_CHECKING:
     from runbook.report.summary import RunRecorder
 
 PROPERTY_PREFIX = "runbook."
-
-
-def failure_message(info: Mapping[str, Any]) -> str:
-    """The one line a CI UI shows for a failed check: severity, section, what was found."""
-    severity = info.get("severity") or "?"
-    section = info.get("section")
-    found = " ".join(str(info.get("found") or info.get("message") or "failed").split())
-    where = f" §{section}" if section else ""
-    return SECRETS.mask(f"[{severity}]{where}: {found}")
 
 
 def severity_counts_text(counts: Mapping[str, int]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from runbook.plugin import SYSTEMS_KEY
+from runbook import keys
 from runbook.report import rundir
 from runbook.report.junit import JunitProperties
 from runbook.report.summary import RunRecorder, utc_now
@@ -29,7 +29,6 @@ INFORMATIONAL_OPTIONS = (
     "show_fixtures_per_test",
     "collectonly",
 )
-PATHS_KEY = pytest.StashKey[rundir.RunPaths]()
 
 
 def configure(config: pytest.Config) -> None:
@@ -38,8 +37,8 @@ def configure(config: pytest.Config) -> None:
     if any(getattr(config.option, name, False) for name in INFORMATIONAL_OPTIONS):
         return
     paths = rundir.plan(config, utc_now())
-    config.stash[PATHS_KEY] = paths
-    systems = [system.name for system in config.stash.get(SYSTEMS_KEY, [])]
+    config.stash[keys.RUN_PATHS] = paths
+    systems = [system.name for system in config.stash.get(keys.SYSTEMS, [])]
     recorder = RunRecorder(config, systems)
     config.pluginmanager.register(recorder, "runbook-summary")
     config.pluginmanager.register(JunitProperties(config, recorder), "runbook-junit")

@@ -1,28 +1,25 @@
 """summary.json: one record per check, plus a run header, for history, alerts and exports.
 
-The recorder follows every test's setup / call / teardown reports and keeps one
-record per test: runbook checks carry their facts on `report.runbook` (see
-`runbook.verdict`); any other test (a custom check, a collection error) gets a
-record whose system and check id come from its node id, with kind "custom".
-Every string is masked before it is written.
+The recorder keeps the newest `CheckRecord` (runbook.record) each test's
+reports carry: the verdict folds setup, call and teardown into it, so the last
+report of a test has its final outcome. A collection error gets a record of its
+own. Records are masked by the verdict; the run header is masked here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runbook.record import OUTCOMES, SEVERITIES, CheckRecord, custom_record, record_of
 from runbook.secrets import SECRETS
 
 FORMAT = "runbook-summary/1"
-OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "error")
-SEVERITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
 UNRATED = "unrated"
 
 
@@ -45,16 +42,8 @@ def mask_all(value: Any) -> Any:
     return value
 
 
-def split_nodeid(nodeid: str) -> tuple[str, str]:
-    """('tests_x/test_y.py', 'test_z[param]') for a test that is not a runbook check."""
-    path, _, name = nodeid.partition("::")
-    return path or "custom", name or path
-
-
-def _crash_text(report: pytest.TestReport | pytest.CollectReport) -> str:
+def _crash_text(report: pytest.CollectReport) -> str:
     longrepr = report.longrepr
-    if isinstance(longrepr, tuple):
-        return str(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
         return str(crash.message)
@@ -62,90 +51,28 @@ def _crash_text(report: pytest.TestReport | pytest.CollectReport) -> str:
     return lines[-1] if lines else ""
 
 
-@dataclass
-class Record:
-    """What one test became, accumulated over its setup, call and teardown."""
-
-    nodeid: str
-    info: dict[str, Any] | None = None
-    outcome: str = "passed"
-    duration: float = 0.0
-    message: str = ""
-    phases: list[str] = field(default_factory=list)
-
-    def add(self, report: pytest.TestReport) -> None:
-        self.phases.append(report.when)
-        self.duration += report.duration
-        info = getattr(report, "runbook", None)
-        if info is not None:
-            self.info = info
-        if report.when == "call":
-            if hasattr(report, "wasxfail"):
-                self.outcome = "skipped" if report.skipped else report.outcome
-                self.message = f"xfail: {report.wasxfail}".strip()
-            else:
-                self.outcome = report.outcome
-                if not report.passed:
-                    self.message = _crash_text(report)
-        elif report.failed:
-            # A failing setup or teardown is an error (pytest's words), unless the call failed already.
-            if self.outcome != "failed":
-                self.outcome = "error"
-                self.message = f"{report.when} failed: {_crash_text(report)}"
-        elif report.skipped and report.when == "setup":
-            self.outcome = "skipped"
-            self.message = _crash_text(report)
-
-    def to_json(self, rootdir: Path) -> dict[str, Any]:
-        info = self.info
-        if info is None:
-            system, check_id = split_nodeid(self.nodeid)
-            kind = "collect" if not self.phases else "custom"
-            first_line = self.message.strip().split("\n", 1)[0]
-            message = first_line or ("ok" if self.outcome == "passed" else self.outcome)
-            if self.outcome == "skipped":
-                message = f"skipped: {message}"
-            return {
-                "id": self.nodeid,
-                "system": system,
-                "check_id": check_id,
-                "kind": kind,
-                "outcome": self.outcome,
-                "severity": None,
-                "title": check_id,
-                "section": None,
-                "runbook_file": None,
-                "host": None,
-                "markers": [],
-                "message": message,
-                "expected": None,
-                "found": self.message if self.outcome in {"failed", "error"} else None,
-                "remedy": None,
-                "duration": round(self.duration, 3),
-                "nodeid": self.nodeid,
-            }
-        message = info.get("message") or self.message or self.outcome
-        if self.outcome == "error" and message == "ok":
-            message = self.message  # passed, then its teardown failed
-        return {
-            "id": info["id"],
-            "system": info["system"],
-            "check_id": info["check_id"],
-            "kind": info["kind"],
-            "outcome": self.outcome,
-            "severity": info["severity"],
-            "title": info["title"],
-            "section": info["section"],
-            "runbook_file": _relative(info.get("runbook_path"), rootdir),
-            "host": info["host"],
-            "markers": list(info.get("markers") or []),
-            "message": message,
-            "expected": info.get("expected"),
-            "found": info.get("found"),
-            "remedy": info["remedy"],
-            "duration": round(self.duration, 3),
-            "nodeid": self.nodeid,
-        }
+def entry(record: CheckRecord, rootdir: Path) -> dict[str, Any]:
+    """One check in summary.json (format runbook-summary/1)."""
+    message = record.message or ("ok" if record.outcome == "passed" else record.outcome)
+    return {
+        "id": record.id if record.is_check else record.nodeid,
+        "system": record.system,
+        "check_id": record.check_id,
+        "kind": record.kind,
+        "outcome": record.outcome,
+        "severity": record.severity,
+        "title": record.title,
+        "section": record.section,
+        "runbook_file": _relative(record.runbook_path, rootdir),
+        "host": record.host,
+        "markers": list(record.markers),
+        "message": message,
+        "expected": record.expected,
+        "found": record.found,
+        "remedy": record.remedy,
+        "duration": round(record.duration, 3),
+        "nodeid": record.nodeid,
+    }
 
 
 def _relative(path: str | None, rootdir: Path) -> str | None:
@@ -166,26 +93,30 @@ class RunRecorder:
         self.marker_expression: str | None = config.getoption("markexpr", None) or None
         self.keyword_expression: str | None = config.getoption("keyword", None) or None
         self.started = utc_now()
-        self.records: dict[str, Record] = {}
+        self.records: dict[str, CheckRecord] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.started = utc_now()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = self.records.setdefault(report.nodeid, Record(report.nodeid))
-        record.add(report)
+        record = record_of(report)
+        if record is not None:
+            self.records[report.nodeid] = record
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            record = self.records.setdefault(report.nodeid, Record(report.nodeid))
+            record = custom_record(report.nodeid)
+            record.kind = "collect"
             record.outcome = "error"
             record.message = f"collection failed: {_crash_text(report)}"
+            record.found = record.message
+            self.records[report.nodeid] = record.masked()
 
     # -- views --------------------------------------------------------------------------
 
     def entries(self) -> list[dict[str, Any]]:
-        return [mask_all(record.to_json(self.config.rootpath)) for record in self.records.values()]
+        return [entry(record, self.config.rootpath) for record in self.records.values()]
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(OUTCOMES, 0)
@@ -197,8 +128,8 @@ class RunRecorder:
         """Failed and errored checks per severity; 'unrated' (custom tests) only when there are any."""
         counts = dict.fromkeys(SEVERITIES, 0)
         for record in self.records.values():
-            if record.outcome in {"failed", "error"}:
-                severity = (record.info or {}).get("severity") or UNRATED
+            if record.failed:
+                severity = record.severity or UNRATED
                 counts[severity] = counts.get(severity, 0) + 1
         return counts
 

@@ -1,0 +1,21 @@
+"""Stash keys: one per piece of state the plugin modules share (pytest's own style).
+
+Kept apart from the modules that fill them, so no plugin module imports another
+just to reach its state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    pass
+
+# config.stash: the loaded descriptions, the collector (targets, parametrization), report paths.
+SYSTEMS = pytest.StashKey["list[LoadedSystem]"]()
+COLLECTOR = pytest.StashKey["Collector"]()
+RUN_PATHS = pytest.StashKey["RunPaths"]()
+# item.stash: what the test became (built once, updated per phase).
+RECORD = pytest.StashKey["CheckRecord"]()

@@ -1,0 +1,126 @@
+"""The run record: what one check (or any test) became, as one typed object.
+
+Built once per test by `runbook.verdict`, kept in `item.stash[RECORD]`, and
+attached to each of the test's reports (`record_of(report)`), so every writer
+(terminal, JUnit, HTML, summary.json, history) reads the same facts and none
+reads another writer. It travels with the report to an xdist controller
+(`to_json` / `from_json`). Its strings are masked when the verdict finishes a
+phase: the one boundary where records leave the check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from runbook.secrets import SECRETS
+
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "error")
+SEVERITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
+CUSTOM_KIND = "custom"
+EVIDENCE_LINES = 40
+
+
+@dataclass
+class CheckRecord:
+    """One check of one system on one host, and how it went."""
+
+    system: str
+    check_id: str
+    kind: str
+    title: str
+    nodeid: str
+    aspect: str | None = None
+    host: str | None = None
+    severity: str | None = None
+    section: str | None = None
+    runbook: str | None = None  # 'ai-calendar-assistant.md § 4.1 Backups'
+    runbook_path: str | None = None
+    remedy: str | None = None
+    markers: list[str] = field(default_factory=list)
+    outcome: str = "passed"
+    expected: str | None = None
+    found: str | None = None
+    message: str = ""
+    evidence: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0
+    phases: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.system}:{self.check_id}"
+
+    @property
+    def is_check(self) -> bool:
+        """A runbook check (from a description), not a custom test or a collection error."""
+        return self.kind not in {CUSTOM_KIND, "collect"}
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in {"failed", "error"}
+
+    def ci_message(self) -> str:
+        """The one line a CI UI shows: '[P2] §4.1 Backups: newest backup 26.1h old > 25h'."""
+        where = f" §{self.section}" if self.section else ""
+        found = " ".join((self.found or self.message or "failed").split())
+        return f"[{self.severity or '?'}]{where}: {found}"
+
+    def failure_text(self) -> str:
+        """What the terminal and JUnit's failure body show instead of a traceback."""
+        lines = [f"[{self.severity}] {self.title} ({self.id})"]
+        if self.expected:
+            lines.append(f"expected: {self.expected}")
+        lines.append(f"found:    {self.found}")
+        lines.append(f"remedy:   {self.remedy}")
+        lines.append(f"runbook:  {self.runbook}")
+        for name, text in self.evidence.items():
+            if text:
+                lines.append(f"--- {name} ---")
+                lines.extend(text.splitlines()[-EVIDENCE_LINES:])
+        return "\n".join(lines)
+
+    def masked(self) -> CheckRecord:
+        """A copy with every string passed through the secret registry."""
+        return CheckRecord.from_json(_mask_all(self.to_json()))
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["id"] = self.id
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckRecord:
+        names = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+def _mask_all(value: Any) -> Any:
+    """Mask every string of a JSON-able structure (before encoding: escapes would hide a secret)."""
+    if isinstance(value, str):
+        return SECRETS.mask(value)
+    if isinstance(value, dict):
+        return {_mask_all(key): _mask_all(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_all(item) for item in value]
+    return value
+
+
+def custom_record(nodeid: str) -> CheckRecord:
+    """A test that is no runbook check (a custom check, a collection error): named by its node id."""
+    path, _, name = nodeid.partition("::")
+    return CheckRecord(
+        system=path or CUSTOM_KIND, check_id=name or path, kind=CUSTOM_KIND, title=name or path, nodeid=nodeid
+    )
+
+
+def record_of(report: pytest.TestReport | pytest.CollectReport) -> CheckRecord | None:
+    """The record a report carries (set by the verdict, also after an xdist round trip)."""
+    record = getattr(report, "runbook_record", None)
+    return record if isinstance(record, CheckRecord) else None
+
+
+def attach(report: pytest.TestReport, record: CheckRecord) -> None:
+    report.runbook_record = record  # type: ignore[attr-defined]

@@ -1,0 +1,12 @@
+"""Running one check: the registry finds the verify function of the check's kind."""
+
+from __future__ import annotations
+
+from runbook import kinds
+from runbook.hosts import Target
+from runbook.model import CheckBase
+
+
+def run_check(check: CheckBase, target: Target) -> None:
+    """Raise CheckFailed / CheckError when the host is not as the runbook says."""
+    kinds.verifier(check)(check, target)

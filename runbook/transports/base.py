@@ -1,0 +1,98 @@
+"""The interface every transport implements, and the capped reading they share."""
+
+from __future__ import annotations
+
+import urllib.parse
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import IO
+
+# What is kept of one stream of a command's output: the first and the last half.
+OUTPUT_CAP = 4 << 20
+CHUNK = 1 << 16
+
+
+class TransportError(Exception):
+    """The connection failed (not the command): the host is unreachable for this run."""
+
+
+class TransportTimeout(Exception):
+    """The transport itself did not finish by the deadline (the command may still run)."""
+
+
+@dataclass(frozen=True)
+class Raw:
+    """What came back: exit code and bytes, with `dropped` bytes cut out of the middle."""
+
+    rc: int
+    stdout: bytes
+    stderr: bytes
+    dropped: int = 0
+
+
+class Capped:
+    """Keeps the head and the tail of a byte stream up to a cap; counts what it drops."""
+
+    def __init__(self, cap: int = OUTPUT_CAP) -> None:
+        self.half = cap // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            excess = len(self.tail) - self.half
+            if excess > 0:
+                del self.tail[:excess]
+                self.dropped += excess
+
+    def value(self) -> bytes:
+        if not self.dropped:
+            return bytes(self.head + self.tail)
+        note = f"\n[... {self.dropped} bytes of output not kept ...]\n".encode()
+        return bytes(self.head) + note + bytes(self.tail)
+
+
+def spec_options(spec: str) -> dict[str, str]:
+    """The query options of a host spec (`?sudo=true&ssh_config=...`), last value wins."""
+    query = spec.split("?", 1)[1] if "?" in spec else ""
+    return {key: values[-1] for key, values in urllib.parse.parse_qs(query).items()}
+
+
+def host_key_checking(spec: str) -> bool:
+    """Host keys are verified unless the spec says `?host_key_check=off` (shown in the report)."""
+    return spec_options(spec).get("host_key_check", "on").lower() not in {"off", "false", "no"}
+
+
+class Transport(ABC):
+    """One connection to one host, shared by every check that runs there."""
+
+    def __init__(self, spec: str, *, connect_timeout: float) -> None:
+        self.spec = spec
+        self.connect_timeout = connect_timeout
+
+    @abstractmethod
+    def run(self, line: str, *, timeout: float) -> Raw:
+        """Run a POSIX shell line; raise TransportTimeout after `timeout`, TransportError if unreachable."""
+
+    @abstractmethod
+    def stream(self, line: str, *, timeout: float) -> AbstractContextManager[tuple[IO[bytes], StreamEnd]]:
+        """The stdout of a shell line as a stream, cut off at `timeout`."""
+
+    def close(self) -> None:  # noqa: B027 - most transports hold nothing between commands
+        """Release the connection (end of the run)."""
+
+
+class StreamEnd:
+    """How a streamed command ended, known after the stream is closed."""
+
+    def __init__(self) -> None:
+        self.rc: int | None = None
+        self.stderr = b""
+        self.expired = False

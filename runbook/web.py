@@ -1,0 +1,121 @@
+"""One HTTP exchange from the runner with a total deadline and a cap on what is kept.
+
+httpx's timeouts are per socket read: a server that trickles one header byte a
+second never trips them. So the request runs in a worker thread; at the total
+deadline the caller stops waiting and closes the client, which ends the
+worker's next read. Bodies are read as a stream and kept up to `BODY_CAP`; an
+endless body is cut there and said to be cut, never held whole.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+BODY_CAP = 4 << 20
+
+
+class NoAnswer(Exception):
+    """Nothing (or not all of the headers) arrived before the deadline."""
+
+
+class RequestFailed(Exception):
+    """The exchange failed: connection refused, DNS, TLS, protocol error."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    seconds: float
+    headers: dict[str, str] = field(default_factory=dict)
+    truncated: bool = False  # the body was longer than the cap (or endless) and was cut
+    late: bool = False  # the headers came in time, the body was still arriving at the deadline
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="backslashreplace")
+
+    def body_note(self) -> str:
+        """'' or why the body is incomplete, for messages and evidence."""
+        if self.late:
+            return f" (body still arriving at the deadline; {len(self.body)} bytes read)"
+        if self.truncated:
+            return f" (body cut at {len(self.body)} bytes)"
+        return ""
+
+
+def fetch(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    verify_tls: bool = True,
+    cap: int = BODY_CAP,
+) -> Answer:
+    """One request; raises NoAnswer or RequestFailed; never takes longer than `timeout` (+ ~0.1 s)."""
+    import httpx  # imported when an HTTP check runs, not at start-up
+
+    client = httpx.Client(timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False)
+    started = time.monotonic()
+    deadline = started + timeout
+    box: dict[str, Any] = {"chunks": [], "size": 0}
+    done = threading.Event()
+
+    def exchange() -> None:
+        try:
+            with client.stream(method, url, headers=headers or {}) as response:
+                box["status"] = response.status_code
+                box["headers"] = {key.lower(): value for key, value in response.headers.items()}
+                for chunk in response.iter_bytes():
+                    box["chunks"].append(chunk)
+                    box["size"] += len(chunk)
+                    if box["size"] >= cap:
+                        box["truncated"] = True
+                        break
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=exchange, daemon=True, name=f"runbook http {method} {url}")
+    worker.start()
+    finished = done.wait(max(0.0, deadline - time.monotonic()))
+    client.close()  # if the worker still reads, its next read fails: it ends within one trickled byte
+    seconds = time.monotonic() - started
+    if "status" not in box:
+        error = box.get("error")
+        if not finished or isinstance(error, httpx.TimeoutException):
+            raise NoAnswer(f"no answer within {timeout:g}s")
+        raise RequestFailed(reason(error)) from None
+    body = b"".join(box["chunks"])[:cap]
+    late = not finished
+    if finished and "error" in box and not box.get("truncated"):
+        error = box["error"]
+        if isinstance(error, httpx.TimeoutException):
+            late = True
+        else:
+            raise RequestFailed(f"answered {box['status']}, then the body failed: {reason(error)}")
+    return Answer(
+        status=box["status"],
+        body=body,
+        seconds=seconds,
+        headers=box["headers"],
+        truncated=bool(box.get("truncated")),
+        late=late,
+    )
+
+
+def reason(exc: BaseException | None) -> str:
+    """The innermost cause's words: 'ConnectError: [Errno 111] Connection refused'."""
+    if exc is None:
+        return "unknown error"
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and str(cause):
+        text = str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,14 @@
+"""Backups: the newest archive's age, size and integrity; retention; the cron entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook.hosts import Target
+from runbook.model import CheckBase
+from runbook.run import run_check
+
+
+@pytest.mark.runbook_group("backup")
+def test_backup(check: CheckBase, target: Target) -> None:
+    run_check(check, target)

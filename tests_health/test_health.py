@@ -1,0 +1,14 @@
+"""Health: reaching the hosts, containers, HTTP endpoints, connectivity, logs, disk and memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook.hosts import Target
+from runbook.model import CheckBase
+from runbook.run import run_check
+
+
+@pytest.mark.runbook_group("health")
+def test_health(check: CheckBase, target: Target) -> None:
+    run_check(check, target)
