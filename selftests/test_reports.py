@@ -496,3 +496,57 @@ def test_point_latest_replaces_the_link(tmp_path: Path) -> None:
 def test_same_second_runs_get_distinct_folders(tmp_path: Path) -> None:
     assert rundir.make_run_folder(tmp_path, "x-daily").name == "x-daily"
     assert rundir.make_run_folder(tmp_path, "x-daily").name == "x-daily-2"
+
+
+# -- the same run on two xdist workers ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parallel_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("parallel")
+    description = write_system(base)
+    reports = base / "reports"
+    run = run_suite(
+        f"--systems={description}", "-m", "daily", f"--reports-dir={reports}", "-n", "2", reports=reports
+    )
+    folders = run.folders()
+    assert len(folders) == 1, (folders, run.output[-3000:])
+    assert run.returncode == 1, run.output[-3000:]
+    return folders[0]
+
+
+def same_run(value: Any) -> Any:
+    """The two runs differ only in their temporary folders."""
+    return re.sub(r"/\S+/(daily|parallel)\d*/", "<base>/", value) if isinstance(value, str) else value
+
+
+def junit_failures(folder: Path) -> dict[str, tuple[str, str]]:
+    """testcase name -> (failure message, failure text)."""
+    root = ET.parse(folder / "junit.xml").getroot()
+    return {
+        str(case.get("name")): (failure.get("message") or "", failure.text or "")
+        for case in root.iter("testcase")
+        if (failure := case.find("failure")) is not None
+    }
+
+
+def test_xdist_keeps_the_junit_failure_messages(folder: Path, parallel_folder: Path) -> None:
+    serial, parallel = junit_failures(folder), junit_failures(parallel_folder)
+    assert set(parallel) == set(serial)
+    for name, (message, text) in parallel.items():
+        assert re.match(r"^\[P[1-4]\] §", message), (name, message)
+        assert same_run(message) == same_run(serial[name][0]), name
+        for label in ("expected:", "found:", "remedy:", "runbook:"):
+            assert label in text, (name, label)
+
+
+def test_xdist_keeps_the_summary_and_html_columns(summary: dict[str, Any], parallel_folder: Path) -> None:
+    parallel = json.loads((parallel_folder / "summary.json").read_text(encoding="utf-8"))
+    by_id = {check["check_id"]: check for check in parallel["checks"]}
+    for check in summary["checks"]:
+        twin = by_id[check["check_id"]]
+        for key in ("outcome", "severity", "section", "message", "remedy", "host"):
+            assert same_run(twin[key]) == same_run(check[key]), (check["check_id"], key)
+    html_text = (parallel_folder / "report.html").read_text(encoding="utf-8")
+    assert "rb-sev rb-P2" in html_text
+    assert "newest backup" in html_text

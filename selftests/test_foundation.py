@@ -1,0 +1,179 @@
+"""The foundation: the kind registry, a check no test runs, exit codes and transports, restarts.
+
+Everything here runs on loopback and local:// (no lab).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbook import kinds, schema
+from runbook.checks.containers import classify_restarts
+from runbook.checks.files import FileCheck
+from runbook.checks.files import verify as verify_file
+from runbook.checks.logs import COUNT_AND_TAIL
+from runbook.hosts import Target
+from runbook.outcome import CheckFailed, HostUnreachable
+from runbook.run import run_check
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
+
+# -- the registry ------------------------------------------------------------------------
+
+
+def test_every_kind_is_a_field_of_checks_and_has_verify() -> None:
+    assert set(schema.Checks.model_fields) == set(kinds.describable())
+    for kind, model in kinds.load().items():
+        assert model.kind == kind
+        check = model.model_construct(id="x")
+        assert callable(kinds.verifier(check)), kind
+
+
+def test_a_kind_registers_where_it_is_defined() -> None:
+    """The files kind is one module (model + verify): descriptions accept it, run_check finds it."""
+    assert kinds.load()["files"] is FileCheck
+    checks = schema.Checks.model_validate({"files": [{**COMMON, "id": "db", "path": "/etc"}]})
+    assert [check.kind for check in checks.all()] == ["files"]
+
+
+def test_a_kind_defined_twice_is_refused() -> None:
+    with pytest.raises(kinds.KindError, match="defined twice"):
+
+        class Impostor(FileCheck):  # same kind name, another class
+            kind = "files"
+
+
+def test_files_kind_both_ways(tmp_path: Path, local: Target) -> None:
+    database = tmp_path / "db.sqlite3"
+    database.write_bytes(b"x")
+    database.chmod(0o640)
+    run_check(FileCheck(**COMMON, id="db", path=str(database), mode="640"), local)
+    run_check(FileCheck(**COMMON, id="dir", path=str(tmp_path), type="directory"), local)
+    with pytest.raises(CheckFailed, match=r"db\.sqlite3 mode 640 != 600"):
+        verify_file(FileCheck(**COMMON, id="db", path=str(database), mode="600"), local)
+    with pytest.raises(CheckFailed, match="does not exist"):
+        verify_file(FileCheck(**COMMON, id="gone", path=str(tmp_path / "gone")), local)
+    with pytest.raises(CheckFailed, match="is a directory, not a file"):
+        verify_file(FileCheck(**COMMON, id="dir", path=str(tmp_path)), local)
+
+
+DESCRIPTION = """\
+system: unrun
+runbook: runbook.md
+hosts:
+  local: "local://"
+checks:
+  commands:
+    - {id: ping, title: answers ping, run: "true", severity: P2, section: "1.", remedy: fix}
+  files:
+    - {id: env, title: etc exists, path: /etc, type: directory, severity: P3, section: "2.", remedy: fix}
+"""
+
+
+def run_pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_described_check_that_no_test_runs_stops_collection(tmp_path: Path) -> None:
+    """A project whose tests_config/ lost its test: the files check would silently never run."""
+    import shutil
+
+    for folder in ("tests_health", "tests_backup"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "unrun.yml").write_text(DESCRIPTION, encoding="utf-8")
+    ini = "[pytest]\ntestpaths = tests_health tests_backup tests_config\nrunbook_systems = unrun.yml\n"
+    (tmp_path / "pytest.ini").write_text(ini, encoding="utf-8")
+    (tmp_path / "tests_config").mkdir()
+    done = run_pytest(f"--reports-dir={tmp_path / 'reports'}", cwd=tmp_path)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "kind files has 1 check(s) but no test runs them" in done.stdout + done.stderr
+    shutil.copytree(ROOT / "tests_config", tmp_path / "tests_config", dirs_exist_ok=True)
+    complete = run_pytest(f"--reports-dir={tmp_path / 'reports'}", cwd=tmp_path)
+    assert complete.returncode == 0, complete.stdout + complete.stderr
+    assert " 3 passed" in complete.stdout
+
+
+def test_kind_is_a_keyword(tmp_path: Path) -> None:
+    description = tmp_path / "unrun.yml"
+    description.write_text(DESCRIPTION, encoding="utf-8")
+    done = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path}", "-k", "files")
+    assert " 1 passed, " in done.stdout, done.stdout
+
+
+# -- exit 255: the command's own, or the transport's ---------------------------------------
+
+
+def test_a_command_that_exits_255_leaves_the_host_reachable(local: Target) -> None:
+    result = local.run("echo said; exit 255")
+    assert (result.rc, result.stdout) == (255, "said\n")
+    assert local.unreachable is None
+    assert local.run("true").ok
+
+
+def test_ssh_failing_to_connect_marks_the_host_unreachable() -> None:
+    # Port 1 on loopback: nothing listens, ssh itself exits 255 (connection refused).
+    target = Target("box", "ssh://nobody@127.0.0.1:1", command_timeout=5, connect_timeout=2)
+    with pytest.raises(HostUnreachable, match=r"host box \(ssh://nobody@127\.0\.0\.1:1\) unreachable"):
+        target.run("true")
+    with pytest.raises(HostUnreachable, match="reported once"):
+        target.run("true")
+
+
+def test_connections_are_shared_by_spec_and_closed() -> None:
+    from runbook.hosts import TargetPool
+
+    pool = TargetPool()
+    first = pool.get("server", "local://", command_timeout=5, connect_timeout=5)
+    second = pool.get("db", "local://", command_timeout=9, connect_timeout=5)
+    assert first.connection is second.connection
+    assert (first.name, second.name, second.command_timeout) == ("server", "db", 9)
+    assert first.run("true").ok
+    pool.close()
+
+
+# -- restarts: docker's after a crash, not an operator's -----------------------------------
+
+
+def event(action: str, second: int, exit_code: int | None = None) -> dict[str, Any]:
+    attributes = {} if exit_code is None else {"exitCode": str(exit_code)}
+    return {"Action": action, "timeNano": second * 1_000_000_000, "Actor": {"Attributes": attributes}}
+
+
+def test_operator_restart_is_not_a_restart_loop() -> None:
+    # docker restart / docker-compose restart: kill, die, stop, start.
+    events = [event("die", 10, 0), event("stop", 11), event("start", 12)]
+    crashes, by_operator = classify_restarts(events)
+    assert crashes == []
+    assert len(by_operator) == 1 and "operator" in by_operator[0]
+    # a process that ignores SIGTERM is killed (137) by `docker stop`: still the operator's
+    crashes, _ = classify_restarts([event("die", 10, 137), event("stop", 20), event("start", 21)])
+    assert crashes == []
+
+
+def test_policy_restarts_after_a_crash_are_counted() -> None:
+    events = [event("die", 10, 1), event("start", 11), event("die", 20, 137), event("start", 21)]
+    crashes, by_operator = classify_restarts(events)
+    assert [c["timeNano"] for c in crashes] == [10_000_000_000, 20_000_000_000]
+    assert by_operator == []
+    # a clean exit restarted by `always` is information, not a crash
+    crashes, by_operator = classify_restarts([event("die", 10, 0), event("start", 11)])
+    assert crashes == [] and "clean exit" in by_operator[0]
+
+
+# -- the log check's single pass -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("keep", "expected"), [(2, "5\nd\ne\n"), (0, "5\n"), (9, "5\na\nb\nc\nd\ne\n")])
+def test_count_and_tail(local: Target, keep: int, expected: str) -> None:
+    result = local.run(f"printf 'a\\nb\\nc\\nd\\ne\\n' | {COUNT_AND_TAIL}", str(keep))
+    assert result.stdout == expected
+    assert local.run(f"true | {COUNT_AND_TAIL}", "3").stdout == "0\n"
