@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
+import shlex
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote, quote_plus, urlencode
 
+import markupsafe
 import pytest
 import yaml
 
@@ -150,3 +158,165 @@ def test_unreachable_reason_is_masked() -> None:
     error = target._mark_unreachable("auth failed for  hunter2-pass\n on db")
     assert str(error) == "host db (ssh://root@db.example.com) unreachable: auth failed for *** on db"
     assert target.unreachable is error
+
+
+# -- derived forms: the secret as it looks after an encoding ---------------------------------
+
+SPECIAL = 'q7 "Zebra" <Lantern> & 5521'
+QUOTED = 'it\'s "Falcon" <9034> & more'
+
+
+def special_registry() -> SecretRegistry:
+    registry = SecretRegistry()
+    registry.add(SPECIAL, "RB_SELFTEST_SPECIAL")
+    registry.add(QUOTED, "RB_SELFTEST_QUOTED")
+    return registry
+
+
+def assert_masked(registry: SecretRegistry, text: str, *secrets: str) -> None:
+    masked = registry.mask(text)
+    assert MASK in masked, (text, masked)
+    for secret in secrets:
+        for word in ("Zebra", "Lantern", "Falcon", "9034", "5521"):
+            if word in secret:
+                assert word not in masked, (text, masked)
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: quote(s, safe=""),
+        lambda s: quote(s),
+        lambda s: quote_plus(s),
+        lambda s: quote(s, safe="!$&'()*+,;=:"),  # httpx's userinfo
+        lambda s: re.sub("%[0-9A-F]{2}", lambda hex: hex[0].lower(), quote(s, safe="")),
+        lambda s: urlencode({"key": s}),
+    ],
+)
+def test_url_encoded_forms_are_masked(encode: Callable[[str], str]) -> None:
+    registry = special_registry()
+    for secret in (SPECIAL, QUOTED):
+        assert_masked(registry, f"GET /echo?{encode(secret)} 200", secret)
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        json.dumps,
+        lambda s: json.dumps(s, ensure_ascii=False),
+        lambda s: json.dumps({"headers": {"X-Api-Key": s}}),
+        lambda s: json.dumps(s).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+    ],
+)
+def test_json_escaped_forms_are_masked(encode: Callable[[str], str]) -> None:
+    registry = special_registry()
+    for secret in (SPECIAL, QUOTED):
+        assert_masked(registry, f"body: {encode(secret)}", secret)
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        html.escape,
+        lambda s: html.escape(s, quote=False),
+        lambda s: str(markupsafe.escape(s)),
+        lambda s: json.dumps(html.escape(s)),  # an HTML error page inside a JSON body
+    ],
+)
+def test_html_escaped_forms_are_masked(encode: Callable[[str], str]) -> None:
+    registry = special_registry()
+    for secret in (SPECIAL, QUOTED):
+        assert_masked(registry, f"<p>{encode(secret)}</p>", secret)
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        shlex.quote,
+        lambda s: shlex.quote(shlex.quote(s)),  # the argument, then `sh -c` around the line
+        lambda s: f"sh -c {shlex.quote('curl -H ' + shlex.quote('X-Api-Key: ' + s))}",
+        lambda s: "'" + s.replace("'", "'\\''") + "'",
+        lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"',
+        # testinfra's `RUN CommandResult(command=b'...')` debug line: bytes repr of a quoted line
+        lambda s: repr(f"timeout -k 2 5 sh -c {shlex.quote('echo ' + shlex.quote(s))}".encode()),
+        lambda s: repr(s),
+    ],
+)
+def test_shell_quoted_forms_are_masked(encode: Callable[[str], str]) -> None:
+    registry = special_registry()
+    for secret in (SPECIAL, QUOTED):
+        assert_masked(registry, f"RUN {encode(secret)}", secret)
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "xy", "robot:", "Authorization header of user "])
+def test_base64_of_a_secret_anywhere_in_a_blob_is_masked(prefix: str) -> None:
+    registry = SecretRegistry()
+    registry.add("hunter2-Lantern-pass")
+    blob = base64.b64encode(f"{prefix}hunter2-Lantern-pass and more".encode()).decode()
+    assert registry.mask(f"blob {blob} end") == f"blob {MASK} end"
+    urlsafe = base64.urlsafe_b64encode(f"{prefix}hunter2-Lantern-pass".encode()).decode()
+    assert registry.mask(urlsafe) == MASK
+
+
+def test_basic_auth_of_a_url_password_is_masked() -> None:
+    registry = SecretRegistry()
+    registry.add_url_credentials("http://robot:q7%22Zebra%3C@127.0.0.1:8080/echo")
+    header = base64.b64encode(b'robot:q7"Zebra<').decode()  # httpx decodes the userinfo first
+    assert registry.mask(f'{{"X-Echo": "{header}"}}') == f'{{"X-Echo": "{MASK}"}}'
+    assert registry.mask('password q7"Zebra< in clear') == f"password {MASK} in clear"
+    assert registry.mask("q7%22Zebra%3C") == MASK
+
+
+def test_short_secrets_mask_their_basic_auth_through_the_url() -> None:
+    # Five characters give no base64 core long enough to mask on its own; the URL names the user.
+    registry = SecretRegistry()
+    registry.add("k3y!x")
+    registry.add_url_credentials("https://ops:k3y!x@host/")
+    assert registry.mask(base64.b64encode(b"ops:k3y!x").decode()) == MASK
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "GET https://ci-bot:glpat-123@git.example.com/x.git",
+            "GET https://ci-bot:***@git.example.com/x.git",
+        ),
+        ("redis://:p%40ss@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("ssh://root@db.example.com", "ssh://root@db.example.com"),
+        ("http://127.0.0.1:8080/health", "http://127.0.0.1:8080/health"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***"),
+        ('{"authorization": "Bearer abc.def.ghi"}', '{"authorization": "Bearer ***"}'),
+        ("[(b'Authorization', b'Basic dXNlcjpwYXNz')]", "[(b'Authorization', b'Basic ***')]"),
+        ("proxy-authorization: Negotiate YIIabcd", "proxy-authorization: Negotiate ***"),
+        ("curl -H 'Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig'", "curl -H 'Bearer ***'"),
+        ("echo Basic dXNlcjpwYXNz", f"echo Basic {MASK}"),
+        ("Basic information stays", "Basic information stays"),
+        ("Bearer tokens are described here", "Bearer tokens are described here"),
+    ],
+)
+def test_credentials_are_masked_without_being_registered(text: str, expected: str) -> None:
+    assert SecretRegistry().mask(text) == expected
+
+
+def test_passwords_of_urls_in_the_environment_are_secrets() -> None:
+    registry = SecretRegistry()
+    registry.add_from_environment(
+        {"GIT_URL": "https://ci-bot:glpat-Otter-4410@git.example.com/x.git", "HOME": "/root"}
+    )
+    assert registry.mask("pushed with glpat-Otter-4410") == f"pushed with {MASK}"
+    assert list(registry.names()) == ["GIT_URL"]
+
+
+def test_masking_is_idempotent_and_keeps_the_text_around() -> None:
+    registry = special_registry()
+    text = f"a {SPECIAL} b {quote(SPECIAL)} c https://u:{quote(QUOTED)}@h/ d"
+    once = registry.mask(text)
+    assert once == "a *** b *** c https://u:***@h/ d"
+    assert registry.mask(once) == once
+
+
+def test_a_value_that_is_a_url_registers_its_password_alone() -> None:
+    registry = SecretRegistry()
+    registry.add("postgres://app:db-Heron-77@db/app", "DATABASE_PASSWORD_URL")
+    assert registry.mask("auth failed for db-Heron-77") == f"auth failed for {MASK}"
