@@ -9,6 +9,7 @@ user's paths win, and summary.json goes next to the HTML (else the JUnit file).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from dataclasses import dataclass
@@ -90,9 +91,32 @@ def plan(config: pytest.Config, now: datetime) -> RunPaths:
     )
 
 
+def started_order(name: str) -> tuple[str, int]:
+    """Run folders sort by start time: '20261123T081500Z-daily-2' -> ('20261123T081500Z', 2)."""
+    stamp = name.split("-", 1)[0]
+    suffix = name.rsplit("-", 1)[-1]
+    return stamp, int(suffix) if suffix.isdigit() and name.count("-") >= 2 else 1
+
+
 def point_latest(folder: Path) -> Path:
-    """`latest` -> folder (relative), replaced atomically: a new symlink renamed over the old one."""
+    """`latest` -> folder (relative), replaced atomically, unless it points at a run started later.
+
+    A slow run that finishes after a newer one must not take `latest` back in time.
+    """
     link = folder.parent / LATEST
+    with open(folder.parent / f".{LATEST}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs finishing at once: one decides after the other
+        try:
+            current = os.readlink(link)
+        except OSError:
+            current = None
+        newer = current and (folder.parent / current).is_dir()
+        if newer and started_order(str(current)) > started_order(folder.name):
+            return link
+        return _replace_link(link, folder)
+
+
+def _replace_link(link: Path, folder: Path) -> Path:
     temporary = folder.parent / f".{LATEST}.{os.getpid()}.tmp"
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(folder.name, target_is_directory=True)
