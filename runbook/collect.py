@@ -129,6 +129,12 @@ class Collector:
         feature = case.check.requires_feature
         if feature and not case.system.model.features.get(feature, False):
             pytest.skip(f"{case.system.name} does not declare feature {feature!r} (features.{feature})")
+        writes = case.check.writes
+        if writes and not (item.config.getoption("runbook_allow_writes") or case.system.model.allow_writes):
+            pytest.skip(
+                f"writes to the system ({writes}): runs only with --allow-writes "
+                f"or allow_writes: true in the description of {case.system.name}"
+            )
         missing = case.missing_env()
         if missing:
             pytest.fail(

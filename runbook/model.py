@@ -116,6 +116,9 @@ class CheckBase(Model):
     aspects: ClassVar[tuple[str, ...]] = ()
     # False for checks the suite makes itself (host reachability), not described in YAML.
     describable: ClassVar[bool] = True
+    # What the check changes on the system it checks ("failed logins on /login"), or "" for a
+    # read-only check. A check that writes runs only with --allow-writes or `allow_writes: true`.
+    writes: ClassVar[str] = ""
 
     id: CheckId
     title: str = Field(min_length=3)

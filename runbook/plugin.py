@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import collect, fixtures, keys, verdict
+from runbook import collect, fixtures, keys, logmask, verdict
 from runbook.collect import GROUP_MARKER
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.model import MARKERS
@@ -44,6 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="check only this system (repeatable)",
     )
     group.addoption(
+        "--allow-writes",
+        dest="runbook_allow_writes",
+        action="store_true",
+        default=False,
+        help="run the checks that write state on the systems they check (login rate limits, "
+        "restore tests into scratch databases); off by default: the suite only reads",
+    )
+    group.addoption(
         "--reports-dir",
         dest="runbook_reports_dir",
         metavar="DIR",
@@ -67,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (config.getoption("runbook_systems") or config.getini("runbook_systems")):
         return
     SECRETS.add_from_environment()
+    logmask.install_log_masking(config)
     config.stash[keys.SYSTEMS] = _load(config)
     collector = collect.Collector(config.stash[keys.SYSTEMS])
     config.stash[keys.COLLECTOR] = collector

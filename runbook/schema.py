@@ -43,6 +43,10 @@ class System(Model):
     runbook: str = Field(description="path of the runbook, relative to this file")
     hosts: dict[str, str] = Field(min_length=1, description="name -> testinfra host spec")
     features: dict[str, bool] = {}
+    allow_writes: bool = Field(
+        default=False,
+        description="let checks that write (rate limits, restore tests) run, e.g. in staging",
+    )
     command_timeout: float = Field(default=30, gt=0, le=3600)
     connect_timeout: float = Field(default=5, gt=0, le=120)
     checks: Checks  # type: ignore[valid-type]

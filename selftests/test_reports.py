@@ -490,7 +490,11 @@ def test_point_latest_replaces_the_link(tmp_path: Path) -> None:
     rundir.point_latest(first)
     rundir.point_latest(second)
     assert os.readlink(tmp_path / "latest") == second.name
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, second.name, "latest"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        first.name,
+        second.name,
+        "latest",
+    ]
 
 
 def test_same_second_runs_get_distinct_folders(tmp_path: Path) -> None:
