@@ -155,8 +155,10 @@ class Target:
         command_timeout: float,
         connect_timeout: float,
         connection: Connection | None = None,
+        peers: Callable[[str], Target] | None = None,
     ) -> None:
         self.name = name
+        self._peers = peers
         self.spec = spec
         self.command_timeout = command_timeout
         self.connect_timeout = connect_timeout
@@ -165,6 +167,12 @@ class Target:
 
     def __repr__(self) -> str:
         return f"Target({self.name}={self.display})"
+
+    def peer(self, host_name: str) -> Target:
+        """Another host of the same system (an off-host backup copy, a replica), by its name."""
+        if self._peers is None:
+            raise CheckError(f"{self.name}: no other hosts known (host {host_name!r} asked for)")
+        return self._peers(host_name)
 
     @property
     def unreachable(self) -> HostUnreachable | None:
