@@ -6,15 +6,13 @@ check shows expected / found / remedy / runbook in its details row (open by
 default for failures), with its evidence (command output, log lines, response
 body) inline and attached as text extras. The summary at the top counts
 failures by severity and lists them, most severe first. The environment table
-(pytest-metadata) is masked: values through SECRETS.mask, and entries whose
-names look like secrets (TOKEN, PASSWORD, ...) dropped.
+(pytest-metadata) is scrubbed of credentials by `runbook.report.environment`.
 """
 
 from __future__ import annotations
 
 import html
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,8 +22,9 @@ from jinja2 import Environment
 from pytest_html import extras
 
 from runbook.record import record_of
+from runbook.report.environment import clean_metadata
 from runbook.report.summary import RunRecorder
-from runbook.secrets import SECRET_NAME, SECRETS
+from runbook.secrets import SECRETS
 
 TITLES = {
     "daily": "Daily checklist",
@@ -114,33 +113,6 @@ def title_for(marker_expression: str | None, systems: list[str]) -> str:
     else:
         what = "All checks"
     return f"{what} — {', '.join(systems)}" if systems else what
-
-
-def clean_metadata(metadata: dict[str, Any]) -> None:
-    """Drop secret-looking entries and mask (and HTML-escape) every value, in place.
-
-    pytest-html renders these values as HTML, so they are escaped too; top-level
-    keys are rendered as text, nested keys as HTML.
-    """
-    for key in list(metadata):
-        if SECRET_NAME.search(str(key)):
-            del metadata[key]
-        else:
-            metadata[key] = _clean_value(metadata[key])
-
-
-def _clean_value(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            html.escape(SECRETS.mask(str(key))): _clean_value(item)
-            for key, item in value.items()
-            if not SECRET_NAME.search(str(key))
-        }
-    if isinstance(value, list | tuple):
-        return [_clean_value(item) for item in value]
-    if isinstance(value, str):
-        return html.escape(SECRETS.mask(value))
-    return value
 
 
 def _text(value: Any) -> str:

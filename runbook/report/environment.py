@@ -1,0 +1,53 @@
+"""The HTML report's environment table (pytest-metadata), scrubbed of credentials.
+
+pytest-metadata copies CI variables into the report verbatim, and CI variables
+carry credentials: Jenkins' GIT_URL=https://ci-bot:<token>@..., a GitHub-style
+token as the user of a clone URL. Entries whose names look like secrets are
+dropped; every value is masked (registered secrets, URL passwords), a token
+standing alone as the user of an http(s) URL is masked too, and the value is
+HTML-escaped, as pytest-html renders these values as HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from runbook.secrets import MASK, SECRET_NAME, SECRETS
+
+# https://<token>@host: userinfo without a password, in a URL where users are rare and tokens common.
+HTTP_USER_ONLY = re.compile(r"\b(?P<scheme>https?://)(?P<user>[^\s:/?#@]+)@", re.I)
+
+
+def clean_metadata(metadata: dict[str, Any]) -> None:
+    """Drop secret-looking entries and scrub (and HTML-escape) every value, in place.
+
+    Top-level keys are rendered as text, nested keys as HTML.
+    """
+    for key in list(metadata):
+        if SECRET_NAME.search(str(key)):
+            del metadata[key]
+        else:
+            metadata[key] = _clean_value(metadata[key])
+
+
+def scrub(text: str) -> str:
+    """Registered secrets, URL passwords and token-like URL users out of one value."""
+    masked = SECRETS.mask(text)
+    return HTTP_USER_ONLY.sub(lambda match: f"{match['scheme']}{MASK}@", masked)
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            html.escape(scrub(str(key))): _clean_value(item)
+            for key, item in value.items()
+            if not SECRET_NAME.search(str(key))
+        }
+    if isinstance(value, list | tuple):
+        return [_clean_value(item) for item in value]
+    if isinstance(value, str):
+        return html.escape(scrub(value))
+    return value
