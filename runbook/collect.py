@@ -23,6 +23,7 @@ from runbook.checks.hosts import for_host
 from runbook.hosts import Target, TargetPool, display_spec
 from runbook.loader import LoadedSystem
 from runbook.model import CheckBase
+from runbook.outcome import CheckError
 from runbook.secrets import SECRETS
 
 GROUP_MARKER = "runbook_group"
@@ -153,11 +154,14 @@ class Collector:
 
     def target(self, system: LoadedSystem, host_name: str) -> Target:
         model = system.model
+        if host_name not in model.hosts:
+            raise CheckError(f"{system.name} has no host {host_name!r} (hosts: {', '.join(model.hosts)})")
         return self.pool.get(
             host_name,
             model.hosts[host_name],
             command_timeout=model.command_timeout,
             connect_timeout=model.connect_timeout,
+            peers=lambda other: self.target(system, other),
         )
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

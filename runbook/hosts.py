@@ -285,7 +285,15 @@ class TargetPool:
         self._connections: dict[str, Connection] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, spec: str, *, command_timeout: float, connect_timeout: float) -> Target:
+    def get(
+        self,
+        name: str,
+        spec: str,
+        *,
+        command_timeout: float,
+        connect_timeout: float,
+        peers: Callable[[str], Target] | None = None,
+    ) -> Target:
         with self._lock:
             connection = self._connections.get(spec)
             if connection is None:
@@ -296,6 +304,7 @@ class TargetPool:
             command_timeout=command_timeout,
             connect_timeout=connect_timeout,
             connection=connection,
+            peers=peers,
         )
 
     def close(self) -> None:
