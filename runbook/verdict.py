@@ -159,6 +159,18 @@ def _mask_longrepr(report: pytest.TestReport, record: CheckRecord) -> None:
     report.sections = [(title, SECRETS.mask(content)) for title, content in report.sections]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    """A collection error (an import failing in a custom check) can quote a secret too."""
+    report: pytest.CollectReport = yield
+    if report.failed and report.longrepr is not None:
+        text = str(report.longrepr)
+        masked = SECRETS.mask(text)
+        if masked != text:
+            report.longrepr = masked
+    return report
+
+
 # -- the record travels with the report to an xdist controller --------------------------
 
 

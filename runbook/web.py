@@ -81,7 +81,7 @@ def fetch(
         finally:
             done.set()
 
-    worker = threading.Thread(target=exchange, daemon=True, name=f"runbook http {method} {url}")
+    worker = threading.Thread(target=exchange, daemon=True, name="runbook http request")
     worker.start()
     finished = done.wait(max(0.0, deadline - time.monotonic()))
     client.close()  # if the worker still reads, its next read fails: it ends within one trickled byte
