@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from runbook.hints import closest_field
 from runbook.schema import System
 from runbook.secrets import SECRETS
+from runbook.yamlfile import YamlFileError, read_yaml
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_EXTENDS = 10
+# A file with a thousand broken checks needs its first errors, not a thousand lines.
+MAX_ERRORS_SHOWN = 20
 
 
 class DescriptionError(Exception):
@@ -45,44 +49,45 @@ class LoadedSystem:
         return Path(self.model.runbook)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, named_by: Path | None = None) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DescriptionError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DescriptionError(f"{path}{where}: invalid YAML: {problem}") from None
+        data = read_yaml(path)
+    except YamlFileError as exc:
+        referrer = f" (named by extends: in {named_by})" if named_by else ""
+        raise DescriptionError(f"{exc}{referrer}") from None
     if not isinstance(data, dict):
         raise DescriptionError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
 
 
-def merge(base: Any, overlay: Any) -> Any:
+def merge(base: Any, overlay: Any, where: str = "") -> Any:
     """Overlay wins; mappings merge recursively; lists of checks merge by id."""
     if isinstance(base, dict) and isinstance(overlay, dict):
         merged = dict(base)
         for key, value in overlay.items():
-            merged[key] = merge(base[key], value) if key in base else value
+            inner = f"{where}.{key}" if where else str(key)
+            merged[key] = merge(base[key], value, inner) if key in base else value
         return merged
-    if isinstance(base, list) and isinstance(overlay, list) and _all_have_ids(base + overlay):
+    if isinstance(base, list) and isinstance(overlay, list) and base and all(map(_has_id, base)):
         merged_list = list(base)
         index = {item["id"]: pos for pos, item in enumerate(merged_list)}
-        for item in overlay:
-            if item["id"] in index:
-                pos = index[item["id"]]
-                merged_list[pos] = merge(merged_list[pos], item)
-            else:
+        for pos, item in enumerate(overlay):
+            if not _has_id(item):
+                raise DescriptionError(
+                    f"{where}[{pos}]: needs an id (a string) to merge with the checks it extends"
+                )
+            known = index.get(item["id"])
+            if known is None:
                 index[item["id"]] = len(merged_list)
                 merged_list.append(item)
+            else:
+                merged_list[known] = merge(merged_list[known], item, f"{where}[{pos}]")
         return merged_list
     return overlay
 
 
-def _all_have_ids(items: list[Any]) -> bool:
-    return all(isinstance(item, dict) and "id" in item for item in items)
+def _has_id(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("id"), str)
 
 
 def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], tuple[Path, ...]]:
@@ -90,16 +95,21 @@ def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, A
     if path in seen:
         cycle = " -> ".join(str(p) for p in (*seen, path))
         raise DescriptionError(f"{path}: extends itself: {cycle}")
-    data = _read_yaml(path)
+    if len(seen) >= MAX_EXTENDS:
+        raise DescriptionError(f"{seen[0]}: extends: more than {MAX_EXTENDS} files deep")
+    data = _read_yaml(path, seen[-1] if seen else None)
     if isinstance(data.get("runbook"), str):
         data["runbook"] = str((path.parent / data["runbook"]).resolve())
     parent = data.pop("extends", None)
     if parent is None:
         return data, (path,)
-    if not isinstance(parent, str):
+    if not isinstance(parent, str) or not parent:
         raise DescriptionError(f"{path}: extends: must be a file path")
     base, chain = _resolve_chain(path.parent / parent, (*seen, path))
-    return merge(base, data), (path, *chain)
+    try:
+        return merge(base, data), (path, *chain)
+    except DescriptionError as exc:
+        raise DescriptionError(f"{path}: {exc}") from None
 
 
 def interpolate(data: Any, where: str, missing: dict[str, list[str]]) -> Any:
@@ -128,12 +138,12 @@ def _field_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     parts: list[str] = []
     node: Any = data
     for item in loc:
-        if isinstance(item, int):
+        if isinstance(item, int) and not isinstance(node, dict):
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):
                 node = node[item]
-                if isinstance(node, dict) and "id" in node:
-                    label += f" (id {node['id']})"
+                if isinstance(node, dict) and isinstance(node.get("id"), str):
+                    label += f" (id {node['id'][:80]})"
             parts.append(label)
         else:
             parts.append(f".{item}" if parts else str(item))
@@ -142,6 +152,16 @@ def _field_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 
 
 def load_file(path: Path) -> LoadedSystem:
+    """A validated system, or DescriptionError naming the file, the field and the problem."""
+    try:
+        return _load_file(path)
+    except DescriptionError:
+        raise
+    except Exception as exc:  # a bug here: still one message naming the file, not a traceback
+        raise DescriptionError(f"{path}: cannot load: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_file(path: Path) -> LoadedSystem:
     data, chain = _resolve_chain(path)
     # x-* keys hold YAML anchors for reuse (as in docker compose files); they are not fields.
     data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
@@ -150,19 +170,30 @@ def load_file(path: Path) -> LoadedSystem:
     try:
         model = System.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = _field_path(error["loc"], data)
-            message = error["msg"].removeprefix("Value error, ")
-            # Whole-system errors (duplicate id, unknown host) name their place in the message.
-            lines.append(f"  {where}: {message}" if where else f"  {message}")
-        raise DescriptionError(f"{path}: invalid system description\n" + "\n".join(lines)) from None
+        raise DescriptionError(f"{path}: invalid system description\n" + _problems(exc, data)) from None
     return LoadedSystem(
         model=model,
         path=path.resolve(),
         chain=chain,
         missing_env={name: tuple(places) for name, places in missing.items()},
     )
+
+
+def _problems(exc: ValidationError, data: dict[str, Any]) -> str:
+    """One line per problem: field path and message, with a hint for a misspelt key."""
+    lines = []
+    errors = exc.errors()
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        where = _field_path(error["loc"], data)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            meant = closest_field(System, error["loc"])
+            message += f" (did you mean {meant!r}?)" if meant else ""
+        # Whole-system errors (duplicate id, unknown host) name their place in the message.
+        lines.append(f"  {where}: {message}" if where else f"  {message}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
+    return "\n".join(lines)
 
 
 def load_systems(location: Path, only: list[str] | None = None) -> list[LoadedSystem]:
@@ -173,6 +204,8 @@ def load_systems(location: Path, only: list[str] | None = None) -> list[LoadedSy
             raise DescriptionError(f"{location}: no *.yml system descriptions in this folder")
     elif location.is_file():
         files = [location]
+    elif location.exists():
+        raise DescriptionError(f"{location}: not a file or folder of descriptions")
     else:
         raise DescriptionError(f"{location}: no such file or folder")
     systems = [load_file(path) for path in files]

@@ -390,12 +390,12 @@ def test_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path / "demo.yml", "system: demo\nrunbook: a: b\n")
     with pytest.raises(DescriptionError) as info:
         load_file(path)
-    assert str(info.value) == f"{path}:2:11: invalid YAML: mapping values are not allowed here"
+    assert str(info.value) == f"{path}:2:11: invalid YAML: mapping values are not allowed in this context"
 
 
 def test_bad_indentation_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path / "demo.yml", "system: demo\nhosts:\n  server: local://\n checks: {}\n")
-    with pytest.raises(DescriptionError, match=rf"^{path}:4:2: invalid YAML: expected <block end>"):
+    with pytest.raises(DescriptionError, match=rf"^{path}:4:2: invalid YAML: did not find expected key"):
         load_file(path)
 
 
