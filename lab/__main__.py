@@ -22,32 +22,32 @@ def _parser() -> argparse.ArgumentParser:
         ("faults", "list the injectable faults and the checks each should turn red"),
         ("heal", "remove every injected fault and return to green"),
     ]:
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("system", nargs="?", help="default: all systems")
-    p = sub.add_parser("down", help="stop everything; state stays unless --purge")
-    p.add_argument("system", nargs="?", help="default: all systems")
-    p.add_argument("--purge", action="store_true", help="also delete the state dir")
-    p = sub.add_parser("break", help="inject FAULT and wait until it is observable")
-    p.add_argument("fault")
-    p.add_argument("system", nargs="?", help="default: the system that has FAULT")
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("system", nargs="?", help="default: all systems")
+    down = sub.add_parser("down", help="stop everything; state stays unless --purge")
+    down.add_argument("system", nargs="?", help="default: all systems")
+    down.add_argument("--purge", action="store_true", help="also delete the state dir")
+    inject = sub.add_parser("break", help="inject FAULT and wait until it is observable")
+    inject.add_argument("fault")
+    inject.add_argument("system", nargs="?", help="default: the system that has FAULT")
     return parser
 
 
 def _status(system: str | None) -> int:
     all_ok = True
-    for name, comps in api.status(system).items():
+    for name, lines in api.status(system).items():
         print(name)
-        width = max(len(c.name) for c in comps)
-        for c in comps:
-            all_ok &= c.ok
-            print(f"  [{' ok ' if c.ok else 'FAIL'}] {c.name:<{width}}  {c.detail}")
+        width = max(len(line.name) for line in lines)
+        for line in lines:
+            all_ok &= line.ok
+            print(f"  [{' ok ' if line.ok else 'FAIL'}] {line.name:<{width}}  {line.detail}")
     return 0 if all_ok else 1
 
 
 def _faults(system: str | None) -> int:
-    for f in api.faults(system):
-        print(f"{f.name:<17} {f.description}")
-        print(f"{'':<17} expected to fail: {', '.join(sorted(f.expected_failures))}")
+    for fault in api.faults(system):
+        print(f"{fault.name:<17} {fault.description}")
+        print(f"{'':<17} expected to fail: {', '.join(sorted(fault.expected_failures))}")
     return 0
 
 

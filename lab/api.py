@@ -9,7 +9,8 @@ import shutil
 
 from lab import registry
 from lab.core import Component, Fault, UsageError, lab_dir
-from lab.host import unfence_lab_range
+from lab.network import unfence_lab_range
+from lab.ssh import ssh_dir
 
 
 def systems() -> list[str]:
@@ -33,7 +34,7 @@ def down(system: str | None = None, *, purge: bool = False) -> None:
         registry.get(name).down(purge=purge)
     if purge and system is None:
         # Shared client-side state (SSH key and config, lab.env) goes with the last system.
-        shutil.rmtree(lab_dir() / "ssh", ignore_errors=True)
+        shutil.rmtree(ssh_dir(), ignore_errors=True)
         (lab_dir() / "lab.env").unlink(missing_ok=True)
         unfence_lab_range()
 
@@ -43,22 +44,22 @@ def status(system: str | None = None) -> dict[str, list[Component]]:
 
 
 def is_up(system: str | None = None) -> bool:
-    return all(c.ok for comps in status(system).values() for c in comps)
+    return all(line.ok for lines in status(system).values() for line in lines)
 
 
 def faults(system: str | None = None) -> list[Fault]:
-    return [f for name in _selected(system) for f in registry.get(name).faults()]
+    return [fault for name in _selected(system) for fault in registry.get(name).faults()]
 
 
 def find_fault(name: str, system: str | None = None) -> Fault:
     """The fault called `name`, looked up in `system` or, if None, in every system."""
     if system is not None:
         return registry.get(system).fault(name)
-    matches = [f for f in faults() if f.name == name]
+    matches = [fault for fault in faults() if fault.name == name]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        valid = ", ".join(f.name for f in faults())
+        valid = ", ".join(fault.name for fault in faults())
         raise UsageError(f"unknown fault {name!r}; valid faults: {valid}")
     raise UsageError(f"fault {name!r} exists in several systems; name the system")
 

@@ -1,7 +1,6 @@
 """Shared building blocks of the lab: paths, errors, the Fault record, processes and waiting.
 
-Every system module (one per production system the runbooks describe) builds on these,
-so that adding a system means writing its topology and fault table, not plumbing.
+Every part of the lab kit (hosts, containers, backups, the `LabSystem` base) builds on these.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,26 @@ class Fault:
     recreate: frozenset[str] = frozenset()
     restart_daemon: bool = False
     system: str = ""
+
+
+def fault(
+    name: str,
+    description: str,
+    *,
+    fails: Iterable[str],
+    inject: Callable[[], None],
+    recreate: Iterable[str] = (),
+    restart_daemon: bool = False,
+) -> Fault:
+    """One row of a fault table (`system` is filled in by the system that lists it)."""
+    return Fault(
+        name=name,
+        description=description,
+        expected_failures=frozenset(fails),
+        inject=inject,
+        recreate=frozenset(recreate),
+        restart_daemon=restart_daemon,
+    )
 
 
 @dataclass(frozen=True)
@@ -118,12 +137,12 @@ def lab_lock() -> Iterator[None]:
     """Serialise mutating lab commands: tests and a human may drive the lab at once."""
     base = lab_dir()
     base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open(base / ".lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def pid_alive(pid: int | None) -> bool:
