@@ -1,0 +1,118 @@
+"""The generic half of a lab system's tests: green when healthy, each fault exactly its checks.
+
+A system's test module subclasses `LabChecklistTests` with its data: the system name, its
+`systems/lab/` file, the checks skipped on a healthy lab (and why), and MESSAGES, the fault
+table's expected messages. The checklist runs as a user runs it, a pytest subprocess over SSH
+to the lab, and each fault's set of failing checks must be exactly its expected set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from lab import api as lab
+from lab.core import lab_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def lab_environment() -> dict[str, str]:
+    """This process's environment plus the lab's secrets (lab.env), as a vault would give them."""
+    env = dict(os.environ)
+    for line in (lab_dir() / "lab.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name and not name.startswith("#"):
+            env[name.strip()] = value.strip()
+    return env
+
+
+def run_checklist(
+    reports: Path, *extra: str, systems: Path, marker: str = "daily"
+) -> tuple[int, dict[str, Any], str]:
+    """The checklist as a user runs it; returns exit code, records by check id, output."""
+    command = [sys.executable, "-m", "pytest", "-m", marker, f"--systems={systems}"]
+    command += [f"--reports-dir={reports}", "-q", "-p", "no:cacheprovider", *extra]
+    done = subprocess.run(
+        command, cwd=REPO, env=lab_environment(), capture_output=True, text=True, timeout=600
+    )
+    summary = json.loads((reports / "latest" / "summary.json").read_text())
+    records = {record["check_id"]: record for record in summary["checks"]}
+    return done.returncode, records, done.stdout + done.stderr
+
+
+def outcomes(records: dict[str, Any], outcome: str) -> set[str]:
+    return {check_id for check_id, record in records.items() if record["outcome"] == outcome}
+
+
+class LabChecklistTests:
+    """Subclass as `Test<System>Lab` and fill in the class attributes; the tests come from here."""
+
+    system: ClassVar[str]
+    lab_file: ClassVar[Path]
+    # fault -> {check id: pattern its message must match}: found value and threshold.
+    messages: ClassVar[dict[str, dict[str, str]]]
+    # checks a healthy lab skips -> text their message must contain (the reason)
+    skipped_when_healthy: ClassVar[dict[str, str]] = {}
+    min_passed: ClassVar[int] = 1
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "fault" in metafunc.fixturenames:
+            metafunc.parametrize("fault", sorted(self.messages))
+
+    def run_daily(
+        self, reports: Path, *extra: str, systems: Path | None = None
+    ) -> tuple[int, dict[str, Any], str]:
+        """The daily checklist against this system's lab file (or an overlay of it)."""
+        return run_checklist(reports, *extra, systems=systems or self.lab_file)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def healthy_lab(cls) -> Iterator[None]:
+        lab.up(cls.system)
+        lab.heal(cls.system)
+        yield
+        lab.heal(cls.system)
+
+    def test_healthy_lab_passes_every_daily_check(self, healthy_lab: None, tmp_path: Path) -> None:
+        code, records, output = self.run_daily(tmp_path)
+        assert outcomes(records, "failed") == set(), output[-3000:]
+        assert outcomes(records, "skipped") == set(self.skipped_when_healthy)
+        for check_id, reason in self.skipped_when_healthy.items():
+            assert reason in records[check_id]["message"]
+        assert code == 0
+        assert len(outcomes(records, "passed")) >= self.min_passed
+
+    def test_every_fault_has_message_expectations(self) -> None:
+        names = {fault.name for fault in lab.faults(self.system)}
+        assert names == set(self.messages)
+
+    def test_fault_fails_exactly_its_checks(self, healthy_lab: None, tmp_path: Path, fault: str) -> None:
+        expected = lab.find_fault(fault, self.system).expected_failures
+        lab.break_fault(self.system, fault)
+        try:
+            code, records, output = self.run_daily(tmp_path)
+        finally:
+            lab.heal(self.system)
+        failed = outcomes(records, "failed") | outcomes(records, "error")
+        assert failed == set(expected), (
+            f"unexpected: {failed - expected}, missing: {expected - failed}\n{output[-3000:]}"
+        )
+        assert code == 1
+        for check_id, pattern in self.messages[fault].items():
+            message = records[check_id]["message"]
+            assert re.search(pattern, message), f"{check_id}: {message!r} !~ {pattern!r}"
+            assert records[check_id]["remedy"], check_id
+
+    def test_after_heal_everything_passes_again(self, healthy_lab: None, tmp_path: Path) -> None:
+        code, records, output = self.run_daily(tmp_path)
+        assert outcomes(records, "failed") == set(), output[-3000:]
+        assert code == 0
