@@ -71,8 +71,8 @@ CASES: tuple[Hostile, ...] = (
     ),
     Hostile(
         "400-digit number",
-        lambda d: write(d, "x.yml", MINIMAL + f"command_timeout: {'9' * 400}\nchecks: {{}}\n"),
-        ":4:18: number '99999999999999999999'... (400 characters) is out of range",
+        lambda d: write(d, "x.yml", MINIMAL + f"checks:\n  backups: [{BACKUP}min_bytes: {'9' * 400}}}]\n"),
+        ":5:114: number '99999999999999999999'... (400 characters) is out of range",
     ),
     Hostile(
         "5000-digit number",
