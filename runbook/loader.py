@@ -130,7 +130,11 @@ def interpolate(data: Any, where: str, missing: dict[str, list[str]]) -> Any:
         SECRETS.add(value, name)
         return value
 
-    return ENV_REF.sub(substitute, data)
+    result = ENV_REF.sub(substitute, data)
+    if result != data:
+        # `http://user:${TOKEN}@host`: Basic auth sends base64("user:token"), known only here.
+        SECRETS.add_url_credentials(result)
+    return result
 
 
 def _field_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
