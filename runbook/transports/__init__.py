@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 
+from testinfra.backend import BACKENDS as TESTINFRA_BACKENDS
+
 from runbook.transports.base import Raw, Transport, TransportError, TransportTimeout
 
 __all__ = ["TRANSPORTS", "Raw", "Transport", "TransportError", "TransportTimeout", "open_transport"]
@@ -24,8 +26,11 @@ TRANSPORTS: dict[str, str] = {
     "docker": "runbook.transports.process:DockerTransport",
     "podman": "runbook.transports.process:PodmanTransport",
     "paramiko": "runbook.transports.paramiko:ParamikoTransport",
+    "ssh+persist": "runbook.transports.persistent:PersistentSshTransport",
 }
 FALLBACK = "runbook.transports.testinfra:TestinfraTransport"
+# So testinfra.get_host("ssh+persist://...") in a custom check finds our backend (imported lazily).
+TESTINFRA_BACKENDS.setdefault("ssh+persist", "runbook.transports.persistent.PersistentBackend")
 
 
 def open_transport(spec: str, *, connect_timeout: float) -> Transport:
