@@ -1,0 +1,315 @@
+"""ssh+persist://: one open shell per host, proven against a loopback sshd (no lab needed).
+
+Framing, exit codes, binary output, caps, stdin, isolation between commands, deadlines,
+a shell that dies, sudo, an unreachable host, streaming, closing, testinfra's modules on
+top, and a whole pytest run. Speed is measured by bench/bench_commands.py, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sshd import LoopbackSshd, loopback_sshd
+from test_foundation import run_pytest
+
+from runbook.hosts import Target, TargetPool
+from runbook.outcome import CommandTimeout, HostUnreachable
+from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
+from runbook.transports.base import OUTPUT_CAP
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def transport(sshd: LoopbackSshd) -> Iterator[Transport]:
+    opened = open_transport(sshd.spec("ssh+persist"), connect_timeout=5)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def target(sshd: LoopbackSshd) -> Iterator[Target]:
+    box = Target("box", sshd.spec("ssh+persist"), command_timeout=10, connect_timeout=5)
+    yield box
+    box.connection.close()
+
+
+def shell_pid(transport: Transport) -> int:
+    """The session shell's pid: `$$` in a command's subshell is the shell's own."""
+    return int(transport.run('printf %s "$$"', timeout=5).stdout)
+
+
+def gone(pid: int, within: float = 5) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def running(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False).returncode == 0
+
+
+# -- framing -------------------------------------------------------------------------------
+
+
+def test_stdout_stderr_and_exit_code_come_back_apart(transport: Transport) -> None:
+    raw = transport.run("printf 'out\\n'; printf 'err' >&2; printf 'more out'; exit 3", timeout=5)
+    assert (raw.rc, raw.stdout, raw.stderr, raw.dropped) == (3, b"out\nmore out", b"err", 0)
+
+
+def test_every_byte_comes_back_exactly(transport: Transport, tmp_path: Path) -> None:
+    # Every byte value, braces like the frame markers' and no newline at the end.
+    payload = bytes(range(256)) * 64 + b"0123456789abcdef{}" * 3
+    (tmp_path / "blob").write_bytes(payload)
+    raw = transport.run(f"cat {tmp_path}/blob; cat {tmp_path}/blob >&2", timeout=5)
+    assert (raw.rc, raw.stdout, raw.stderr) == (0, payload, payload)
+
+
+def test_exit_codes_pass_through_the_target(target: Target) -> None:
+    for code in (0, 1, 124, 255):
+        assert target.run(f"exit {code}").rc == code
+    assert target.unreachable is None
+
+
+def test_big_output_is_capped_and_the_next_command_is_framed(transport: Transport) -> None:
+    raw = transport.run("head -c 12000000 /dev/zero; echo tail", timeout=30)
+    assert raw.rc == 0
+    assert raw.dropped == 12000005 - OUTPUT_CAP
+    assert raw.stdout.endswith(b"\0tail\n") and b"bytes of output not kept" in raw.stdout
+    assert transport.run("echo next", timeout=5).stdout == b"next\n"
+
+
+def test_stdin_is_closed(transport: Transport) -> None:
+    started = time.monotonic()
+    raw = transport.run("cat; read line; echo read=$?", timeout=10)
+    assert raw.stdout == b"read=1\n"
+    assert time.monotonic() - started < 2
+
+
+# -- isolation -----------------------------------------------------------------------------
+
+
+def test_nothing_leaks_into_the_next_command(transport: Transport) -> None:
+    home = transport.run("pwd; umask", timeout=5).stdout
+    transport.run(
+        "cd /tmp; export LEAK=1; umask 077; SHELL_VAR=2; trap 'echo trapped' EXIT; exit 4", timeout=5
+    )
+    after = transport.run('pwd; umask; echo "${LEAK-unset} ${SHELL_VAR-unset}"', timeout=5)
+    assert after.stdout == home + b"unset unset\n"
+
+
+def test_each_command_sees_a_fresh_logins_environment(sshd: LoopbackSshd, target: Target) -> None:
+    """The same variables and values as a new SSH session (paramiko://) gives a command."""
+    fresh = Target("fresh", sshd.spec("paramiko"), command_timeout=10, connect_timeout=5)
+    per_connection = ("SSH_CLIENT=", "SSH_CONNECTION=", "_=")  # source port; the last program run
+
+    def environment(box: Target) -> list[str]:
+        lines = box.run("env | sort").stdout.splitlines()
+        return [line for line in lines if not line.startswith(per_connection)]
+
+    try:
+        assert environment(target) == environment(fresh)
+        assert environment(target) == environment(target)
+    finally:
+        fresh.connection.close()
+
+
+# -- deadlines and a shell that dies ---------------------------------------------------------
+
+
+def test_a_command_past_the_transports_deadline_is_killed_and_a_new_shell_serves(
+    transport: Transport,
+) -> None:
+    first = shell_pid(transport)
+    started = time.monotonic()
+    with pytest.raises(TransportTimeout, match="killed"):
+        transport.run("sleep 37.25 & sleep 37.25; echo late", timeout=1)
+    assert time.monotonic() - started < 4
+    assert gone(first)
+    deadline = time.monotonic() + 5
+    while running("sleep 37.25") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running("sleep 37.25"), "the command and its background child were killed"
+    assert transport.run("echo next", timeout=5).stdout == b"next\n"
+    assert shell_pid(transport) != first
+
+
+def test_endless_output_ends_at_the_deadline(transport: Transport) -> None:
+    started = time.monotonic()
+    with pytest.raises(TransportTimeout):
+        transport.run("yes runbook-endless", timeout=2)
+    assert time.monotonic() - started < 5
+    assert transport.run("echo next", timeout=5).stdout == b"next\n"
+
+
+def test_a_command_past_the_targets_deadline_leaves_the_shell_usable(target: Target) -> None:
+    shell = shell_pid(target.connection.transport)
+    with pytest.raises(CommandTimeout, match="did not finish within 1s"):
+        target.run("sleep 38.5", timeout=1)
+    assert shell_pid(target.connection.transport) == shell
+    assert not running("sleep 38.5")
+
+
+def test_a_shell_killed_between_commands_is_replaced_transparently(transport: Transport) -> None:
+    first = shell_pid(transport)
+    os.kill(first, signal.SIGKILL)
+    assert gone(first)
+    assert transport.run("echo still here", timeout=5).stdout == b"still here\n"
+    assert shell_pid(transport) != first
+
+
+def test_a_shell_killed_during_a_command_is_a_transport_error(transport: Transport) -> None:
+    first = shell_pid(transport)
+    with pytest.raises(TransportError, match="ended while it ran the command"):
+        transport.run('kill -KILL "$$"; sleep 0.2', timeout=10)
+    assert transport.run("echo next", timeout=5).stdout == b"next\n"
+    assert shell_pid(transport) != first
+
+
+def test_commands_from_several_threads_run_at_once(transport: Transport) -> None:
+    said: dict[int, bytes] = {}
+
+    def work(number: int) -> None:
+        said[number] = transport.run(f"sleep 0.5; echo {number}", timeout=10).stdout
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=work, args=(number,)) for number in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert said == {number: f"{number}\n".encode() for number in range(4)}
+    assert time.monotonic() - started < 1.8
+
+
+# -- sudo, unreachable, host keys ------------------------------------------------------------
+
+
+def test_sudo_runs_commands_as_the_user_asked(sshd: LoopbackSshd) -> None:
+    for options, expected in (("sudo=true", "root"), ("sudo=true&sudo_user=nobody", "nobody")):
+        box = Target("box", sshd.spec("ssh+persist", options), command_timeout=10, connect_timeout=5)
+        try:
+            result = box.run("id -un; cd /tmp")
+            assert (result.rc, result.stdout) == (0, f"{expected}\n"), result.stderr
+            assert box.host.check_output("id -un") == expected
+        finally:
+            box.connection.close()
+
+
+def test_a_closed_port_is_host_unreachable(sshd: LoopbackSshd) -> None:
+    spec = f"ssh+persist://root@127.0.0.1:1?ssh_identity_file={sshd.folder / 'client_key'}"
+    box = Target("box", spec, command_timeout=5, connect_timeout=2)
+    with pytest.raises(HostUnreachable, match=r"host box \(ssh\+persist://root@127\.0\.0\.1:1\) unreachable"):
+        box.run("true")
+    with pytest.raises(HostUnreachable, match="reported once"):
+        box.run("true")
+
+
+def test_an_unknown_host_key_is_refused_unless_checking_is_off(sshd: LoopbackSshd) -> None:
+    spec = f"ssh+persist://root@127.0.0.1:{sshd.port}?ssh_identity_file={sshd.folder / 'client_key'}"
+    strict = Target("box", spec, command_timeout=5, connect_timeout=5)
+    with pytest.raises(HostUnreachable, match="not found in known_hosts"):
+        strict.run("true")
+    trusting = Target("box", spec + "&host_key_check=off", command_timeout=5, connect_timeout=5)
+    try:
+        assert trusting.run("echo ok").stdout == "ok\n"
+        assert trusting.display.endswith("(host key NOT verified)")
+    finally:
+        trusting.connection.close()
+
+
+# -- streaming and closing -------------------------------------------------------------------
+
+
+def test_a_50_mb_file_streams_on_the_same_connection(target: Target, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    with big.open("wb") as sink:
+        for block in range(50):
+            sink.write(hashlib.sha512(str(block).encode()).digest() * 16384)  # 1 MiB each
+    digest = hashlib.sha256()
+    with target.open_stream(str(big), timeout=30) as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert target.run("echo after").stdout == "after\n"
+
+
+def test_the_end_of_the_run_closes_the_shells(sshd: LoopbackSshd) -> None:
+    pool = TargetPool()
+    box = pool.get("box", sshd.spec("ssh+persist"), command_timeout=10, connect_timeout=5)
+    shell = shell_pid(box.connection.transport)
+    pool.close()
+    assert gone(shell)
+
+
+# -- testinfra's modules on top --------------------------------------------------------------
+
+
+def test_testinfra_modules_run_through_the_same_shell(target: Target) -> None:
+    shell = str(shell_pid(target.connection.transport))
+    host = target.host
+    assert host.backend.NAME == "ssh+persist"
+    passwd = host.file("/etc/passwd")
+    assert passwd.exists and passwd.is_file and passwd.user == "root" and passwd.contains("^root:")
+    assert host.user("root").uid == 0
+    assert host.process.filter(comm="sshd")
+    assert host.check_output("echo %s", "quoted arg") == "quoted arg"
+    assert host.run("exit 3").rc == 3
+    assert host.check_output('printf %s "$$"') == shell  # no second connection, no second shell
+
+
+def test_testinfra_get_host_knows_the_scheme(sshd: LoopbackSshd) -> None:
+    import testinfra
+
+    host = testinfra.get_host(sshd.spec("ssh+persist"))
+    try:
+        assert host.backend.NAME == "ssh+persist"
+        assert host.file("/etc").is_directory
+    finally:
+        host.backend.transport.close()
+
+
+# -- a whole run -----------------------------------------------------------------------------
+
+DESCRIPTION = """\
+system: persistent
+runbook: runbook.md
+hosts:
+  server: "{spec}"
+checks:
+  commands:
+    - id: over-ssh
+      title: the command ran over SSH to loopback
+      run: 'echo "$SSH_CONNECTION" | cut -d" " -f3'
+      expect_stdout: 127.0.0.1
+      severity: P2
+      section: "1."
+      remedy: fix
+  files:
+    - {{id: etc, title: etc exists, path: /etc, type: directory, severity: P3, section: "2.", remedy: fix}}
+"""
+
+
+def test_a_whole_run_over_ssh_persist(sshd: LoopbackSshd, tmp_path: Path) -> None:
+    description = tmp_path / "persistent.yml"
+    description.write_text(DESCRIPTION.format(spec=sshd.spec("ssh+persist")), encoding="utf-8")
+    done = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path / 'reports'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " 3 passed" in done.stdout, done.stdout
