@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import addresses
 from lab.core import (
     Component,
-    LabError,
-    lab_dir,
     read_pidfile,
     require,
     run,
-    run_dir,
     spawn_daemon,
     stop_pid,
     wait_until,
     write_file,
 )
-from lab.dockerd import Dockerd, mounts_below
-from lab.network import VethLink, delete_netns, ensure_netns, in_netns, netns_path
-from lab.ssh import SSH_PORT, client_key, make_key, pin_host, ssh
+from lab.dockerd import Dockerd
+from lab.network import delete_netns, ensure_netns, in_netns, netns_path
+from lab.placement import Placement
+from lab.ssh import SSH_PORT, client_key, make_key, pin_host
 
 # What every lab host runs, with the Debian package providing it.
 HOST_NEEDS = {
@@ -47,60 +43,19 @@ HOST_NEEDS = {
 
 
 @dataclass(frozen=True)
-class Host:
-    """Topology and lifecycle of one lab server; every method is idempotent.
+class Host(Placement):
+    """Topology and lifecycle of one lab server; every method is idempotent."""
 
-    `slot` is the host's place in its system (0 for the first): its addresses come from it.
-    `name` names its directories; it defaults to the system's name, right for a system's
-    first host (the calendar's disk is /var/lib/runbook-lab/ai-calendar-assistant/disk).
-    """
-
-    system: str
-    netns: str
-    machine_if: str
-    slot: int = 0
-    name: str = ""
     disk_size: str = "64m"
     # Paths of the server's own tree (relative to its host dir) bound over the machine's.
     private_binds: tuple[tuple[str, str], ...] = field(
         default=(("root", "/root"), ("crontabs", "/var/spool/cron/crontabs"), ("log", "/var/log"))
     )
 
-    # ---- identity and paths -----------------------------------------------------------
-    @property
-    def label(self) -> str:
-        return self.name or self.system
-
-    @property
-    def link(self) -> VethLink:
-        return VethLink(
-            netns=self.netns,
-            machine_if=self.machine_if,
-            addresses=addresses.host_link(self.system, self.slot),
-        )
-
-    @property
-    def addr(self) -> str:
-        """The server's address, as the suite's host spec names it."""
-        return str(self.link.addresses.host)
-
-    @property
-    def hostdir(self) -> Path:
-        return lab_dir() / self.label
-
-    @property
-    def rundir(self) -> Path:
-        return run_dir() / self.label
-
+    # ---- paths -------------------------------------------------------------------------
     @property
     def dockerd(self) -> Dockerd:
-        return Dockerd(
-            label=self.label,
-            netns=self.netns,
-            statedir=self.hostdir,
-            rundir=self.rundir,
-            address_pool=addresses.docker_pool(self.system),
-        )
+        return self.dockerd_in(self.netns)
 
     @property
     def disk(self) -> Path:
@@ -213,10 +168,6 @@ class Host:
     def stop_sshd(self) -> None:
         stop_pid(read_pidfile(self.sshd_pidfile), what="sshd")
 
-    def ssh(self, command: str, *, check: bool = True, timeout: float = 120) -> str:
-        """Run a command on the server as an operator would: ssh root@<addr> '<command>'."""
-        return ssh(self.addr, command, check=check, timeout=timeout)
-
     # ---- whole host --------------------------------------------------------------------
     def ok(self) -> bool:
         """Up enough to take faults: its dockerd and sshd answer."""
@@ -237,14 +188,6 @@ class Host:
         delete_netns(self.netns)  # also ends stragglers (gpg-agent, shims) left in it
         self.link.wait_gone()
         self.unmount_disk()
-
-    def purge(self) -> None:
-        """Remove the server's whole state; refuses while anything is still mounted in it."""
-        busy = mounts_below(self.hostdir)
-        if busy:
-            raise LabError(f"cannot purge {self.hostdir}: still mounted: {', '.join(busy)}")
-        shutil.rmtree(self.hostdir, ignore_errors=True)
-        shutil.rmtree(self.rundir, ignore_errors=True)
 
     def components(self) -> list[Component]:
         """The host-level lines of `status`."""

@@ -26,11 +26,11 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from lab import addresses
-from lab.core import Component, LabError, lab_dir, require, run, run_dir, wait_until
-from lab.dockerd import Dockerd, mounts_below
-from lab.network import VethLink, delete_netns, ensure_netns, in_netns, netns_path
-from lab.ssh import SSH_PORT, client_key, make_key, pin_host, ssh, ssh_config_path
+from lab.core import Component, LabError, require, run, wait_until
+from lab.dockerd import Dockerd
+from lab.network import delete_netns, ensure_netns, in_netns, netns_path
+from lab.placement import Placement
+from lab.ssh import SSH_PORT, client_key, make_key, pin_host, ssh_config_path
 
 SYSTEMD_NEEDS = {
     "debootstrap": "debootstrap",
@@ -112,51 +112,16 @@ class SystemdImage:
 
 
 @dataclass(frozen=True)
-class SystemdHost:
-    """A systemd lab host; `slot` gives its addresses, `name` its dirs and container name."""
+class SystemdHost(Placement):
+    """A systemd lab host; its container is named like its directories (`label`)."""
 
-    system: str
-    netns: str
-    machine_if: str
-    slot: int = 0
-    name: str = ""
     image: SystemdImage = SystemdImage()
 
-    # ---- identity and paths -----------------------------------------------------------
-    @property
-    def label(self) -> str:
-        return self.name or self.system
-
-    @property
-    def link(self) -> VethLink:
-        return VethLink(
-            netns=self.netns,
-            machine_if=self.machine_if,
-            addresses=addresses.host_link(self.system, self.slot),
-        )
-
-    @property
-    def addr(self) -> str:
-        return str(self.link.addresses.host)
-
-    @property
-    def hostdir(self) -> Path:
-        return lab_dir() / self.label
-
-    @property
-    def rundir(self) -> Path:
-        return run_dir() / self.label
-
+    # ---- paths -------------------------------------------------------------------------
     @property
     def carrier(self) -> Dockerd:
-        """The dockerd that runs the host's container (not the host's own docker)."""
-        return Dockerd(
-            label=f"{self.label} (carrier)",
-            netns=f"{self.netns}-carrier",
-            statedir=self.hostdir,
-            rundir=self.rundir,
-            address_pool=addresses.docker_pool(self.system),
-        )
+        """The dockerd that runs the host's container (not a docker of the host's own)."""
+        return self.dockerd_in(f"{self.netns}-carrier")
 
     @property
     def host_key(self) -> Path:
@@ -242,10 +207,6 @@ class SystemdHost:
         probe = ["ssh", "-F", str(ssh_config_path()), f"root@{self.addr}", "true"]
         return run(probe, check=False, timeout=15).returncode == 0
 
-    def ssh(self, command: str, *, check: bool = True, timeout: float = 120) -> str:
-        """Run a command on the host as an operator would: ssh root@<addr> '<command>'."""
-        return ssh(self.addr, command, check=check, timeout=timeout)
-
     # ---- whole host --------------------------------------------------------------------
     def ok(self) -> bool:
         return self.ssh_ok()
@@ -272,13 +233,6 @@ class SystemdHost:
         self.link.wait_gone()
         self.carrier.stop()
         delete_netns(self.carrier.netns)
-
-    def purge(self) -> None:
-        busy = mounts_below(self.hostdir)
-        if busy:
-            raise LabError(f"cannot purge {self.hostdir}: still mounted: {', '.join(busy)}")
-        shutil.rmtree(self.hostdir, ignore_errors=True)
-        shutil.rmtree(self.rundir, ignore_errors=True)
 
     def components(self) -> list[Component]:
         state = self.systemd_state()
