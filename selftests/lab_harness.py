@@ -44,9 +44,12 @@ def run_checklist(
     done = subprocess.run(
         command, cwd=REPO, env=lab_environment(), capture_output=True, text=True, timeout=600
     )
-    summary = json.loads((reports / "latest" / "summary.json").read_text())
+    summary_file = reports / "latest" / "summary.json"
+    output = done.stdout + done.stderr
+    assert summary_file.exists(), f"the checklist wrote no summary, exit {done.returncode}:\n{output[-3000:]}"
+    summary = json.loads(summary_file.read_text())
     records = {record["check_id"]: record for record in summary["checks"]}
-    return done.returncode, records, done.stdout + done.stderr
+    return done.returncode, records, output
 
 
 def outcomes(records: dict[str, Any], outcome: str) -> set[str]:
