@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runbook.transports.tunnel import Tunnel
 
 # What is kept of one stream of a command's output: the first and the last half.
 OUTPUT_CAP = 4 << 20
@@ -76,6 +80,8 @@ class Transport(ABC):
     def __init__(self, spec: str, *, connect_timeout: float) -> None:
         self.spec = spec
         self.connect_timeout = connect_timeout
+        self._tunnels: dict[tuple[str, int], Tunnel] = {}
+        self._tunnels_lock = threading.Lock()
 
     @abstractmethod
     def run(self, line: str, *, timeout: float) -> Raw:
@@ -85,8 +91,31 @@ class Transport(ABC):
     def stream(self, line: str, *, timeout: float) -> AbstractContextManager[tuple[IO[bytes], StreamEnd]]:
         """The stdout of a shell line as a stream, cut off at `timeout`."""
 
-    def close(self) -> None:  # noqa: B027 - most transports hold nothing between commands
-        """Release the connection (end of the run)."""
+    def tunnel(self, host: str, port: int) -> Tunnel:
+        """A local address forwarding to host:port as this host sees it: one per address, reopened
+        if it died, closed with the transport at the end of the run."""
+        with self._tunnels_lock:
+            tunnel = self._tunnels.get((host, port))
+            if tunnel is None or not tunnel.alive():
+                if tunnel is not None:
+                    tunnel.close()
+                tunnel = self._tunnels[(host, port)] = self.open_tunnel(host, port)
+            return tunnel
+
+    def open_tunnel(self, host: str, port: int) -> Tunnel:
+        """A new forward to host:port; transports that can forward override this."""
+        scheme = self.spec.split("://", 1)[0]
+        raise TransportError(f"forwarding a port (via: tunnel) is not supported over {scheme}://")
+
+    def close_tunnels(self) -> None:
+        with self._tunnels_lock:
+            for tunnel in self._tunnels.values():
+                tunnel.close()
+            self._tunnels.clear()
+
+    def close(self) -> None:
+        """Release the connection (end of the run): most transports hold only their tunnels."""
+        self.close_tunnels()
 
 
 class StreamEnd:

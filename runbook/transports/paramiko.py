@@ -28,6 +28,7 @@ from runbook.transports.base import (
     host_key_checking,
     spec_options,
 )
+from runbook.transports.tunnel import ChannelTunnel, Tunnel
 
 
 class ParamikoTransport(Transport):
@@ -168,7 +169,21 @@ class ParamikoTransport(Transport):
                     end.stderr = channel.recv_stderr(64 << 10) if channel.recv_stderr_ready() else b""
             channel.close()
 
+    def open_tunnel(self, host: str, port: int) -> Tunnel:
+        import paramiko
+
+        try:
+            ssh = self.client.get_transport()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        if ssh is None or not ssh.is_active():
+            with self._lock:
+                self._client = None
+            raise TransportError("the SSH connection is closed")
+        return ChannelTunnel(ssh, (host, port), timeout=self.connect_timeout)
+
     def close(self) -> None:
+        self.close_tunnels()
         with self._lock:
             if self._client is not None:
                 self._client.close()

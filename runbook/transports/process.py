@@ -33,6 +33,7 @@ from runbook.transports.base import (
     host_key_checking,
     spec_options,
 )
+from runbook.transports.tunnel import SshTunnel, Tunnel
 
 EXIT_GRACE = 1.0
 KILLED_NOTE = b"\n[runbook: processes the command left behind held its output open; they were killed]\n"
@@ -129,6 +130,67 @@ def stream_process(
         end.stderr = errors.value()
 
 
+def feed_processes(
+    source: IO[bytes], argvs: list[list[str]], *, timeout: float, env: dict[str, str] | None = None
+) -> list[Raw]:
+    """Stream `source` into the stdin of several local commands at once (the source is read once).
+
+    A command that stops reading (pg_restore --list after the TOC) just stops being fed;
+    outputs are capped; at the deadline every process group is killed (TransportTimeout).
+    """
+    processes = [
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env=env,
+        )
+        for argv in argvs
+    ]
+    outputs = [(Capped(), Capped()) for _ in processes]
+    readers = [
+        threading.Thread(target=_drain_into, args=(stream, sink), daemon=True)
+        for process, sinks in zip(processes, outputs, strict=True)
+        for stream, sink in zip((process.stdout, process.stderr), sinks, strict=True)
+    ]
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        for process in processes:
+            _kill_group(process)
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    for reader in readers:
+        reader.start()
+    feeding = [process.stdin for process in processes if process.stdin is not None]
+    try:
+        while feeding and (chunk := source.read(CHUNK)):
+            for stdin in list(feeding):
+                try:
+                    stdin.write(chunk)
+                except (BrokenPipeError, OSError, ValueError):
+                    feeding.remove(stdin)
+    finally:
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.close()  # type: ignore[union-attr]
+        for process in processes:
+            process.wait()
+        timer.cancel()
+        for reader in readers:
+            reader.join(timeout=5)
+    if expired.is_set():
+        raise TransportTimeout(f"not finished within {timeout:g}s")
+    return [
+        Raw(process.returncode, stdout.value(), stderr.value(), stdout.dropped + stderr.dropped)
+        for process, (stdout, stderr) in zip(processes, outputs, strict=True)
+    ]
+
+
 def _drain_into(stream: IO[bytes] | None, sink: Capped) -> None:
     if stream is None:
         return
@@ -163,6 +225,9 @@ class LocalTransport(ProcessTransport):
 
     def argv(self, line: str) -> list[str]:
         return ["/bin/sh", "-c", line]
+
+    def open_tunnel(self, host: str, port: int) -> Tunnel:
+        return Tunnel(host, port)  # this machine sees the address as the host does
 
 
 class SshTransport(ProcessTransport):
@@ -205,6 +270,18 @@ class SshTransport(ProcessTransport):
     def argv(self, line: str) -> list[str]:
         # The remote login shell may be bash, zsh or fish: the line always runs under sh.
         return [*self.base_argv(), "--", self.host.name, f"exec /bin/sh -c {_quote(line)}"]
+
+    def open_tunnel(self, host: str, port: int) -> Tunnel:
+        try:
+            return SshTunnel(
+                self.base_argv(),
+                self.host.name,
+                (host, port),
+                env=self.environment(),
+                timeout=self.connect_timeout + 10,
+            )
+        except FileNotFoundError as exc:
+            raise TransportError(f"{exc.filename} is not installed on the runner") from None
 
     def environment(self) -> dict[str, str] | None:
         if not self.host.password:
