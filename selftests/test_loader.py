@@ -314,7 +314,7 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
             "checks.backups.0.min_bytes",
             1000,
             "checks.backups[0] (id backup-fresh): set exactly one of: max_age_hours, min_bytes, "
-            "integrity, retention_days (found: max_age_hours, min_bytes)",
+            "integrity, retention_days, copy_on (found: max_age_hours, min_bytes)",
             id="two-aspects",
         ),
         pytest.param(

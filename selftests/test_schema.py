@@ -103,7 +103,7 @@ def test_two_aspects_are_rejected_naming_both() -> None:
     with pytest.raises(ValidationError) as info:
         backup(max_age_hours=25, min_bytes=1000)
     assert (
-        "set exactly one of: max_age_hours, min_bytes, integrity, retention_days "
+        "set exactly one of: max_age_hours, min_bytes, integrity, retention_days, copy_on "
         "(found: max_age_hours, min_bytes)" in str(info.value)
     )
 

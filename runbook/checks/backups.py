@@ -5,6 +5,9 @@ check streams the newest archive to the runner and reads it with gzip and
 tarfile in streaming mode, so the whole archive is never held in memory; a
 `.gpg` archive is decrypted on the way by a local gpg, with the passphrase from
 the environment given on a pipe (never on a command line, never on the host).
+A PostgreSQL custom dump (`format: pg_custom`) is read by pg_restore instead
+(`runbook.pg_archive`). "Keep backups off the host" (`copy_on: backup-host`):
+the newest backup is also on that host, same name, size and sha256.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import IO, ClassVar
+from typing import IO, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
+from runbook import pg_archive
 from runbook.hosts import Target
 from runbook.model import CheckBase, HostPath
 from runbook.outcome import CheckError, CheckFailed
@@ -42,6 +46,7 @@ class BackupCheck(CheckBase):
         "min_bytes",
         "integrity",
         "retention_days",
+        "copy_on",
     )
 
     directory: HostPath
@@ -49,11 +54,31 @@ class BackupCheck(CheckBase):
     max_age_hours: float | None = Field(default=None, gt=0, le=24 * 366)
     min_bytes: int | None = Field(default=None, ge=0, le=1 << 50)
     integrity: bool | None = None
+    format: Literal["tar_gz", "pg_custom"] = Field(
+        default="tar_gz", description="tar_gz (tar tzf, gzip CRC) or pg_custom (pg_dump -Fc, pg_restore)"
+    )
+    pg_restore_on: Literal["runner", "host"] = Field(
+        default="runner", description="pg_custom: read the dump with the runner's or the host's pg_restore"
+    )
     gpg_passphrase: str | None = Field(default=None, description="write ${ENV_NAME}, never a value")
     required_members: list[str] = Field(default=[], description="glob patterns every archive must contain")
     retention_days: float | None = Field(default=None, gt=0, le=3660)
     retention_slack_days: float = Field(default=1, ge=0, le=366)
+    copy_on: str | None = Field(default=None, min_length=1, description="another host of `hosts` with a copy")
+    copy_directory: HostPath | None = Field(
+        default=None, description="the copies' folder there (default: same)"
+    )
     timeout: float = Field(default=120, gt=0, le=3600)
+
+
+class Folder(Protocol):
+    """Where backups are: a BackupCheck, or another kind that reads them (the restore test)."""
+
+    @property
+    def directory(self) -> str: ...
+
+    @property
+    def pattern(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +88,7 @@ class Archive:
     size: int
 
 
-def listing(check: BackupCheck, target: Target) -> tuple[list[Archive], float]:
+def listing(check: Folder, target: Target) -> tuple[list[Archive], float]:
     """All matching archives, newest first, and the host's clock (ages use the host's time)."""
 
     def read() -> tuple[list[Archive], float]:
@@ -94,7 +119,7 @@ def listing(check: BackupCheck, target: Target) -> tuple[list[Archive], float]:
     return target.cached(("backups", check.directory, check.pattern), read)
 
 
-def newest(check: BackupCheck, target: Target) -> tuple[Archive, float]:
+def newest(check: Folder, target: Target) -> tuple[Archive, float]:
     archives, now = listing(check, target)
     if not archives:
         raise CheckFailed(
@@ -122,6 +147,10 @@ def verify(check: BackupCheck, target: Target) -> None:
             )
     elif check.retention_days is not None:
         _retention(check, target)
+    elif check.copy_on is not None:
+        _copy_elsewhere(check, target)
+    elif check.format == "pg_custom":
+        _pg_dump_integrity(check, target)
     else:
         _integrity(check, target)
 
@@ -138,6 +167,59 @@ def _retention(check: BackupCheck, target: Target) -> None:
             f"({oldest.path}): retention cleanup is not running",
             {"too old": "\n".join(a.path for a in too_old[:50])},
         )
+
+
+def _pg_dump_integrity(check: BackupCheck, target: Target) -> None:
+    latest, _ = newest(check, target)
+    if check.pg_restore_on == "host":
+        toc = pg_archive.read_on_host(target, latest.path, check.timeout)
+    else:
+        with target.open_stream(latest.path, check.timeout) as raw:
+            toc = pg_archive.read_on_runner(raw, latest.path, check.timeout)
+    if not any(" TABLE DATA " in entry for entry in toc):
+        raise CheckFailed(
+            f"{latest.path} holds table data",
+            f"{latest.path} has no TABLE DATA entries ({len(toc)} entries)",
+            {"pg_restore --list": "\n".join(toc[:200])},
+        )
+
+
+def _copy_elsewhere(check: BackupCheck, target: Target) -> None:
+    """The newest backup is also on `copy_on`: same name, size and sha256 (computed on each host)."""
+    latest, _ = newest(check, target)
+    assert check.copy_on is not None
+    name = os.path.basename(latest.path)
+    folder = check.copy_directory or check.directory
+    copy = f"{folder.rstrip('/')}/{name}"
+    peer = target.peer(check.copy_on)
+    expected = f"the newest backup {name} also on {check.copy_on} ({folder}), same size and sha256"
+    size = peer.run("stat -L -c %%s -- %s", copy)
+    if size.rc != 0:
+        said = size.stderr.strip()[:200]
+        if "No such file" in said:
+            raise CheckFailed(expected, f"{name} is not on {check.copy_on}: {copy} does not exist")
+        raise CheckError(f"stat {copy} on {check.copy_on}: {said or f'exit {size.rc}'}")
+    copied = size.stdout.strip()
+    if copied != str(latest.size):
+        raise CheckFailed(
+            expected, f"{copy} on {check.copy_on} is {copied[:40]} bytes != {latest.size} on {target.name}"
+        )
+    here, there = _sha256(target, latest.path, check.timeout), _sha256(peer, copy, check.timeout)
+    if here != there:
+        raise CheckFailed(
+            expected,
+            f"sha256 of {copy} on {check.copy_on} {there[:12]}... != {here[:12]}... on {target.name}",
+        )
+
+
+def _sha256(target: Target, path: str, timeout: float) -> str:
+    result = target.run("sha256sum -- %s", path, timeout=timeout)
+    digest = result.stdout.split(" ", 1)[0].lstrip("\\")
+    if result.rc != 0 or len(digest) != 64:
+        raise CheckError(
+            f"sha256sum {path} on {target.name}: {result.stderr.strip()[:200] or result.stdout[:200]}"
+        )
+    return digest
 
 
 def _integrity(check: BackupCheck, target: Target) -> None:
