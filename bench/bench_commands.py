@@ -114,7 +114,7 @@ def host_under_test(where: str) -> Iterator[tuple[str, Callable[[str], str]]]:
         yield f"a loopback sshd started by this script (127.0.0.1:{server.port})", server.spec
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], failures: dict[str, str]) -> None:
     ours = {row.api: row.median for row in rows if row.scheme == OURS}
     header = ("api", "backend", "first ms", "median ms", "p90 ms", "x ours", "runs")
     print("{:<10} {:<14} {:>9} {:>10} {:>8} {:>7} {:>5}".format(*header))
@@ -124,6 +124,8 @@ def print_table(rows: list[Row]) -> None:
             f"{row.api:<10} {row.scheme + '://':<14} {row.first * 1000:>9.1f} {row.median * 1000:>10.2f} "
             f"{row.p90 * 1000:>8.2f} {ratio:>7.1f} {len(row.samples):>5}"
         )
+    for name, error in failures.items():
+        print(f"{name:<25} failed: {error}")
 
 
 def main() -> None:
@@ -135,18 +137,19 @@ def main() -> None:
     args = parser.parse_args()
     # Stock testinfra paramiko:// accepts unknown host keys with a warning per connection.
     warnings.filterwarnings("ignore", message="Unknown .* host key")
+    plan = [("testinfra", scheme, via_testinfra) for scheme in ("ssh", "paramiko", OURS)]
+    plan += [("Target", scheme, via_target) for scheme in ("ssh", "paramiko", OURS, "local")]
+    rows: list[Row] = []
+    failures: dict[str, str] = {}
     with host_under_test(args.where) as (description, spec):
         print(f"host: {description}; {args.runs} runs of `true` per backend after the first\n")
-        rows = [
-            Row("testinfra", scheme, *via_testinfra(spec(scheme), args.runs))
-            for scheme in ("ssh", "paramiko", OURS)
-        ]
-        rows += [
-            Row("Target", scheme, *via_target(spec(scheme), args.runs))
-            for scheme in ("ssh", "paramiko", OURS)
-        ]
-        rows.append(Row("Target", "local", *via_target("local://", args.runs)))
-    print_table(rows)
+        for api, scheme, measure in plan:
+            try:  # a host that goes away mid-run costs its rows, not the table
+                host_spec = "local://" if scheme == "local" else spec(scheme)
+                rows.append(Row(api, scheme, *measure(host_spec, args.runs)))
+            except Exception as exc:
+                failures[f"{api} {scheme}://"] = f"{type(exc).__name__}: {exc}"[:200]
+    print_table(rows, failures)
     print("\nx ours: median / the median of ssh+persist:// through the same API")
 
 
