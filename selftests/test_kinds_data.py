@@ -10,6 +10,8 @@ through a real sshd are in test_tunnels.py.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,7 @@ from selftests.data_servers import (
     start_redis,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
 HEAD = "3f2a1b9c0d4e"
 
@@ -449,3 +452,80 @@ def test_docker_hosts_have_no_tunnels(server: Postgres) -> None:
     check = pg_check(server, via="tunnel", select_one=True)
     with pytest.raises(CheckError, match=r"cannot open a tunnel through box .*not supported over docker://"):
         postgres.verify(check, target)
+
+
+# -- a whole run, as an operator starts it ---------------------------------------------------------
+
+WHOLE_RUN = """\
+system: map-v12
+runbook: runbook.md
+hosts:
+  server: "local://"
+  backup-host: "local://"
+checks:
+  postgres:
+    - {{id: db-select-one, title: PostgreSQL answers SELECT 1, dsn: "{dsn}", select_one: true,
+       severity: P1, section: Health, remedy: docker compose logs -n 200 db}}
+    - {{id: db-migrations, title: migrations at head, dsn: "{dsn}", alembic_head: {{revision: {head}}},
+       severity: P2, section: Migrations, remedy: alembic upgrade head}}
+  redis:
+    - {{id: redis-ping, title: Redis answers PING, url: "{redis_url}", ping: true,
+       severity: P1, section: Health, remedy: docker compose logs -n 200 redis}}
+  backups:
+    - {{id: pgdump-readable, title: the newest dump reads, directory: "{dumps}", pattern: "pgdump_*.dump",
+       format: pg_custom, integrity: true, severity: P2, section: Backup, remedy: rerun the backup}}
+    - {{id: pgdump-offsite, title: the newest dump is off the host, directory: "{dumps}",
+       pattern: "pgdump_*.dump", copy_on: backup-host, copy_directory: "{offsite}",
+       severity: P2, section: Backup, remedy: copy the dumps off the host}}
+  restore:
+    - {{id: restore-test, title: the newest dump restores, directory: "{dumps}", dsn: "{dsn}",
+       tables: [users, markers], severity: P2, section: Restore, remedy: see Restore}}
+"""
+
+
+def test_a_whole_run_gates_the_restore_and_shows_no_password(
+    server: Postgres, redis_server: Redis, good_dump: bytes, tmp_path: Path
+) -> None:
+    dumps, offsite = tmp_path / "backups", tmp_path / "offsite"
+    put_dump(dumps, good_dump)
+    put_dump(offsite, good_dump)
+    description = tmp_path / "map-v12.yml"
+    description.write_text(
+        WHOLE_RUN.format(
+            dsn=server.dsn(password="${MAP_DB_PASSWORD}"),
+            redis_url=redis_server.url(password="${MAP_REDIS_PASSWORD}"),
+            head=HEAD,
+            dumps=dumps,
+            offsite=offsite,
+        )
+    )
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")},
+        "MAP_DB_PASSWORD": server.password,
+        "MAP_REDIS_PASSWORD": redis_server.password,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            f"--systems={description}",
+            *args,
+        ]
+        return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+
+    gated = run(f"--reports-dir={tmp_path / 'gated'}", "-rs")
+    assert gated.returncode == 0, gated.stdout[-3000:] + gated.stderr[-3000:]
+    assert "7 passed, 1 skipped" in gated.stdout
+    assert "writes to the system (creates, fills and drops a scratch database" in gated.stdout
+    allowed = run(f"--reports-dir={tmp_path / 'allowed'}", "--allow-writes", "-k", "restore")
+    assert allowed.returncode == 0, allowed.stdout[-3000:] + allowed.stderr[-3000:]
+    assert "1 passed" in allowed.stdout
+    assert scratch_databases(server) == []
+    written = [gated.stdout, gated.stderr, allowed.stdout, allowed.stderr]
+    written += [path.read_text(errors="replace") for path in tmp_path.glob("*/**/*") if path.is_file()]
+    for secret in (server.password, redis_server.password):
+        assert not [text for text in written if secret in text]
