@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   docker.io          # dockerd for the lab's servers (started by python -m lab, not systemd)
   redis-server       # real Redis in the calendar-redis container (host binary, bind-mounted /usr)
+  redis-tools        # the runner's redis-cli (redis kind: via runner / tunnel)
+  postgresql-client-15  # the runner's pg_restore (pg_custom backups, restore test)
+  postgresql-15      # a throwaway PostgreSQL 15 cluster in the project's own tests (initdb, pg_ctl)
   radicale           # real Radicale in radicale-calendar
   openssh-server     # each lab server's sshd, in its own network namespace
   openssh-client     # testinfra's ssh:// backend
