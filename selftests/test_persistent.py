@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -17,17 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd import LoopbackSshd, loopback_sshd
 from test_foundation import run_pytest
 
 from runbook.hosts import Target, TargetPool
 from runbook.outcome import CommandTimeout, HostUnreachable
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
 from runbook.transports.base import OUTPUT_CAP
+from selftests.sshd import LoopbackSshd, loopback_sshd
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+    if os.geteuid() != 0:
+        pytest.skip("a loopback sshd letting root in needs root")
     with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
 
@@ -249,6 +252,18 @@ def test_a_50_mb_file_streams_on_the_same_connection(target: Target, tmp_path: P
             digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest()
     assert target.run("echo after").stdout == "after\n"
+
+
+def test_a_port_forward_shares_the_connection(transport: Transport) -> None:
+    """paramiko://'s direct-tcpip forwards come with the connection (a database behind SSH)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        tunnel = transport.tunnel("127.0.0.1", port)
+        with socket.create_connection(tunnel.local, timeout=5) as client:
+            server, _ = listener.accept()
+            with server:
+                client.sendall(b"ping")
+                assert server.recv(4) == b"ping"
 
 
 def test_the_end_of_the_run_closes_the_shells(sshd: LoopbackSshd) -> None:
