@@ -107,8 +107,8 @@ def host_under_test(where: str) -> Iterator[tuple[str, Callable[[str], str]]]:
             lambda scheme: f"{scheme}://root@{LAB_HOST}?ssh_config={LAB_SSH_CONFIG}",
         )
         return
-    sys.path.insert(0, str(ROOT / "selftests"))
-    from sshd import loopback_sshd
+    sys.path.insert(0, str(ROOT))
+    from selftests.sshd import loopback_sshd
 
     with tempfile.TemporaryDirectory() as folder, loopback_sshd(Path(folder)) as server:
         yield f"a loopback sshd started by this script (127.0.0.1:{server.port})", server.spec
