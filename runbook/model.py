@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -161,3 +162,90 @@ class CheckBase(Model):
             if getattr(self, name) is not None:
                 return name
         return self.kind
+
+
+# A compose service or project name (compose's own rules), never an option.
+ServiceName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", max_length=255)]
+ProjectName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=255)]
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    """A container as a description names it: outright, or by compose project and service."""
+
+    name: str | None = None
+    service: str | None = None
+    project: str | None = None
+
+    def __str__(self) -> str:
+        return self.name or f"compose service {self.service} (project {self.project})"
+
+
+class InContainer(Model):
+    """A model that names a container: `container: NAME`, or `service: web` (+ `project:`).
+
+    Compose names containers `<project>-<service>-<n>`, so a description names the
+    service and runbook.docker_host finds its containers by compose's labels. A
+    missing `project` is the system's `compose_project`, filled in at load.
+    """
+
+    # The field holding a container name in the subclass, and whether one of the two is required.
+    container_field: ClassVar[str] = "container"
+    container_required: ClassVar[bool] = False
+
+    service: ServiceName | None = Field(default=None, description="compose service, instead of a container")
+    project: ProjectName | None = Field(
+        default=None, description="compose project of `service`; default: the system's compose_project"
+    )
+
+    @model_validator(mode="after")
+    def _container_or_service(self) -> InContainer:
+        named = getattr(self, self.container_field, None)
+        service = type(self).model_fields["service"].alias or "service"
+        if named and self.service:
+            raise ValueError(f"set {self.container_field} or {service}, not both")
+        if self.project and not self.service:
+            raise ValueError(f"project names the compose project of `{service}`; set {service} too")
+        if self.container_required and not named and not self.service:
+            raise ValueError(
+                f"set {self.container_field} (a container name) or {service} (a compose service)"
+            )
+        return self
+
+    @property
+    def container_ref(self) -> ContainerRef | None:
+        named = getattr(self, self.container_field, None)
+        if named:
+            return ContainerRef(name=named)
+        if self.service:
+            return ContainerRef(service=self.service, project=self.project)
+        return None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def with_compose_project(model: M, project: str) -> M:
+    """`model` with `project` filled into it and into its nested container references lacking one."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, InContainer):
+            filled = with_compose_project(value, project)
+            if filled is not value:
+                update[name] = filled
+    if isinstance(model, InContainer) and model.service and model.project is None:
+        update["project"] = project
+    return model.model_copy(update=update) if update else model
+
+
+def services_without_project(model: BaseModel) -> list[str]:
+    """Compose services named in `model` (or nested in it) whose project is unknown."""
+    found = []
+    if isinstance(model, InContainer) and model.service and model.project is None:
+        found.append(model.service)
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, InContainer):
+            found += services_without_project(value)
+    return found

@@ -13,7 +13,14 @@ from typing import Any
 from pydantic import Field, create_model, field_validator, model_validator
 
 from runbook import kinds
-from runbook.model import MARKERS, CheckBase, Model
+from runbook.model import (
+    MARKERS,
+    CheckBase,
+    Model,
+    ProjectName,
+    services_without_project,
+    with_compose_project,
+)
 
 __all__ = ["CHECK_KINDS", "MARKERS", "Checks", "System"]
 
@@ -47,6 +54,9 @@ class System(Model):
         default=False,
         description="let checks that write (rate limits, restore tests) run, e.g. in staging",
     )
+    compose_project: ProjectName | None = Field(
+        default=None, description="the compose project of checks naming a `service:` without `project:`"
+    )
     command_timeout: float = Field(default=30, gt=0, le=3600)
     connect_timeout: float = Field(default=5, gt=0, le=120)
     checks: Checks  # type: ignore[valid-type]
@@ -75,6 +85,24 @@ class System(Model):
                 seen[check.id] = place
                 if check.host is not None and check.host not in self.hosts:
                     raise ValueError(f"{place}.host: host {check.host!r} is not one of {sorted(self.hosts)}")
+        return self
+
+    @model_validator(mode="after")
+    def _compose_project(self) -> System:
+        """Checks naming a compose service get the system's compose_project unless they name one."""
+        filled: dict[str, list[CheckBase]] = {}
+        for kind in CHECK_KINDS:
+            checks = self.checks.of_kind(kind)
+            if self.compose_project:
+                checks = [with_compose_project(check, self.compose_project) for check in checks]
+            for index, check in enumerate(checks):
+                for service in services_without_project(check):
+                    raise ValueError(
+                        f"checks.{kind}[{index}] (id {check.id}): compose service {service!r} has no "
+                        "project: write project: on the check or compose_project: on the system"
+                    )
+            filled[kind] = checks
+        object.__setattr__(self, "checks", self.checks.model_copy(update=filled))
         return self
 
     def host_of(self, check: CheckBase) -> str:

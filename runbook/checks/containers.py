@@ -2,7 +2,8 @@
 
 Crashes and restarts are read from `docker events` of the container's current
 id: the state of a container that docker has already restarted no longer shows
-its OOM kill, but the daemon's event log does.
+its OOM kill, but the daemon's event log does. A compose service (`service: web`)
+is every container of it: each must meet the check, and a failure names which.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from runbook import docker_host
+from runbook.docker_host import Container
 from runbook.hosts import Target
-from runbook.model import ByteSize, CheckBase, ContainerName, Duration, format_duration
+from runbook.model import ByteSize, CheckBase, ContainerName, Duration, InContainer, format_duration
 from runbook.outcome import CheckFailed
 from runbook.units import human_bytes
 
 
-class ContainerCheck(CheckBase):
-    """One fact about one container: `docker inspect`, `docker events`, `docker stats`."""
+class ContainerCheck(CheckBase, InContainer):
+    """One fact about one container (or each of a compose service's): inspect, events, stats."""
 
     kind: ClassVar[str] = "containers"
+    container_required: ClassVar[bool] = True
     aspects: ClassVar[tuple[str, ...]] = (
         "state",
         "restart_policy",
@@ -32,7 +35,7 @@ class ContainerCheck(CheckBase):
         "max_memory_percent",
     )
 
-    container: ContainerName
+    container: ContainerName | None = None
     state: Literal["running"] | None = None
     restart_policy: str | None = None
     memory_limit: Literal["set"] | ByteSize | None = Field(
@@ -48,48 +51,61 @@ class ContainerCheck(CheckBase):
 
 
 def verify(check: ContainerCheck, target: Target) -> None:
-    {
-        "state": _state,
-        "restart_policy": _restart_policy,
-        "memory_limit": _memory_limit,
-        "no_crash_within": _no_crash,
-        "max_restarts": _restarts,
-        "max_memory_percent": _memory_usage,
-    }[check.aspect](check, target)
+    assert check.container_ref is not None  # container_required
+    found = docker_host.containers(target, check.container_ref)
+    if check.aspect == "state":
+        _state(check, target, found)
+        return
+    for container in found:
+        {
+            "restart_policy": _restart_policy,
+            "memory_limit": _memory_limit,
+            "no_crash_within": _no_crash,
+            "max_restarts": _restarts,
+            "max_memory_percent": _memory_usage,
+        }[check.aspect](check, target, container)
 
 
-def _state(check: ContainerCheck, target: Target) -> None:
-    info = docker_host.inspect_or_fail(target, check.container)
-    restarts = info.get("RestartCount", 0)
-    found = f"{check.container} is {docker_host.describe_state(info.get('State', {}))}"
-    if restarts:
-        found += f", restarted {restarts} times"
-    if not docker_host.is_running(info):
-        raise CheckFailed(f"{check.container} running (not restarting, not exited)", found)
+def _state(check: ContainerCheck, target: Target, found: list[Container]) -> None:
+    """Every container running; for a scaled service, how many are and which are not."""
+    down = []
+    for container in found:
+        info = docker_host.inspect_or_fail(target, container)
+        if not docker_host.is_running(info):
+            said = f"{container} is {docker_host.describe_state(info.get('State', {}))}"
+            restarts = info.get("RestartCount", 0)
+            down.append(said + (f", restarted {restarts} times" if restarts else ""))
+    if not down:
+        return
+    named = str(check.container_ref)
+    if len(found) > 1:
+        down.insert(0, f"{len(found) - len(down)} of {len(found)} containers of {named} running")
+    raise CheckFailed(f"{named} running (not restarting, not exited)", "; ".join(down))
 
 
-def _restart_policy(check: ContainerCheck, target: Target) -> None:
-    info = docker_host.inspect_or_fail(target, check.container)
+def _restart_policy(check: ContainerCheck, target: Target, container: Container) -> None:
+    info = docker_host.inspect_or_fail(target, container)
     policy = info.get("HostConfig", {}).get("RestartPolicy", {}).get("Name") or "no"
     if policy != check.restart_policy:
         raise CheckFailed(
             f"restart policy {check.restart_policy}",
-            f"restart policy {policy} != {check.restart_policy}",
+            f"restart policy {policy} != {check.restart_policy} ({container})",
         )
 
 
-def _memory_limit(check: ContainerCheck, target: Target) -> None:
-    info = docker_host.inspect_or_fail(target, check.container)
+def _memory_limit(check: ContainerCheck, target: Target, container: Container) -> None:
+    info = docker_host.inspect_or_fail(target, container)
     limit = int(info.get("HostConfig", {}).get("Memory") or 0)
     if check.memory_limit == "set":
         if limit <= 0:
-            raise CheckFailed("a memory limit", "no memory limit (unlimited)")
+            raise CheckFailed("a memory limit", f"{container} has no memory limit (unlimited)")
         return
     wanted = int(check.memory_limit or 0)
     if limit != wanted:
         shown = human_bytes(limit) if limit else "none (unlimited)"
         raise CheckFailed(
-            f"memory limit {human_bytes(wanted)}", f"memory limit {shown} != {human_bytes(wanted)}"
+            f"memory limit {human_bytes(wanted)}",
+            f"memory limit {shown} != {human_bytes(wanted)} ({container})",
         )
 
 
@@ -106,8 +122,8 @@ def _exit_code(event: dict[str, Any]) -> int | None:
         return None
 
 
-def _no_crash(check: ContainerCheck, target: Target) -> None:
-    info = docker_host.inspect_or_fail(target, check.container)
+def _no_crash(check: ContainerCheck, target: Target, container: Container) -> None:
+    info = docker_host.inspect_or_fail(target, container)
     window = format_duration(check.no_crash_within or 86400)
     crashes: list[str] = []
     for event in docker_host.events(target, info["Id"], check.no_crash_within or 86400, ("die", "oom")):
@@ -123,7 +139,7 @@ def _no_crash(check: ContainerCheck, target: Target) -> None:
     if crashes:
         raise CheckFailed(
             f"no OOM kill and no exit {'/'.join(map(str, check.crash_exit_codes))} in the last {window}",
-            f"{check.container}: {len(crashes)} crash(es) in the last {window}: " + "; ".join(crashes[-5:]),
+            f"{container}: {len(crashes)} crash(es) in the last {window}: " + "; ".join(crashes[-5:]),
             {"crashes": "\n".join(crashes)},
         )
 
@@ -157,9 +173,9 @@ def classify_restarts(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     return crash_restarts, by_operator
 
 
-def _restarts(check: ContainerCheck, target: Target) -> None:
+def _restarts(check: ContainerCheck, target: Target, container: Container) -> None:
     """Restarts docker made after a crash (exit != 0), not the ones an operator asked for."""
-    info = docker_host.inspect_or_fail(target, check.container)
+    info = docker_host.inspect_or_fail(target, container)
     window = format_duration(check.within)
     events = docker_host.events(target, info["Id"], check.within, ("die", "stop", "start"))
     crash_restarts, by_operator = classify_restarts(events)
@@ -173,17 +189,17 @@ def _restarts(check: ContainerCheck, target: Target) -> None:
         evidence["restarts after a crash"] = "\n".join(lines)
         raise CheckFailed(
             f"at most {limit} restarts after a crash in the last {window}",
-            f"{check.container} restarted {len(crash_restarts)} times in the last {window} > {limit} "
+            f"{container} restarted {len(crash_restarts)} times in the last {window} > {limit} "
             f"by its restart policy after a crash (exit codes {codes}; last at {_when(crash_restarts[-1])})",
             evidence,
         )
 
 
-def _memory_usage(check: ContainerCheck, target: Target) -> None:
-    info = docker_host.require_running(target, check.container)
-    row = docker_host.stats(target).get(check.container)
+def _memory_usage(check: ContainerCheck, target: Target, container: Container) -> None:
+    info = docker_host.require_running(target, container)
+    row = docker_host.stats(target).get(container.name)
     if row is None:
-        raise CheckFailed(f"{check.container} in docker stats", f"{check.container} not in docker stats")
+        raise CheckFailed(f"{container} in docker stats", f"{container} not in docker stats")
     percent = float(str(row.get("MemPerc", "0")).rstrip("%") or 0)
     limit = int(info.get("HostConfig", {}).get("Memory") or 0)
     scope = "of its limit" if limit else "of host memory (no limit set)"
@@ -191,5 +207,5 @@ def _memory_usage(check: ContainerCheck, target: Target) -> None:
     if percent >= threshold:
         raise CheckFailed(
             f"memory under {threshold:g}% {scope}",
-            f"{check.container} uses {percent:.1f}% {scope} ({row.get('MemUsage', '?')}) >= {threshold:g}%",
+            f"{container} uses {percent:.1f}% {scope} ({row.get('MemUsage', '?')}) >= {threshold:g}%",
         )

@@ -13,14 +13,15 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from runbook import docker_host
+from runbook.docker_host import Container
 from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, HostPath, regex
+from runbook.model import CheckBase, ContainerName, HostPath, InContainer, regex
 from runbook.outcome import CheckError, CheckFailed
 
 DEFAULT_PLACEHOLDERS = r"^(changeme|change_me|change-me|your[_-].*|xxx+|\.\.\.|<.*>|todo|tbd|placeholder|example.*|dummy|none|null|secret|token|\*+)$"  # noqa: E501
 
 
-class EnvFileCheck(CheckBase):
+class EnvFileCheck(CheckBase, InContainer):
     """A dotenv file defines keys with real values. Values never leave the host."""
 
     kind: ClassVar[str] = "env_files"
@@ -70,19 +71,23 @@ BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
 
 
 def verify(check: EnvFileCheck, target: Target) -> None:
+    ref = check.container_ref
+    for container in docker_host.containers(target, ref) if ref else [None]:
+        _verify_one(check, target, container)
+
+
+def _verify_one(check: EnvFileCheck, target: Target, container: Container | None) -> None:
     keys = " ".join(check.required)
     awk = "awk -v keys=%s -v ph=%s -- %s %s"
     # awk expands escapes in -v values, so the regex's backslashes are doubled.
     args = (keys, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM, check.path)
-    if check.container:
-        result = docker_host.exec_in(target, check.container, awk, *args)
-    else:
-        result = target.run(awk, *args)
+    result = docker_host.exec_in(target, container, awk, *args) if container else target.run(awk, *args)
+    where = f" in {container}" if container else ""
     if result.rc != 0:
         said = result.stderr.strip()[:300]
         if "No such file" in said or "can't open" in said or "cannot open" in said:
-            raise CheckFailed(f"{check.path} exists", f"{check.path} does not exist")
-        raise CheckError(f"cannot read {check.path}: {said or f'exit {result.rc}'}")
+            raise CheckFailed(f"{check.path} exists", f"{check.path} does not exist{where}")
+        raise CheckError(f"cannot read {check.path}{where}: {said or f'exit {result.rc}'}")
     states: dict[str, str] = {}
     for line in result.stdout.splitlines():
         key, _, state = line.partition(" ")
@@ -95,5 +100,5 @@ def verify(check: EnvFileCheck, target: Target) -> None:
     if problems:
         raise CheckFailed(
             f"{check.path} defines {', '.join(check.required)} with real values",
-            f"{check.path}: " + "; ".join(problems) + " (values not shown)",
+            f"{check.path}{where}: " + "; ".join(problems) + " (values not shown)",
         )

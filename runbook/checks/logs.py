@@ -12,8 +12,9 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from runbook import docker_host
+from runbook.docker_host import Container
 from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, Duration, format_duration, regex
+from runbook.model import CheckBase, ContainerName, Duration, InContainer, format_duration, regex
 from runbook.outcome import CheckError, CheckFailed
 
 # Prints the number of lines it read, then the last n of them (n may be 0).
@@ -23,13 +24,14 @@ COUNT_AND_TAIL = (
 )
 
 
-class LogCheck(CheckBase):
-    """Lines of a container's log: a pattern that must stay rare, or must appear."""
+class LogCheck(CheckBase, InContainer):
+    """Lines of a container's log (each of a compose service's): a pattern rare, or present."""
 
     kind: ClassVar[str] = "logs"
     aspects: ClassVar[tuple[str, ...]] = ("max_matches", "must_match")
+    container_required: ClassVar[bool] = True
 
-    container: ContainerName
+    container: ContainerName | None = None
     pattern: str = Field(min_length=1, description="extended regex, matched case-insensitively")
     since: Duration | None = 86400.0
     max_matches: int | None = Field(default=None, ge=0, le=1_000_000_000)
@@ -50,35 +52,41 @@ class LogCheck(CheckBase):
 
 
 def verify(check: LogCheck, target: Target) -> None:
+    assert check.container_ref is not None  # container_required
+    for container in docker_host.containers(target, check.container_ref):
+        _verify_one(check, target, container)
+
+
+def _verify_one(check: LogCheck, target: Target, container: Container) -> None:
     window = f" in the last {format_duration(check.since)}" if check.since else ""
     logs = docker_host.logs_template(check.since)
-    if docker_host.inspect(target, check.container) is None:
-        raise CheckFailed(f"logs of {check.container}", f"no container named {check.container}")
+    if docker_host.inspect(target, container) is None:
+        raise CheckFailed(f"logs of {container}", f"no container named {container.name}")
     if check.must_match:
-        result = target.run(f"{logs} | grep -m 1 -i -E -e %s", check.container, check.pattern)
+        result = target.run(f"{logs} | grep -m 1 -i -E -e %s", container.name, check.pattern)
         if result.rc > 1:
-            raise CheckError(f"reading logs of {check.container}: {result.stderr.strip()[:300]}")
+            raise CheckError(f"reading logs of {container}: {result.stderr.strip()[:300]}")
         if not result.stdout.strip():
             raise CheckFailed(
-                f"a line matching {check.pattern!r} in {check.container}'s logs{window}",
-                f"no line of {check.container}'s logs{window} matches {check.pattern!r}",
+                f"a line matching {check.pattern!r} in {container}'s logs{window}",
+                f"no line of {container}'s logs{window} matches {check.pattern!r}",
             )
         return
     result = target.run(
         f"{logs} | grep -i -E -e %s | {COUNT_AND_TAIL}",
-        check.container,
+        container.name,
         check.pattern,
         str(check.show_lines),
     )
     first, _, rest = result.stdout.partition("\n")
     if not first.strip().isdigit():
-        raise CheckError(f"reading logs of {check.container}: {result.stderr.strip()[:300]}")
+        raise CheckError(f"reading logs of {container}: {result.stderr.strip()[:300]}")
     count = int(first)
     limit = check.max_matches or 0
     if count > limit:
         lines = rest.rstrip("\n")
         raise CheckFailed(
             f"at most {limit} lines matching {check.pattern!r}{window}",
-            f"{count} lines of {check.container}'s logs match {check.pattern!r}{window} > {limit}",
+            f"{count} lines of {container}'s logs match {check.pattern!r}{window} > {limit}",
             {f"last {check.show_lines} matching lines": lines} if lines else {},
         )
