@@ -4,13 +4,15 @@ httpx's timeouts are per socket read: a server that trickles one header byte a
 second never trips them. So the request runs in a worker thread; at the total
 deadline the caller stops waiting and closes the client, which ends the
 worker's next read. Bodies are read as a stream and kept up to `BODY_CAP`; an
-endless body is cut there and said to be cut, never held whole.
+endless body is cut there and said to be cut, never held whole. `fetch_many`
+is the same for load: many GETs, one client, one total deadline.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,7 @@ def fetch(
     url: str,
     *,
     headers: dict[str, str] | None = None,
+    content: bytes | None = None,
     timeout: float,
     verify_tls: bool = True,
     cap: int = BODY_CAP,
@@ -67,7 +70,7 @@ def fetch(
 
     def exchange() -> None:
         try:
-            with client.stream(method, url, headers=headers or {}) as response:
+            with client.stream(method, url, headers=headers or {}, content=content) as response:
                 box["status"] = response.status_code
                 box["headers"] = {key.lower(): value for key, value in response.headers.items()}
                 for chunk in response.iter_bytes():
@@ -107,6 +110,63 @@ def fetch(
         truncated=bool(box.get("truncated")),
         late=late,
     )
+
+
+def fetch_many(
+    urls: list[str],
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    total: float,
+    concurrency: int,
+    verify_tls: bool = True,
+    cap: int = 64 << 10,
+) -> list[Answer | str]:
+    """GET each URL once over `concurrency` kept-alive connections, all within `total` seconds.
+
+    For load: one client, so that connection set-up is not what gets measured. Each
+    result is an Answer or why none came; at `total` the client is closed, which ends
+    the requests still running, and they read "unfinished at the deadline".
+    """
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    client = httpx.Client(
+        timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, limits=limits
+    )
+    deadline = time.monotonic() + total
+
+    def one(url: str) -> Answer | str:
+        if time.monotonic() >= deadline:
+            return "not sent: the deadline had passed"
+        started = time.monotonic()
+        try:
+            with client.stream("GET", url, headers=headers or {}) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) >= cap:
+                        break
+                return Answer(
+                    status=response.status_code,
+                    body=bytes(body[:cap]),
+                    seconds=time.monotonic() - started,
+                    truncated=len(body) >= cap,
+                )
+        except httpx.TimeoutException:
+            return f"no answer within {timeout:g}s"
+        except Exception as exc:  # every failure is a result of its own, counted by the caller
+            return reason(exc)
+
+    pool = ThreadPoolExecutor(concurrency, thread_name_prefix="runbook load")
+    futures = [pool.submit(one, url) for url in urls]
+    wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    client.close()
+    pool.shutdown(wait=False, cancel_futures=True)
+    return [
+        future.result() if future.done() and not future.cancelled() else "unfinished at the deadline"
+        for future in futures
+    ]
 
 
 def reason(exc: BaseException | None) -> str:

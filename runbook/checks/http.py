@@ -1,64 +1,87 @@
-"""HTTP endpoints (runbook: `curl -s --max-time 5 http://localhost:8000/health`).
+"""HTTP endpoints (runbook: `curl -s --max-time 5 http://localhost:8000/health`, `GET /ready`).
 
-From the runner the request goes through `runbook.web` (httpx, one total
-deadline, a capped body); on the host (or inside a container, for ports that are
-not published) it goes through curl with --max-time, the runbook's own tool.
+Status, JSON values at nested paths, headers, body size and text, answer time.
+Where the request is sent from (runner, host, inside a container or each container
+of a compose service) is `runbook.endpoint`'s. A failure shows resolved values
+and, with `show:`, the fields that explain it (`status 503 != 200 (...); db=ok
+redis=error`); with `upstream:`, a 502/504 says why the service behind the proxy
+does not answer (runbook.upstream).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal
+import re
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
-from runbook import docker_host, web
+from runbook import endpoint, web
+from runbook.docker_host import Container
+from runbook.endpoint import Endpoint
 from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName
-from runbook.outcome import CheckError, CheckFailed
+from runbook.json_conditions import JsonCondition, shown_fields
+from runbook.model import ByteSize, CheckBase, regex
+from runbook.outcome import CheckFailed
+from runbook.units import human_bytes
+from runbook.upstream import Upstream, diagnose
 
 BODY_EVIDENCE = 4000
-CURL_TRAILER = "\n__runbook_http__ %{http_code} %{time_total}"
+GATEWAY_ERRORS = {502, 504}
 
 
-class HttpCheck(CheckBase):
-    """An HTTP endpoint: status, JSON fields, answer time."""
+class HttpCheck(CheckBase, Endpoint):
+    """An HTTP endpoint: status, JSON fields, headers, body, answer time."""
 
     kind: ClassVar[str] = "http"
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    via: Literal["runner", "host"] = Field(
-        default="runner", description="runner: from this machine (httpx); host: curl on the host"
-    )
-    container: ContainerName | None = Field(default=None, description="curl inside this container")
-    timeout: float = Field(default=5.0, gt=0, le=120)
     expect_status: list[int] = [200]
-    expect_json: dict[str, Any] | None = None
+    expect_json: dict[str, Any] | None = Field(default=None, description="dotted path -> exact value")
     expect_keys: list[str] = []
-    headers: dict[str, str] = {}
-    verify_tls: bool = True
+    json_conditions: list[JsonCondition] = Field(
+        default=[], description="{path: components.db, equals: ok}, {path: total, exists: true}, ..."
+    )
+    expect_headers: dict[str, str] = Field(default={}, description="header name -> regex searched in it")
+    body_matches: str | None = Field(default=None, description="regex searched in the body")
+    max_body_bytes: ByteSize | None = None
+    max_seconds: float | None = Field(default=None, gt=0, le=120, description="answer time limit")
+    show: list[str] = Field(default=[], description="JSON paths every failure message shows")
+    upstream: Upstream | None = Field(
+        default=None, description="the service behind a proxy: on 502/504 the failure says why"
+    )
 
-    @model_validator(mode="after")
-    def _where(self) -> HttpCheck:
-        if self.container and self.via == "runner":
-            object.__setattr__(self, "via", "host")
-        return self
+    @field_validator("body_matches")
+    @classmethod
+    def _body_regex(cls, value: str | None) -> str | None:
+        return None if value is None else regex(value)
+
+    @field_validator("expect_headers")
+    @classmethod
+    def _header_regexes(cls, headers: dict[str, str]) -> dict[str, str]:
+        return {name: regex(pattern) for name, pattern in headers.items()}
 
 
 def verify(check: HttpCheck, target: Target) -> None:
-    answer = _via_runner(check) if check.via == "runner" else _via_host(check, target)
+    for origin in endpoint.origins(check, target):
+        judge(check, target, origin, endpoint.send(check, target, origin))
+
+
+def judge(check: HttpCheck, target: Target, origin: Container | None, answer: web.Answer) -> None:
+    """Every condition of the check on one answer; CheckFailed at the first that fails."""
+    where = endpoint.describe(check, origin)
     body = answer.text
     evidence = {"response body": body[:BODY_EVIDENCE] + answer.body_note()}
-    where = f"{check.method} {check.url}"
+    document = _json_or_none(body)
+    shown = f"; {shown_fields(document, check.show)}" if check.show and document is not None else ""
     if answer.status not in check.expect_status:
         wanted = "/".join(map(str, check.expect_status))
-        raise CheckFailed(
-            f"{where} answers {wanted} within {check.timeout:g}s",
-            f"status {answer.status} != {wanted} ({where}, {answer.seconds:.2f}s)",
-            evidence,
-        )
+        found = f"status {answer.status} != {wanted} ({where}, {answer.seconds:.2f}s){shown}"
+        if check.upstream is not None and answer.status in GATEWAY_ERRORS:
+            why, more = diagnose(target, check.upstream)
+            found += f"; {why}"
+            evidence.update(more)
+        raise CheckFailed(f"{where} answers {wanted} within {check.timeout:g}s", found, evidence)
     if answer.late:
         raise CheckFailed(
             f"{where} answers within {check.timeout:g}s",
@@ -66,18 +89,72 @@ def verify(check: HttpCheck, target: Target) -> None:
             f"({len(answer.body)} bytes read)",
             evidence,
         )
-    if check.expect_json is None and not check.expect_keys:
+    if check.max_seconds is not None and answer.seconds > check.max_seconds:
+        raise CheckFailed(
+            f"{where} answers within {check.max_seconds:g}s",
+            f"answered in {answer.seconds:.2f}s > {check.max_seconds:g}s ({where}){shown}",
+            evidence,
+        )
+    _headers(check, answer, where)
+    _body(check, answer, where, evidence)
+    if check.expect_json is None and not check.expect_keys and not check.json_conditions:
         return
-    try:
-        document = json.loads(body)
-    except ValueError:
+    if document is None:
         raise CheckFailed(
             f"{where} answers JSON",
             f"body is not JSON: {body[:120]!r}{answer.body_note()}",
             evidence,
-        ) from None
-    if not isinstance(document, dict):
-        raise CheckFailed(f"{where} answers a JSON object", f"JSON {type(document).__name__}", evidence)
+        )
+    if check.expect_json is not None or check.expect_keys:
+        if not isinstance(document, dict):
+            raise CheckFailed(f"{where} answers a JSON object", f"JSON {type(document).__name__}", evidence)
+        _expect_json(check, document, where, evidence)
+    failures = [failure for condition in check.json_conditions if (failure := condition.failure(document))]
+    if failures:
+        raise CheckFailed(
+            "JSON " + "; ".join(condition.expected() for condition in check.json_conditions),
+            f"JSON {'; '.join(failures)} ({where}){shown}",
+            evidence,
+        )
+
+
+def _json_or_none(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _headers(check: HttpCheck, answer: web.Answer, where: str) -> None:
+    for name, pattern in check.expect_headers.items():
+        value = answer.headers.get(name.lower())
+        if value is None or not re.search(pattern, value):
+            found = "absent" if value is None else repr(value)
+            raise CheckFailed(
+                f"header {name} matching {pattern!r}",
+                f"header {name} {found} does not match {pattern!r} ({where})",
+                {"response headers": "\n".join(f"{key}: {text}" for key, text in answer.headers.items())},
+            )
+
+
+def _body(check: HttpCheck, answer: web.Answer, where: str, evidence: dict[str, str]) -> None:
+    size = len(answer.body)
+    if check.max_body_bytes is not None and size > check.max_body_bytes:
+        more = " or more" if answer.truncated else ""
+        raise CheckFailed(
+            f"a body of at most {human_bytes(check.max_body_bytes)}",
+            f"body {size} bytes{more} > {check.max_body_bytes} ({where})",
+            evidence,
+        )
+    if check.body_matches is not None and not re.search(check.body_matches, answer.text):
+        raise CheckFailed(
+            f"a body matching {check.body_matches!r}",
+            f"body {answer.text[:120]!r}{answer.body_note()} does not match {check.body_matches!r} ({where})",
+            evidence,
+        )
+
+
+def _expect_json(check: HttpCheck, document: dict[str, Any], where: str, evidence: dict[str, str]) -> None:
     for key, wanted_value in (check.expect_json or {}).items():
         value = _lookup(document, key)
         if value != wanted_value:
@@ -102,45 +179,3 @@ def _lookup(document: dict[str, Any], dotted: str) -> Any:
             return None
         node = node[part]
     return node
-
-
-def _via_runner(check: HttpCheck) -> web.Answer:
-    where = f"{check.method} {check.url}"
-    try:
-        return web.fetch(
-            check.method, check.url, headers=check.headers, timeout=check.timeout, verify_tls=check.verify_tls
-        )
-    except web.NoAnswer:
-        raise CheckFailed(
-            f"{where} answers within {check.timeout:g}s", f"no answer within {check.timeout:g}s ({where})"
-        ) from None
-    except web.RequestFailed as exc:
-        raise CheckFailed(f"{where} answers", f"{where} failed: {exc}") from None
-
-
-def _via_host(check: HttpCheck, target: Target) -> web.Answer:
-    curl = ["curl", "-sS", "-X", check.method, "--max-time", f"{check.timeout:g}", "-w", CURL_TRAILER]
-    if not check.verify_tls:
-        curl.append("-k")
-    for name, value in check.headers.items():
-        curl += ["-H", f"{name}: {value}"]
-    curl.append(check.url)
-    template = " ".join("%s" for _ in curl)
-    if check.container:
-        result = docker_host.exec_in(target, check.container, template, *curl, timeout=check.timeout + 10)
-    else:
-        result = target.run(template, *curl, timeout=check.timeout + 10)
-    body, marker, trailer = result.stdout.rpartition("\n__runbook_http__ ")
-    inside = f" (inside {check.container})" if check.container else ""
-    if result.rc == 28:
-        raise CheckFailed(
-            f"{check.method} {check.url} answers within {check.timeout:g}s",
-            f"no answer within {check.timeout:g}s ({check.method} {check.url}{inside})",
-        )
-    if result.rc != 0 or not marker:
-        said = result.stderr.strip()[:300] or f"curl exit {result.rc}"
-        if result.rc in {6, 7, 35, 52, 56, 60}:
-            raise CheckFailed(f"{check.method} {check.url} answers", f"{said}{inside}")
-        raise CheckError(f"curl {check.url}{inside}: {said}")
-    status, seconds = trailer.split()
-    return web.Answer(status=int(status), body=body.encode("utf-8", errors="replace"), seconds=float(seconds))
