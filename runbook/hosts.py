@@ -126,7 +126,8 @@ class Connection:
         if self._testinfra_host is None:
             import testinfra
 
-            self._testinfra_host = testinfra.get_host(self.spec)
+            shared = getattr(self.transport, "testinfra_host", None)  # same connection, if offered
+            self._testinfra_host = shared() if shared else testinfra.get_host(self.spec)
         return self._testinfra_host
 
     def as_root_or_user(self, line: str) -> str:
