@@ -20,6 +20,7 @@ APT_PACKAGES=(
   iproute2           # ip netns / veth for the lab hosts
   procps             # ps/pgrep used by the lab
   tini               # init for lab containers
+  sudo               # ?sudo=true specs, proven over a loopback sshd (selftests/test_persistent.py)
   debootstrap        # the Debian root of the lab's systemd hosts (lab/systemd_host.py)
   chromium           # headless rendering of report.html in the project's own tests
 )
