@@ -1,0 +1,91 @@
+"""A rate limit holds (runbook: "`/login`: RATE_LIMIT_LOGIN_PER_MINUTE, 10/min per IP").
+
+`limit` attempts are allowed within `window`; attempt limit+1 must be refused
+(429). The attempts are failed logins, which the server records, so the check
+writes and runs only with --allow-writes (or `allow_writes: true` for the
+environment). The description names a probe user that no real person has, so
+nobody is locked out; the probing address itself stays limited for the window.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlencode
+
+from pydantic import Field, model_validator
+
+from runbook import endpoint
+from runbook.endpoint import Endpoint
+from runbook.hosts import Target
+from runbook.model import CheckBase, Duration, format_duration
+from runbook.outcome import CheckError, CheckFailed
+
+
+class RateLimitCheck(CheckBase, Endpoint):
+    """Attempt limit+1 within the window is refused with 429."""
+
+    kind: ClassVar[str] = "rate_limit"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke")
+    writes: ClassVar[str] = "failed login attempts of a probe user, counted against the runner's address"
+
+    method: Literal["GET", "HEAD", "POST"] = "POST"
+    form: dict[str, str] | None = Field(default=None, description="form fields of each attempt")
+    json_body: dict[str, Any] | None = Field(default=None, description="or a JSON body")
+    limit: int = Field(ge=1, le=200, description="attempts allowed within the window")
+    window: Duration = 60.0
+    limited_status: list[int] = [429]
+
+    @model_validator(mode="after")
+    def _one_body(self) -> RateLimitCheck:
+        if self.form is not None and self.json_body is not None:
+            raise ValueError("set form or json_body, not both")
+        return self
+
+    def body(self) -> tuple[bytes | None, dict[str, str]]:
+        if self.form is not None:
+            return urlencode(self.form).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+        if self.json_body is not None:
+            return json.dumps(self.json_body).encode(), {"Content-Type": "application/json"}
+        return None, {}
+
+
+def verify(check: RateLimitCheck, target: Target) -> None:
+    content, headers = check.body()
+    attempts = check.limit + 1
+    origin = endpoint.origins(check, target)[0]  # one address: the limit is per address
+    where = endpoint.describe(check, origin)
+    window = format_duration(check.window)
+    limited = "/".join(map(str, check.limited_status))
+    statuses: list[int] = []
+    started = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        answer = endpoint.send(check, target, origin, headers=headers, content=content)
+        statuses.append(answer.status)
+        if answer.status in check.limited_status and attempt < attempts:
+            raise CheckFailed(
+                f"{check.limit} attempts within {window} allowed, attempt {attempts} answers {limited}",
+                f"attempt {attempt} answered {answer.status} already ({where}; allowed: {check.limit} per "
+                f"{window}): the limit is lower, or attempts of the last {window} from this address "
+                f"still count ({_tally(statuses)})",
+            )
+    took = time.monotonic() - started
+    if took > check.window:
+        raise CheckError(
+            f"{attempts} attempts took {took:.1f}s > the {window} window: the limit cannot be judged "
+            f"({_tally(statuses)})"
+        )
+    if statuses[-1] not in check.limited_status:
+        raise CheckFailed(
+            f"attempt {attempts} within {window} answers {limited}",
+            f"attempt {attempts} within {took:.1f}s answered {statuses[-1]} != {limited} ({where}): "
+            f"no limit at {check.limit} per {window} ({_tally(statuses)})",
+        )
+
+
+def _tally(statuses: list[int]) -> str:
+    """'statuses: 401 x10, 429 x1'."""
+    counts = Counter(statuses)
+    return "statuses: " + ", ".join(f"{status} x{count}" for status, count in sorted(counts.items()))
