@@ -1,0 +1,121 @@
+"""A `docker` stand-in for the compose kinds' tests: containers from a JSON file, exec runs locally.
+
+Put first on PATH by the `docker` fixture (selftests/compose_fixtures.py), it answers the
+commands runbook.docker_host sends: `ps -a --filter label=K=V ...`, `inspect --type container
+[--format T] -- NAME` (the slim JSON, or the environment lines), `exec NAME CMD...` (run on
+this machine, as if inside), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
+{"containers": [{"name", "labels", "state", "env", "logs", "restart_policy", "memory"}]}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+ENV_TEMPLATE = '{{range .Config.Env}}{{printf "%q" .}}{{println}}{{end}}'
+SLIM_TEMPLATE = '{"Id":{{json .Id}},"Name":{{json .Name}},'
+
+
+def load() -> list[dict[str, Any]]:
+    with open(os.environ["FAKE_DOCKER_STATE"], encoding="utf-8") as file:
+        return json.load(file)["containers"]  # type: ignore[no-any-return]
+
+
+def find(name: str) -> dict[str, Any] | None:
+    return next((container for container in load() if container["name"] == name), None)
+
+
+def no_such(name: str) -> int:
+    print(f"Error: No such container: {name}", file=sys.stderr)
+    return 1
+
+
+def go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def ps(args: list[str]) -> int:
+    wanted = [args[i + 1] for i, arg in enumerate(args) if arg == "--filter"]
+    for container in load():
+        labels = container.get("labels", {})
+        running = container.get("state", {}).get("Status") == "running"
+        ok = True
+        for condition in wanted:
+            key, _, value = condition.partition("=")
+            if key == "label":
+                label, _, label_value = value.partition("=")
+                ok &= labels.get(label) == label_value
+            elif key == "status":
+                ok &= (value == "running") == running
+        if ok:
+            print(container["name"])
+    return 0
+
+
+def inspect(args: list[str]) -> int:
+    name = args[-1]
+    container = find(name)
+    if container is None:
+        return no_such(name)
+    template = args[args.index("--format") + 1] if "--format" in args else ""
+    # The argv the host's shell made of runbook.docker_host's templates, exactly.
+    assert template in ("", ENV_TEMPLATE) or template.startswith(SLIM_TEMPLATE), template
+    if template == ENV_TEMPLATE:
+        for line in container.get("env", []):
+            print(go_quote(line))
+        return 0
+    info = {
+        "Id": f"id-{name}",
+        "Name": f"/{name}",
+        "RestartCount": container.get("restart_count", 0),
+        "State": container.get("state", {"Status": "running"}),
+        "HostConfig": {
+            "RestartPolicy": {"Name": container.get("restart_policy", "unless-stopped")},
+            "Memory": container.get("memory", 0),
+        },
+        "Mounts": [],
+        "Config": {"Image": "map-v12", "Labels": container.get("labels", {})},
+    }
+    print(json.dumps(info if template else [info]))
+    return 0
+
+
+def exec_(args: list[str]) -> int:
+    name, command = args[0], args[1:]
+    container = find(name)
+    if container is None:
+        return no_such(name)
+    if container.get("state", {}).get("Status") != "running":
+        print(f"Error response from daemon: container {name} is not running", file=sys.stderr)
+        return 1
+    sys.stdout.flush()
+    os.execvp(command[0], command)
+    return 127  # not reached
+
+
+def logs(args: list[str]) -> int:
+    name = args[-1]
+    container = find(name)
+    if container is None:
+        return no_such(name)
+    lines = container.get("logs", "").splitlines()
+    if "--tail" in args:
+        lines = lines[-int(args[args.index("--tail") + 1]) :]
+    for line in lines:
+        print(f"2026-01-02T03:00:00.000000000Z {line}" if "-t" in args else line)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, args = argv[0], argv[1:]
+    handlers = {"ps": ps, "inspect": inspect, "exec": exec_, "logs": logs}
+    if command not in handlers:
+        print(f"fake docker: {command} not supported", file=sys.stderr)
+        return 2
+    return handlers[command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,452 @@
+"""Compose services (issue 8): checks name `service: web`, the suite finds its containers.
+
+A `docker` stand-in on PATH (selftests/fake_docker.py) holds Map v12's compose
+project; `docker exec` runs the command on this machine, so curl, awk, python3 and
+od really run "inside". Covered: finding a service's containers by compose's
+labels (none, scaled, one-off runs), every container kind by service, the
+system's compose_project, container_env (values never leave the host) and the
+reverse-proxy diagnosis of a 502.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from map_app import App, Faults, serve
+from pydantic import ValidationError
+
+from runbook import docker_host
+from runbook.checks import container_env, containers, env_files, http, logs, sqlite, tcp
+from runbook.checks.container_env import ContainerEnvCheck
+from runbook.checks.containers import ContainerCheck
+from runbook.checks.env_files import EnvFileCheck
+from runbook.checks.http import HttpCheck
+from runbook.checks.logs import LogCheck
+from runbook.checks.sqlite import SqliteCheck
+from runbook.checks.tcp import TcpCheck
+from runbook.hosts import Target
+from runbook.loader import DescriptionError, load_file
+from runbook.model import ContainerRef
+from runbook.outcome import CheckFailed
+
+HERE = Path(__file__).resolve().parent
+COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
+PROJECT = "map-v12"
+SECRET = "s3cret-Planted-9f8e7d"  # a value that must appear in no message
+
+
+@dataclass
+class FakeDocker:
+    state: Path
+
+    def add(self, name: str, service: str | None = None, *, status: str = "running", **fields: Any) -> None:
+        data = json.loads(self.state.read_text())
+        labels = {}
+        if service:
+            labels = {
+                "com.docker.compose.project": fields.pop("project", PROJECT),
+                "com.docker.compose.service": service,
+                "com.docker.compose.oneoff": "True" if fields.pop("oneoff", False) else "False",
+            }
+        state = {
+            "Status": status,
+            "ExitCode": fields.pop("exit_code", 0),
+            "StartedAt": "2026-01-02T03:00:00Z",
+        }
+        data["containers"].append({"name": name, "labels": labels, "state": state, **fields})
+        self.state.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "docker"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_docker.py"} "$@"\n')
+    shim.chmod(0o755)
+    state = tmp_path / "docker-state.json"
+    state.write_text('{"containers": []}')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_STATE", str(state))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return FakeDocker(state)
+
+
+def failure(verify: Any, check: Any, target: Target) -> CheckFailed:
+    with pytest.raises(CheckFailed) as info:
+        verify(check, target)
+    return info.value
+
+
+def fresh_target() -> Target:
+    """A new local:// Target: the compose listing and inspect are cached per run."""
+    return Target("local", "local://", command_timeout=10, connect_timeout=5)
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return int(server.getsockname()[1])
+
+
+# -- finding a service's containers --------------------------------------------------------
+
+
+def test_a_service_is_found_by_compose_labels(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-10", "web")
+    docker.add("map-v12-web-2", "web")
+    docker.add("map-v12-web-run-1a2b", "web", oneoff=True)  # `docker compose run web ...`
+    docker.add("other-web-1", "web", project="other")
+    docker.add("map-v12-worker-1", "worker")
+    found = docker_host.containers(local, ContainerRef(service="web", project=PROJECT))
+    assert [str(container) for container in found] == [
+        "service web (map-v12-web-2)",
+        "service web (map-v12-web-10)",
+    ]
+
+
+def test_no_container_of_a_service(docker: FakeDocker, local: Target) -> None:
+    check = ContainerCheck(**COMMON, id="web-up", service="web", project=PROJECT, state="running")
+    error = failure(containers.verify, check, local)
+    assert error.found == "no container of compose service web (project map-v12)"
+
+
+def test_state_of_a_scaled_service_names_the_container_down(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web")
+    check = ContainerCheck(**COMMON, id="web-up", service="web", project=PROJECT, state="running")
+    containers.verify(check, local)
+    docker.add("map-v12-web-2", "web", status="exited", exit_code=3)
+    error = failure(containers.verify, check, fresh_target())
+    assert error.found == (
+        "1 of 2 containers of compose service web (project map-v12) running; "
+        "service web (map-v12-web-2) is exited (exit code 3: error)"
+    )
+
+
+def test_other_container_aspects_by_service(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-worker-1", "worker", restart_policy="no")
+    check = ContainerCheck(
+        **COMMON, id="worker-policy", service="worker", project=PROJECT, restart_policy="unless-stopped"
+    )
+    assert failure(containers.verify, check, local).found == (
+        "restart policy no != unless-stopped (service worker (map-v12-worker-1))"
+    )
+
+
+def test_logs_by_service(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web", logs="[INFO] Booting worker\n[INFO] Listening at: http://0.0.0.0:8000")
+    check = LogCheck(
+        **COMMON, id="gunicorn-up", service="web", project=PROJECT, pattern="Listening at", must_match=True
+    )
+    logs.verify(check, local)
+    errors = LogCheck(
+        **COMMON, id="no-errors", service="web", project=PROJECT, pattern="Listening", max_matches=0
+    )
+    assert failure(logs.verify, errors, local).found == (
+        "1 lines of service web (map-v12-web-1)'s logs match 'Listening' in the last 24h > 0"
+    )
+
+
+def test_tcp_from_a_service(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        check = TcpCheck.model_validate(
+            {
+                **COMMON,
+                "id": "web-to-db",
+                "address": "127.0.0.1",
+                "port": port,
+                "from_service": "web",
+                "project": PROJECT,
+            }
+        )
+        tcp.verify(check, local)
+    found = failure(tcp.verify, check, fresh_target()).found
+    assert found.startswith(f"service web (map-v12-web-1) cannot reach 127.0.0.1:{port}: ")
+    assert "refused" in found
+
+
+def test_sqlite_and_env_files_by_service(docker: FakeDocker, local: Target, tmp_path: Path) -> None:
+    docker.add("map-v12-bot-1", "bot")
+    database = tmp_path / "bot.db"
+    connection = sqlite3.connect(database)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("CREATE TABLE t (x)")
+    connection.close()
+    sqlite.verify(SqliteCheck(**COMMON, id="db", path=str(database), service="bot", project=PROJECT), local)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"BOT_API_KEY={SECRET}\nSERVER_URL=\n")
+    check = EnvFileCheck(
+        **COMMON,
+        id="env",
+        path=str(dotenv),
+        required=["BOT_API_KEY", "SERVER_URL"],
+        service="bot",
+        project=PROJECT,
+    )
+    error = failure(env_files.verify, check, local)
+    assert error.found == f"{dotenv} in service bot (map-v12-bot-1): SERVER_URL is empty (values not shown)"
+    assert SECRET not in str(error)
+
+
+# -- the description: service, project, compose_project -------------------------------------
+
+DESCRIPTION = """\
+system: map-v12
+runbook: map-v12.md
+hosts: {{server: "local://"}}
+{project}
+checks:
+  containers:
+    - {{id: web-up, title: web is up, service: web, state: running, severity: P1, section: "1.", remedy: up}}
+    - {{id: bot-up, title: bot is up, service: bot, project: map-bot, state: running, severity: P2,
+        section: "4.", remedy: up}}
+  http:
+    - id: nginx
+      title: nginx answers
+      url: http://127.0.0.1/
+      upstream: {{service: web, port: 8000}}
+      severity: P1
+      section: "1)"
+      remedy: logs
+"""
+
+
+def test_compose_project_of_the_system_fills_checks(tmp_path: Path) -> None:
+    path = tmp_path / "map-v12.yml"
+    path.write_text(DESCRIPTION.format(project="compose_project: map-v12"))
+    checks = {check.id: check for check in load_file(path).model.checks.all()}
+    assert checks["web-up"].container_ref == ContainerRef(service="web", project="map-v12")
+    assert checks["bot-up"].container_ref == ContainerRef(service="bot", project="map-bot")
+    upstream = checks["nginx"].upstream  # type: ignore[attr-defined]
+    assert upstream.container_ref == ContainerRef(service="web", project="map-v12")
+
+
+def test_a_service_without_a_project_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "map-v12.yml"
+    path.write_text(DESCRIPTION.format(project=""))
+    with pytest.raises(
+        DescriptionError, match=r"checks\.containers\[0\] \(id web-up\): compose service 'web' has no"
+    ):
+        load_file(path)
+
+
+def test_container_and_service_are_one_or_the_other() -> None:
+    with pytest.raises(ValidationError, match="set container or service, not both"):
+        ContainerCheck(**COMMON, id="x", container="web", service="web", state="running")
+    with pytest.raises(ValidationError, match=r"set container \(a container name\) or service"):
+        ContainerCheck(**COMMON, id="x", state="running")
+    with pytest.raises(ValidationError, match="set from_container or from_service, not both"):
+        TcpCheck.model_validate(
+            {**COMMON, "id": "x", "address": "db", "port": 5432, "from_container": "a", "from_service": "web"}
+        )
+    with pytest.raises(ValidationError, match="String should match pattern"):
+        ContainerCheck(**COMMON, id="x", service="-web", state="running")
+
+
+# -- container_env ---------------------------------------------------------------------------
+
+MAP_ENV = [
+    f"SECRET_KEY={SECRET}",
+    "DATABASE_URL=postgresql://map:pw@db:5432/map",
+    "REDIS_URL=redis://redis:6379/0",
+    "SESSION_COOKIE_SECURE=1",
+    "METRICS_ALLOW_PUBLIC=0",
+    f"BOT_API_KEY={SECRET}-bot",
+    "PATH=/usr/local/bin:/usr/bin",
+]
+
+
+def env_check(**fields: Any) -> ContainerEnvCheck:
+    return ContainerEnvCheck(**{**COMMON, "id": "web-env", "service": "web", "project": PROJECT, **fields})
+
+
+def test_container_env_green(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web", env=MAP_ENV)
+    docker.add("map-v12-bot-1", "bot", env=[f"BOT_API_KEY={SECRET}-bot"])
+    container_env.verify(env_check(required=["SECRET_KEY", "DATABASE_URL", "REDIS_URL"]), local)
+    container_env.verify(env_check(values={"SESSION_COOKIE_SECURE": "1", "METRICS_ALLOW_PUBLIC": "0"}), local)
+    same_as = {"service": "bot", "project": PROJECT, "keys": ["BOT_API_KEY"]}
+    container_env.verify(env_check(same_as=same_as), local)
+
+
+def assert_no_secret(error: CheckFailed) -> None:
+    text = " ".join([str(error), error.expected, error.found, *error.evidence.values()])
+    assert SECRET not in text
+    assert "pw@" not in text
+
+
+def test_container_env_missing_empty_placeholder(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web", env=["SECRET_KEY=changeme", "DATABASE_URL=", f"OTHER={SECRET}"])
+    error = failure(
+        container_env.verify, env_check(required=["SECRET_KEY", "DATABASE_URL", "REDIS_URL"]), local
+    )
+    assert error.found == (
+        "service web (map-v12-web-1): SECRET_KEY is placeholder; DATABASE_URL is empty; REDIS_URL missing "
+        "(values not shown)"
+    )
+    assert_no_secret(error)
+
+
+def test_container_env_flags_show_flag_values_only(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web", env=["SESSION_COOKIE_SECURE=0", f"METRICS_ALLOW_PUBLIC={SECRET}"])
+    check = env_check(
+        values={"SESSION_COOKIE_SECURE": "1", "METRICS_ALLOW_PUBLIC": "0", "ENABLE_METRICS": "1"}
+    )
+    error = failure(container_env.verify, check, local)
+    assert error.found == (
+        "service web (map-v12-web-1): SESSION_COOKIE_SECURE=0 != 1; "
+        "METRICS_ALLOW_PUBLIC=another value (not shown) != 0; ENABLE_METRICS missing (expected 1)"
+    )
+    assert_no_secret(error)
+
+
+def test_container_env_two_containers_disagree_without_revealing(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web", env=MAP_ENV)
+    docker.add("map-v12-bot-1", "bot", env=[f"BOT_API_KEY={SECRET}-old"])
+    error = failure(
+        container_env.verify,
+        env_check(same_as={"service": "bot", "project": PROJECT, "keys": ["BOT_API_KEY"]}),
+        local,
+    )
+    assert error.found == (
+        "BOT_API_KEY differs between service web (map-v12-web-1) and service bot (map-v12-bot-1) "
+        "(values not shown)"
+    )
+    assert_no_secret(error)
+    docker.add("map-v12-duty-1", "duty", env=[])
+    error = failure(
+        container_env.verify,
+        env_check(same_as={"service": "duty", "project": PROJECT, "keys": ["BOT_API_KEY"]}),
+        fresh_target(),
+    )
+    assert error.found.startswith("BOT_API_KEY missing in service duty (map-v12-duty-1) between ")
+
+
+def test_container_env_values_stay_on_the_host(docker: FakeDocker, local: Target) -> None:
+    """What travels back from the host: key, state, a flag value or '-', a salted hash."""
+    docker.add("map-v12-web-1", "web", env=MAP_ENV)
+    found = container_env.read_env(
+        local,
+        docker_host.Container("map-v12-web-1", "web"),
+        ["SECRET_KEY", "SESSION_COOKIE_SECURE"],
+        "^x$",
+        "salt",
+    )
+    assert found["SECRET_KEY"].state == "set" and found["SECRET_KEY"].shown is None
+    assert found["SESSION_COOKIE_SECURE"].shown == "1"
+    assert found["SECRET_KEY"].digest == container_env.salted("salt", SECRET)
+    assert SECRET not in repr(found)
+
+
+def test_docker_inspect_never_brings_the_environment(docker: FakeDocker, local: Target) -> None:
+    docker.add("map-v12-web-1", "web", env=MAP_ENV)
+    info = docker_host.inspect(local, "map-v12-web-1")
+    assert info is not None and "Env" not in info["Config"]
+    assert ".Config.Env" not in docker_host.INSPECT_FIELDS
+
+
+# -- http inside a service, and the reverse proxy's 502 ----------------------------------------
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[Faults, str]]:
+    app = App()
+    for base in serve(app):
+        yield app.faults, base
+
+
+def test_http_inside_each_container_of_a_service(
+    docker: FakeDocker, local: Target, api: tuple[Faults, str]
+) -> None:
+    faults, base = api
+    docker.add("map-v12-web-1", "web")
+    check = HttpCheck(
+        **COMMON,
+        id="ready",
+        url=f"{base}/ready",
+        service="web",
+        project=PROJECT,
+        json_conditions=[{"path": "components.redis", "equals": "ok"}],
+    )
+    assert check.via == "host"
+    http.verify(check, local)
+    faults.redis = "error"
+    found = failure(http.verify, check, local).found
+    assert found.startswith(f"status 503 != 200 (GET {base}/ready (inside service web (map-v12-web-1)), ")
+
+
+def proxy_check(base: str, port: int) -> HttpCheck:
+    return HttpCheck(
+        **COMMON,
+        id="nginx",
+        url=f"{base}/proxied",
+        upstream={"service": "web", "project": PROJECT, "port": port},
+    )
+
+
+GUNICORN_FAILED = (
+    "[INFO] Starting gunicorn 22.0.0\n"
+    "[ERROR] Exception in worker process\n"
+    "KeyError: 'DATABASE_URL'\n"
+    "[ERROR] Worker failed to boot.\n"
+)
+
+
+def test_502_says_the_upstream_exited(docker: FakeDocker, local: Target, api: tuple[Faults, str]) -> None:
+    faults, base = api
+    faults.upstream_down = True
+    docker.add("map-v12-web-1", "web", status="exited", exit_code=3, logs=GUNICORN_FAILED)
+    error = failure(http.verify, proxy_check(base, 8000), local)
+    assert error.found.startswith(f"status 502 != 200 (GET {base}/proxied, ")
+    assert error.found.endswith(
+        "s); upstream web:8000 down: service web (map-v12-web-1) is not running: "
+        "exited (exit code 3: error); its log: 2026-01-02T03:00:00.000000000Z [ERROR] Worker failed to boot."
+    )
+    assert "KeyError: 'DATABASE_URL'" in error.evidence["last error lines of service web (map-v12-web-1)"]
+
+
+def test_502_says_nothing_listens(docker: FakeDocker, local: Target, api: tuple[Faults, str]) -> None:
+    faults, base = api
+    faults.upstream_down = True
+    docker.add("map-v12-web-1", "web")
+    port = closed_port()
+    found = failure(http.verify, proxy_check(base, port), local).found
+    assert f"; upstream web:{port} down: nothing accepts connections on port {port} inside " in found
+    assert found.endswith("refused")
+
+
+def test_502_with_the_upstream_up(docker: FakeDocker, local: Target, api: tuple[Faults, str]) -> None:
+    faults, base = api
+    faults.upstream_down = True
+    docker.add("map-v12-web-1", "web")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        found = failure(http.verify, proxy_check(base, port), local).found
+    assert found.endswith(
+        f"; upstream web:{port} is up and accepts connections: the proxy's own configuration or timeouts"
+    )
+
+
+def test_502_with_no_upstream_container(docker: FakeDocker, local: Target, api: tuple[Faults, str]) -> None:
+    faults, base = api
+    faults.upstream_down = True
+    found = failure(http.verify, proxy_check(base, 8000), local).found
+    assert found.endswith("; upstream web:8000 down: no container of compose service web (project map-v12)")
+
+
+def test_the_proxy_answering_is_not_diagnosed(
+    docker: FakeDocker, local: Target, api: tuple[Faults, str]
+) -> None:
+    _, base = api
+    http.verify(proxy_check(base, 8000), local)  # 200: docker is not even asked

@@ -1,0 +1,505 @@
+"""The web-API kinds (issue 8, Map v12) against a stand-in of its API on loopback.
+
+http (JSON conditions, headers, body, answer time, `show:`), access, metrics
+(prometheus_client's parser), load and rate_limit: each green on the good server
+and red, with its exact message, on the broken one (selftests/map_app.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from map_app import METRICS_KEY, App, Faults, serve
+from pydantic import ValidationError
+from test_foundation import run_pytest
+
+from runbook import prometheus
+from runbook.checks import access, http, load, metrics, rate_limit
+from runbook.checks.access import AccessCheck
+from runbook.checks.http import HttpCheck
+from runbook.checks.load import LoadCheck
+from runbook.checks.metrics import MetricsCheck
+from runbook.checks.rate_limit import RateLimitCheck
+from runbook.hosts import Target
+from runbook.loader import load_file
+from runbook.outcome import CheckFailed
+from runbook.run import run_check
+from runbook.secrets import SECRETS
+
+COMMON: dict[str, Any] = {
+    "title": "a check",
+    "severity": "P2",
+    "section": "Health / Ready",
+    "remedy": "fix it",
+}
+SECONDS = r"\d+\.\d\ds"
+
+
+@pytest.fixture(scope="module")
+def app_server() -> Iterator[tuple[App, str]]:
+    app = App()
+    yield from ((app, base) for base in serve(app))
+
+
+@pytest.fixture
+def api(app_server: tuple[App, str], monkeypatch: pytest.MonkeyPatch) -> tuple[Faults, str]:
+    """The API's faults (fresh for each test) and its base URL; no proxy between us and loopback."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    app, base = app_server
+    app.faults = Faults()
+    return app.faults, base
+
+
+def http_check(url: str, **fields: Any) -> HttpCheck:
+    return HttpCheck(**{**COMMON, "id": "ready", "url": url, **fields})
+
+
+def failure(verify: Any, check: Any, target: Target) -> CheckFailed:
+    with pytest.raises(CheckFailed) as info:
+        verify(check, target)
+    return info.value
+
+
+# -- http: JSON conditions, show, headers, body, answer time -------------------------------
+
+READY = {
+    "json_conditions": [
+        {"path": "components.db", "equals": "ok"},
+        {"path": "components.redis", "equals": "ok"},
+    ],
+    "show": ["components.db", "components.redis"],
+}
+
+
+def test_ready_green(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    http.verify(http_check(f"{base}/ready", **READY), local)
+
+
+def test_ready_503_shows_the_components(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.redis = "error"
+    found = failure(http.verify, http_check(f"{base}/ready", **READY), local).found
+    assert re.fullmatch(
+        rf"status 503 != 200 \(GET {base}/ready, {SECONDS}\); components\.db=ok components\.redis=error",
+        found,
+    ), found
+
+
+def test_json_condition_failures_show_resolved_values(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = http_check(
+        f"{base}/ready",
+        expect_status=[503, 200],
+        json_conditions=[
+            {"path": "components.db", "equals": "error"},
+            {"path": "status", "matches": "^ready$"},
+        ],
+    )
+    error = failure(http.verify, check, local)
+    assert error.found == f'JSON components.db = "ok" != "error" ({_get(base, "/ready")})'
+    assert error.expected == "JSON components.db == \"error\"; status matches '^ready$'"
+
+
+def _get(base: str, path: str) -> str:
+    return f"GET {base}{path}"
+
+
+def test_pagination_at_most_500_messages(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    check = http_check(f"{base}/api/chat/7", json_conditions=[{"path": "messages", "max_items": 500}])
+    http.verify(check, local)
+    faults.chat_messages = 731
+    assert failure(http.verify, check, local).found == (
+        f"JSON messages has 731 items > 500 ({_get(base, '/api/chat/7')})"
+    )
+
+
+def test_pagination_total_and_has_more(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    check = http_check(
+        f"{base}/api/tracker/admin/devices",
+        json_conditions=[
+            {"path": "total", "exists": True},
+            {"path": "has_more", "exists": True},
+            {"path": "total", "min": 1, "max": 10000},
+            {"path": "items.0.id", "equals": 1},
+        ],
+    )
+    http.verify(check, local)
+    faults.devices_total = False
+    assert failure(http.verify, check, local).found == (
+        f"JSON total absent; has_more absent; total absent ({_get(base, '/api/tracker/admin/devices')})"
+    )
+
+
+def test_number_out_of_bounds_and_not_a_number(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    devices = f"{base}/api/tracker/admin/devices"
+    found = failure(
+        http.verify, http_check(devices, json_conditions=[{"path": "total", "min": 5}]), local
+    ).found
+    assert found == f"JSON total = 2 < 5 ({_get(base, '/api/tracker/admin/devices')})"
+    found = failure(
+        http.verify, http_check(devices, json_conditions=[{"path": "items", "max": 5}]), local
+    ).found
+    assert found.startswith('JSON items = [{"id": 1}, {"id": 2}] is not a number')
+
+
+def test_a_key_that_must_be_absent(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = http_check(f"{base}/health", json_conditions=[{"path": "db", "exists": False}])
+    assert (
+        failure(http.verify, check, local).found == f'JSON db present (db = "ok") ({_get(base, "/health")})'
+    )
+
+
+def test_header_condition(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    check = http_check(
+        f"{base}/session", expect_headers={"Set-Cookie": r"; Secure\b", "Content-Type": "json"}
+    )
+    http.verify(check, local)
+    faults.cookie_secure = False
+    error = failure(http.verify, check, local)
+    assert error.found == (
+        f"header Set-Cookie 'session=x; HttpOnly' does not match '; Secure\\\\b' ({_get(base, '/session')})"
+    )
+    assert "set-cookie: session=x; HttpOnly" in error.evidence["response headers"]
+    absent = http_check(f"{base}/session", expect_headers={"Strict-Transport-Security": "max-age"})
+    assert failure(http.verify, absent, local).found.startswith("header Strict-Transport-Security absent")
+
+
+def test_body_size_and_regex(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    http.verify(http_check(f"{base}/health", body_matches='"status": "ok"', max_body_bytes="1k"), local)
+    found = failure(http.verify, http_check(f"{base}/api/chat/1", max_body_bytes="10k"), local).found
+    assert re.fullmatch(rf"body \d+ bytes > 10240 \(GET {base}/api/chat/1\)", found), found
+    found = failure(http.verify, http_check(f"{base}/health", body_matches="healthy"), local).found
+    assert found == f'body \'{{"status": "ok", "db": "ok"}}\' does not match \'healthy\' (GET {base}/health)'
+
+
+def test_answer_time(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    http.verify(http_check(f"{base}/api/markers", max_seconds=2), local)
+    faults.slow_ms = 300
+    found = failure(http.verify, http_check(f"{base}/api/markers", max_seconds=0.1), local).found
+    assert re.fullmatch(rf"answered in 0\.[3-9]\ds > 0\.1s \(GET {base}/api/markers\)", found), found
+
+
+def test_via_host_with_curl_reads_headers_and_json(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    check = http_check(f"{base}/ready", via="host", expect_headers={"Content-Type": "json"}, **READY)
+    http.verify(check, local)
+    faults.db = "error"
+    found = failure(http.verify, check, local).found
+    assert re.fullmatch(
+        rf"status 503 != 200 \(GET {base}/ready, {SECONDS}\); components\.db=error components\.redis=ok",
+        found,
+    ), found
+
+
+def test_a_json_condition_needs_a_bound() -> None:
+    with pytest.raises(ValidationError, match="set one of exists, equals"):
+        http_check("http://127.0.0.1/x", json_conditions=[{"path": "total"}])
+    with pytest.raises(ValidationError, match="not an HTTP header name"):
+        http_check("http://127.0.0.1/x", headers={"X-Key: a\nb": "v"})
+    with pytest.raises(ValidationError, match="no line break"):
+        http_check("http://127.0.0.1/x", headers={"X-Key": "a\r\nInjected: 1"})
+
+
+def test_an_api_key_header_from_the_environment_is_sent_and_masked(
+    api: tuple[Faults, str], local: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, base = api
+    monkeypatch.setenv("MAP_METRICS_API_KEY", METRICS_KEY)
+    description = tmp_path / "map.yml"
+    description.write_text(
+        f"""
+system: map-v12
+runbook: map-v12.md
+hosts: {{server: "local://"}}
+checks:
+  http:
+    - id: metrics-with-key
+      title: /metrics answers the key holder
+      url: {base}/metrics
+      headers: {{X-API-KEY: "${{MAP_METRICS_API_KEY}}"}}
+      body_matches: http_requests_total
+      severity: P3
+      section: Metrics
+      remedy: set METRICS_API_KEY
+""",
+        encoding="utf-8",
+    )
+    (check,) = load_file(description).model.checks.all()
+    run_check(check, local)
+    assert SECRETS.mask(f"sent {METRICS_KEY}") == "sent ***"
+
+
+# -- access ----------------------------------------------------------------------------------
+
+
+def access_check(base: str, **fields: Any) -> AccessCheck:
+    granted = {"headers": {"X-API-KEY": METRICS_KEY}, "prometheus": True}
+    return AccessCheck(
+        **{**COMMON, "id": "metrics-private", "url": f"{base}/metrics", "granted": granted, **fields}
+    )
+
+
+def test_access_refuses_strangers_and_opens_to_the_key(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    access.verify(access_check(base), local)
+
+
+def test_a_public_metrics_endpoint_is_a_finding(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.metrics_public = True
+    error = failure(access.verify, access_check(base), local)
+    assert error.found == (
+        f"GET {base}/metrics answered 200 without credentials (expected 401/403/404): "
+        "open to anyone who reaches it (Prometheus text, 3 metric families)"
+    )
+    assert "http_requests_total" in error.evidence["response body (start)"]
+
+
+def test_access_with_a_refused_key(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = access_check(base, granted={"headers": {"X-API-KEY": "not-the-key"}})
+    found = failure(access.verify, check, local).found
+    assert re.fullmatch(rf"status 404 != 200 \(GET {base}/metrics with X-API-KEY, {SECONDS}\)", found), found
+    assert "not-the-key" not in found
+
+
+def test_access_granted_but_not_prometheus_text(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = access_check(base, url=f"{base}/nothing", granted={"url": f"{base}/health", "prometheus": True})
+    found = failure(access.verify, check, local).found
+    assert found.startswith("answered 200, not Prometheus text: ")
+    assert found.endswith(f"(GET {base}/health with no credentials)")
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def metrics_check(base: str, **fields: Any) -> MetricsCheck:
+    return MetricsCheck(
+        **{
+            **COMMON,
+            "id": "metrics",
+            "url": f"{base}/metrics",
+            "headers": {"X-API-KEY": METRICS_KEY},
+            **fields,
+        }
+    )
+
+
+def test_metrics_present_and_within_bounds(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = metrics_check(
+        base,
+        present=["http_requests", "http_requests_total", "db_pool_in_use"],
+        samples=[
+            {"name": "http_requests_total", "labels": {"status": "5.."}, "max": 10},
+            {"name": "http_requests", "labels": {"status": "2..", "method": "GET"}, "min": 1},
+            {"name": "db_pool_in_use", "min": 1, "max": 20},
+            {"name": "http_requests_total", "labels": {"status": "502"}, "max": 0, "missing": "zero"},
+        ],
+    )
+    metrics.verify(check, local)
+
+
+def test_a_sample_out_of_bounds_shows_its_value(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = metrics_check(
+        base, samples=[{"name": "http_requests_total", "labels": {"status": "5.."}, "max": 2}]
+    )
+    error = failure(metrics.verify, check, local)
+    assert error.found == (
+        f'1 of 1 samples: http_requests_total{{method="GET",status="500"}} = 3 (3 > 2) (GET {base}/metrics)'
+    )
+    assert error.expected == 'http_requests_total{status=~"5.."} <= 2'
+
+
+def test_a_sum_of_samples(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = metrics_check(base, samples=[{"name": "http_requests_total", "max": 100, "aggregate": "sum"}])
+    found = failure(metrics.verify, check, local).found
+    assert found.startswith(
+        'sum of http_requests_total 123 > 100 (http_requests_total{method="GET",status="200"}'
+    )
+
+
+def test_an_absent_metric_and_an_absent_sample(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    found = failure(metrics.verify, metrics_check(base, present=["celery_queue_length"]), local).found
+    assert found == f"no metric celery_queue_length among 3 families (GET {base}/metrics)"
+    check = metrics_check(
+        base, samples=[{"name": "http_requests_total", "labels": {"status": "502"}, "max": 0}]
+    )
+    found = failure(metrics.verify, check, local).found
+    assert found.startswith(
+        f'no sample http_requests_total{{status=~"502"}} (GET {base}/metrics); unfiltered: '
+    )
+
+
+def test_metrics_that_are_not_prometheus_text(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    check = metrics_check(base, url=f"{base}/health", present=["up"])
+    assert failure(metrics.verify, check, local).found.startswith("not Prometheus text: ")
+    refused = metrics_check(base, headers={}, present=["up"])
+    assert re.fullmatch(
+        rf"status 404 != 200 \(GET {base}/metrics, {SECONDS}\)", failure(metrics.verify, refused, local).found
+    )
+
+
+def test_prometheus_names_counter_family_and_samples() -> None:
+    text = '# TYPE jobs_total counter\njobs_total{queue="mail"} 4\njobs_total{queue="sms"} 1\n'
+    exposition = prometheus.parse(text)
+    assert set(exposition.families) == {"jobs"}
+    assert exposition.names() == {"jobs", "jobs_total"}
+    assert [str(sample) for sample in exposition.samples("jobs", {"queue": "m.*"})] == [
+        'jobs_total{queue="mail"} = 4'
+    ]
+    with pytest.raises(prometheus.NotExposition, match="no metric families"):
+        prometheus.parse("")
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def load_check(base: str, **fields: Any) -> LoadCheck:
+    urls = [f"{base}/api/markers", f"{base}/health"]
+    return LoadCheck(**{**COMMON, "id": "perf-sanity", "urls": urls, **fields})
+
+
+def test_load_200_at_20_within_limits(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    load.verify(load_check(base, requests=200, concurrency=20, max_p95_ms=2000), local)
+
+
+def test_load_error_rate(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.errors_every = 10
+    check = load_check(base, urls=[f"{base}/api/markers"], requests=200, concurrency=20, max_error_percent=1)
+    error = failure(load.verify, check, local)
+    assert re.fullmatch(
+        r"200 GET at concurrency 20 in \d+\.\ds: errors 20/200 = 10\.0% > 1% \(status 500 x20\); "
+        r"p50 \d+ms, p95 \d+ms, max \d+ms",
+        error.found,
+    ), error.found
+    assert error.evidence["errors"] == "20 x status 500"
+
+
+def test_load_p95(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.slow_ms = 120
+    check = load_check(base, urls=[f"{base}/api/markers"], requests=20, concurrency=10, max_p95_ms=50)
+    error = failure(load.verify, check, local)
+    assert re.fullmatch(
+        r"20 GET at concurrency 10 in \d+\.\ds: p95 1\d\dms > 50ms "
+        r"\(p50 1\d\dms, p95 1\d\dms, max 1\d\dms; errors 0/20\)",
+        error.found,
+    ), error.found
+    assert error.evidence["per URL"].startswith(f"{base}/api/markers: 20 answers, p50 ")
+
+
+def test_load_is_bounded_by_its_deadline(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.slow_ms = 1500
+    check = load_check(base, urls=[f"{base}/api/markers"], requests=6, concurrency=2, deadline=1)
+    started = time.monotonic()
+    found = failure(load.verify, check, local).found
+    assert time.monotonic() - started < 2.5
+    assert "unfinished at the deadline x" in found
+
+
+def test_load_is_bounded_in_count() -> None:
+    with pytest.raises(ValidationError, match="less than or equal to 2000"):
+        LoadCheck(**COMMON, id="x", urls=["http://127.0.0.1/"], requests=100_000)
+
+
+# -- rate limit ------------------------------------------------------------------------------
+
+
+def rate_check(base: str, **fields: Any) -> RateLimitCheck:
+    return RateLimitCheck(
+        **{
+            **COMMON,
+            "id": "login-rate-limit",
+            "url": f"{base}/login",
+            "form": {"username": "runbook-probe@invalid", "password": "wrong-on-purpose"},
+            "limit": 10,
+            **fields,
+        }
+    )
+
+
+def test_rate_limit_at_the_11th_attempt(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    rate_limit.verify(rate_check(base), local)
+
+
+def test_no_rate_limit(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.login_limit = None
+    found = failure(rate_limit.verify, rate_check(base), local).found
+    assert re.fullmatch(
+        rf"attempt 11 within \d+\.\ds answered 401 != 429 \(POST {base}/login\): "
+        r"no limit at 10 per 1m \(statuses: 401 x11\)",
+        found,
+    ), found
+
+
+def test_a_lower_rate_limit(api: tuple[Faults, str], local: Target) -> None:
+    faults, base = api
+    faults.login_limit = 3
+    found = failure(rate_limit.verify, rate_check(base), local).found
+    assert found == (
+        f"attempt 4 answered 429 already (POST {base}/login; allowed: 10 per 1m): the limit is lower, "
+        "or attempts of the last 1m from this address still count (statuses: 401 x3, 429 x1)"
+    )
+
+
+def test_rate_limit_via_host_with_curl(api: tuple[Faults, str], local: Target) -> None:
+    _, base = api
+    rate_limit.verify(rate_check(base, via="host"), local)
+
+
+RATE_DESCRIPTION = """\
+system: map-v12
+runbook: map-v12.md
+hosts: {{server: "local://"}}
+{allow}
+checks:
+  rate_limit:
+    - id: login-rate-limit
+      title: /login answers 429 at the 11th attempt within a minute
+      url: {base}/login
+      form: {{username: runbook-probe@invalid, password: wrong-on-purpose}}
+      limit: 10
+      severity: P2
+      section: Rate limiting
+      remedy: check RATE_LIMIT_LOGIN_PER_MINUTE and Redis
+"""
+
+
+@pytest.mark.parametrize(("allow", "outcome"), [("", " 1 skipped"), ("allow_writes: true", " 1 passed")])
+def test_rate_limit_runs_only_when_writes_are_allowed(
+    api: tuple[Faults, str], tmp_path: Path, allow: str, outcome: str
+) -> None:
+    _, base = api
+    description = tmp_path / "map-v12.yml"
+    description.write_text(RATE_DESCRIPTION.format(allow=allow, base=base), encoding="utf-8")
+    done = run_pytest(
+        f"--systems={description}", f"--reports-dir={tmp_path / 'reports'}", "-k", "rate_limit", "-rs"
+    )
+    assert outcome in done.stdout, done.stdout + done.stderr
+    if not allow:
+        assert "writes to the system (failed login attempts of a probe user" in done.stdout
