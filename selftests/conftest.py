@@ -8,6 +8,7 @@ import pytest
 
 from runbook.hosts import Target
 from runbook.secrets import SECRETS
+from selftests.data_servers import Postgres, Redis, start_postgres, start_redis
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +23,15 @@ def clean_secrets() -> Iterator[None]:
 def local() -> Target:
     """A fresh local:// Target per test: its caches (backup listings) never leak between tests."""
     return Target("local", "local://", command_timeout=10, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL 15 cluster with the Map v12 database, for the data kinds' tests."""
+    yield from start_postgres()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    """A redis-server with a password on loopback, for the data kinds' tests."""
+    yield from start_redis()

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,6 @@ from selftests.data_servers import (
     free_port,
     install_fake_docker,
     pg_dump,
-    start_postgres,
-    start_redis,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,54 +42,49 @@ COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.",
 HEAD = "3f2a1b9c0d4e"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Postgres]:
-    yield from start_postgres()
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[Redis]:
-    yield from start_redis()
-
-
 @pytest.fixture
 def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
     return install_fake_docker(tmp_path / "docker-bin", monkeypatch)
 
 
-def pg_check(server: Postgres, **fields: Any) -> PostgresCheck:
-    return PostgresCheck(**COMMON, id="db", dsn=fields.pop("dsn", server.dsn()), **fields)
+def pg_check(postgres_server: Postgres, **fields: Any) -> PostgresCheck:
+    return PostgresCheck(**COMMON, id="db", dsn=fields.pop("dsn", postgres_server.dsn()), **fields)
 
 
 # -- postgres: SELECT 1 ----------------------------------------------------------------------
 
 
-def test_select_one_answers(server: Postgres, local: Target) -> None:
-    postgres.verify(pg_check(server, select_one=True, max_connect_ms=5000), local)
+def test_select_one_answers(postgres_server: Postgres, local: Target) -> None:
+    postgres.verify(pg_check(postgres_server, select_one=True, max_connect_ms=5000), local)
 
 
-def test_select_one_fails_on_a_wrong_password_without_saying_it(server: Postgres, local: Target) -> None:
-    check = pg_check(server, dsn=server.dsn(password="not-the-password"), select_one=True)
+def test_select_one_fails_on_a_wrong_password_without_saying_it(
+    postgres_server: Postgres, local: Target
+) -> None:
+    check = pg_check(postgres_server, dsn=postgres_server.dsn(password="not-the-password"), select_one=True)
     with pytest.raises(CheckFailed, match="password authentication failed") as failed:
         postgres.verify(check, local)
     assert "not-the-password" not in str(failed.value)
-    assert failed.value.expected == f"PostgreSQL map@127.0.0.1:{server.port}/map answers SELECT 1"
+    assert failed.value.expected == f"PostgreSQL map@127.0.0.1:{postgres_server.port}/map answers SELECT 1"
 
 
-def test_select_one_fails_when_nothing_listens(server: Postgres, local: Target) -> None:
+def test_select_one_fails_when_nothing_listens(postgres_server: Postgres, local: Target) -> None:
     started = time.monotonic()
     with pytest.raises(CheckFailed, match=r"cannot connect to PostgreSQL .*Connection refused"):
-        postgres.verify(pg_check(server, dsn=server.dsn(port=free_port()), select_one=True, timeout=3), local)
+        postgres.verify(
+            pg_check(postgres_server, dsn=postgres_server.dsn(port=free_port()), select_one=True, timeout=3),
+            local,
+        )
     assert time.monotonic() - started < 5
 
 
-def test_select_one_fails_on_a_slow_connect(server: Postgres, local: Target) -> None:
+def test_select_one_fails_on_a_slow_connect(postgres_server: Postgres, local: Target) -> None:
     with pytest.raises(CheckFailed, match=r"connecting took \d+ms > 0.001ms"):
-        postgres.verify(pg_check(server, select_one=True, max_connect_ms=0.001), local)
+        postgres.verify(pg_check(postgres_server, select_one=True, max_connect_ms=0.001), local)
 
 
-def test_sessions_are_read_only_and_bounded(server: Postgres, local: Target) -> None:
-    check = pg_check(server, select_one=True)
+def test_sessions_are_read_only_and_bounded(postgres_server: Postgres, local: Target) -> None:
+    check = pg_check(postgres_server, select_one=True)
 
     def settings(session: pg.Session) -> tuple[str, str]:
         return session.value("SHOW transaction_read_only"), session.value("SHOW statement_timeout")
@@ -104,7 +96,7 @@ def test_sessions_are_read_only_and_bounded(server: Postgres, local: Target) -> 
     with pytest.raises(pg.DatabaseError, match="statement timeout"):
         pg.with_session(check, local, check.dsn, lambda s: s.rows("SELECT pg_sleep(30)"), timeout=1)
     assert time.monotonic() - started < 4
-    with server.superuser() as admin:
+    with postgres_server.superuser() as admin:
         assert admin.execute("SELECT count(*) FROM users").fetchone() == (1000,)
 
 
@@ -135,33 +127,39 @@ def migration(folder: Path, revision: str, parent: str | None) -> None:
     )
 
 
-def test_alembic_head_from_the_description(server: Postgres, local: Target) -> None:
-    postgres.verify(pg_check(server, alembic_head={"revision": HEAD}), local)
+def test_alembic_head_from_the_description(postgres_server: Postgres, local: Target) -> None:
+    postgres.verify(pg_check(postgres_server, alembic_head={"revision": HEAD}), local)
     with pytest.raises(CheckFailed, match=f"alembic_version is {HEAD} != head 9a8b7c6d5e4f"):
-        postgres.verify(pg_check(server, alembic_head={"revision": "9a8b7c6d5e4f"}), local)
+        postgres.verify(pg_check(postgres_server, alembic_head={"revision": "9a8b7c6d5e4f"}), local)
 
 
-def test_alembic_head_from_the_versions_folder(server: Postgres, local: Target, tmp_path: Path) -> None:
+def test_alembic_head_from_the_versions_folder(
+    postgres_server: Postgres, local: Target, tmp_path: Path
+) -> None:
     migration(tmp_path, "1a2b3c4d5e6f", None)
     migration(tmp_path, HEAD, "1a2b3c4d5e6f")
-    postgres.verify(pg_check(server, alembic_head={"versions_dir": str(tmp_path)}), local)
+    postgres.verify(pg_check(postgres_server, alembic_head={"versions_dir": str(tmp_path)}), local)
     migration(tmp_path, "ffee00112233", HEAD)  # a new migration, not applied yet
     with pytest.raises(CheckFailed, match=f"alembic_version is {HEAD} != head ffee00112233") as failed:
-        postgres.verify(pg_check(server, alembic_head={"versions_dir": str(tmp_path)}), local)
+        postgres.verify(pg_check(postgres_server, alembic_head={"versions_dir": str(tmp_path)}), local)
     assert f"(from the migrations in {tmp_path})" in failed.value.expected
 
 
-def test_alembic_heads_in_the_web_container(server: Postgres, local: Target, docker: FakeDocker) -> None:
+def test_alembic_heads_in_the_web_container(
+    postgres_server: Postgres, local: Target, docker: FakeDocker
+) -> None:
     docker.add("web")
     docker.program("alembic", f"#!/bin/sh\necho 'INFO  [alembic] context' >&2\necho '{HEAD} (head)'\n")
-    postgres.verify(pg_check(server, alembic_head={"container": "web"}), local)
+    postgres.verify(pg_check(postgres_server, alembic_head={"container": "web"}), local)
     docker.program("alembic", "#!/bin/sh\necho 'FAILED: No config file alembic.ini found' >&2\nexit 1\n")
     with pytest.raises(CheckError, match="No config file"):
-        postgres.verify(pg_check(server, alembic_head={"container": "web"}), local)
+        postgres.verify(pg_check(postgres_server, alembic_head={"container": "web"}), local)
 
 
-def test_migrations_that_never_ran(server: Postgres, local: Target) -> None:
-    check = pg_check(server, alembic_head={"revision": HEAD}, version_table="public.alembic_versions")
+def test_migrations_that_never_ran(postgres_server: Postgres, local: Target) -> None:
+    check = pg_check(
+        postgres_server, alembic_head={"revision": HEAD}, version_table="public.alembic_versions"
+    )
     with pytest.raises(CheckFailed, match=r"no table public\.alembic_versions: migrations never ran"):
         postgres.verify(check, local)
 
@@ -174,16 +172,18 @@ def test_an_alembic_head_has_one_source() -> None:
 # -- postgres: tables and rows ----------------------------------------------------------------
 
 
-def test_tables_exist(server: Postgres, local: Target) -> None:
-    postgres.verify(pg_check(server, tables=["admin_audit_log", "public.users"]), local)
+def test_tables_exist(postgres_server: Postgres, local: Target) -> None:
+    postgres.verify(pg_check(postgres_server, tables=["admin_audit_log", "public.users"]), local)
     with pytest.raises(CheckFailed, match="missing: audit_log; recent_markers is a view"):
-        postgres.verify(pg_check(server, tables=["admin_audit_log", "audit_log", "recent_markers"]), local)
+        postgres.verify(
+            pg_check(postgres_server, tables=["admin_audit_log", "audit_log", "recent_markers"]), local
+        )
 
 
-def test_min_rows(server: Postgres, local: Target) -> None:
-    postgres.verify(pg_check(server, min_rows={"users": 1000, "admin_audit_log": 1}), local)
+def test_min_rows(postgres_server: Postgres, local: Target) -> None:
+    postgres.verify(pg_check(postgres_server, min_rows={"users": 1000, "admin_audit_log": 1}), local)
     with pytest.raises(CheckFailed, match="markers has 50 rows < 51"):
-        postgres.verify(pg_check(server, min_rows={"users": 1, "markers": 51}), local)
+        postgres.verify(pg_check(postgres_server, min_rows={"users": 1, "markers": 51}), local)
 
 
 @pytest.mark.parametrize("table", ["users; DROP TABLE users", "-users", "a.b.c", "users\n"])
@@ -262,8 +262,8 @@ def fresh(target: Target) -> Target:
 
 
 @pytest.fixture(scope="module")
-def good_dump(server: Postgres, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return pg_dump(server, tmp_path_factory.mktemp("dump") / "pgdump.dump").read_bytes()
+def good_dump(postgres_server: Postgres, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return pg_dump(postgres_server, tmp_path_factory.mktemp("dump") / "pgdump.dump").read_bytes()
 
 
 def put_dump(folder: Path, data: bytes, name: str = "pgdump_20261123_030000.dump") -> Path:
@@ -330,40 +330,40 @@ def pair(tmp_path: Path) -> tuple[Target, Path, Path]:
 
 
 def test_the_newest_dump_is_also_off_the_host(good_dump: bytes, tmp_path: Path) -> None:
-    server, here, there = pair(tmp_path)
+    on_server, here, there = pair(tmp_path)
     put_dump(here, good_dump)
     check = dump_check(here, copy_on="backup-host", copy_directory=str(there))
     with pytest.raises(CheckFailed, match=r"pgdump_20261123_030000\.dump is not on backup-host"):
-        backups.verify(check, server)
+        backups.verify(check, on_server)
     put_dump(there, good_dump[:-1])
     with pytest.raises(CheckFailed, match=rf"is {len(good_dump) - 1} bytes != {len(good_dump)} on server"):
-        backups.verify(check, server)
+        backups.verify(check, on_server)
     put_dump(there, good_dump[:-1] + bytes([good_dump[-1] ^ 1]))
     with pytest.raises(
         CheckFailed, match=r"sha256 of .* on backup-host \w{12}\.\.\. != \w{12}\.\.\. on server"
     ):
-        backups.verify(check, server)
+        backups.verify(check, on_server)
     put_dump(there, good_dump)
-    backups.verify(check, server)
+    backups.verify(check, on_server)
 
 
 def test_an_unknown_copy_host_fails_that_check(good_dump: bytes, tmp_path: Path) -> None:
-    server, here, _ = pair(tmp_path)
+    on_server, here, _ = pair(tmp_path)
     put_dump(here, good_dump)
     with pytest.raises(CheckError, match="no host 'nas'"):
-        backups.verify(dump_check(here, copy_on="nas"), server)
+        backups.verify(dump_check(here, copy_on="nas"), on_server)
 
 
 # -- the restore test ----------------------------------------------------------------------------
 
 
-def restore_check(server: Postgres, folder: Path, **fields: Any) -> RestoreCheck:
+def restore_check(postgres_server: Postgres, folder: Path, **fields: Any) -> RestoreCheck:
     fields.setdefault("tables", ["users", "markers"])
-    return RestoreCheck(**COMMON, id="restore", directory=str(folder), dsn=server.dsn(), **fields)
+    return RestoreCheck(**COMMON, id="restore", directory=str(folder), dsn=postgres_server.dsn(), **fields)
 
 
-def scratch_databases(server: Postgres) -> list[str]:
-    return [name for name in server.databases() if name.startswith(restore.SCRATCH_PREFIX)]
+def scratch_databases(postgres_server: Postgres) -> list[str]:
+    return [name for name in postgres_server.databases() if name.startswith(restore.SCRATCH_PREFIX)]
 
 
 def test_restore_test_writes_and_is_gated() -> None:
@@ -372,30 +372,36 @@ def test_restore_test_writes_and_is_gated() -> None:
 
 
 def test_the_newest_dump_restores_with_matching_counts(
-    server: Postgres, good_dump: bytes, tmp_path: Path, local: Target, caplog: pytest.LogCaptureFixture
+    postgres_server: Postgres,
+    good_dump: bytes,
+    tmp_path: Path,
+    local: Target,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     put_dump(tmp_path, good_dump)
     with caplog.at_level("INFO", logger="runbook.checks.restore"):
-        restore.verify(restore_check(server, tmp_path), local)
-    assert scratch_databases(server) == []
+        restore.verify(restore_check(postgres_server, tmp_path), local)
+    assert scratch_databases(postgres_server) == []
     assert "users" in caplog.text and "1000" in caplog.text
 
 
 def test_counts_out_of_tolerance_are_reported_side_by_side(
-    server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
+    postgres_server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
     put_dump(tmp_path, good_dump)
-    with server.owner() as owner:
+    with postgres_server.owner() as owner:
         owner.execute("CREATE TABLE extra AS SELECT 1 AS id")
         owner.execute("INSERT INTO markers (user_id) SELECT g FROM generate_series(1, 10) g")
     try:
-        check = restore_check(server, tmp_path, tables=["users", "markers", "extra"], tolerance_percent=5)
+        check = restore_check(
+            postgres_server, tmp_path, tables=["users", "markers", "extra"], tolerance_percent=5
+        )
         with pytest.raises(
             CheckFailed, match="markers: 50 restored vs 60 live; extra: missing in the dump"
         ) as failed:
             restore.verify(check, fresh(local))
     finally:
-        with server.owner() as owner:
+        with postgres_server.owner() as owner:
             owner.execute("DROP TABLE extra")
             owner.execute("DELETE FROM markers WHERE id > 50")
     counts = failed.value.evidence["row counts"].splitlines()
@@ -403,39 +409,43 @@ def test_counts_out_of_tolerance_are_reported_side_by_side(
     assert counts[1].split() == ["users", "1000", "1000"]
     assert counts[2].split() == ["markers", "60", "50"]
     assert counts[3].split() == ["extra", "1", "missing"]
-    assert scratch_databases(server) == []
+    assert scratch_databases(postgres_server) == []
 
 
 def test_a_dump_that_does_not_restore_fails_and_leaves_nothing(
-    server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
+    postgres_server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
     put_dump(tmp_path, good_dump[: len(good_dump) - 2000])
     with pytest.raises(CheckFailed, match=r"pg_restore into runbook_scratch_[0-9a-f]{12} failed: .*"):
-        restore.verify(restore_check(server, tmp_path), local)
-    assert scratch_databases(server) == []
+        restore.verify(restore_check(postgres_server, tmp_path), local)
+    assert scratch_databases(postgres_server) == []
 
 
 def test_a_user_who_cannot_create_databases_is_told(
-    server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
+    postgres_server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
     put_dump(tmp_path, good_dump)
-    with server.superuser() as admin:
+    with postgres_server.superuser() as admin:
         admin.execute("ALTER ROLE map NOCREATEDB")
     try:
         with pytest.raises(CheckError, match="permission denied to create database"):
-            restore.verify(restore_check(server, tmp_path), local)
+            restore.verify(restore_check(postgres_server, tmp_path), local)
     finally:
-        with server.superuser() as admin:
+        with postgres_server.superuser() as admin:
             admin.execute("ALTER ROLE map CREATEDB")
 
 
 # -- reaching a service ---------------------------------------------------------------------------
 
 
-def test_a_container_is_reached_through_the_host(server: Postgres, local: Target, docker: FakeDocker) -> None:
+def test_a_container_is_reached_through_the_host(
+    postgres_server: Postgres, local: Target, docker: FakeDocker
+) -> None:
     """On local:// the host is this machine: the tunnel ends at the container's address as is."""
     docker.add("db", address="127.0.0.1")
-    check = pg_check(server, dsn=server.dsn(host="db"), via="tunnel", container="db", select_one=True)
+    check = pg_check(
+        postgres_server, dsn=postgres_server.dsn(host="db"), via="tunnel", container="db", select_one=True
+    )
     postgres.verify(check, local)
     docker.add("db", status="exited")
     with pytest.raises(CheckFailed, match="db is exited"):
@@ -447,9 +457,9 @@ def test_a_container_needs_a_tunnel() -> None:
         Reachable(container="db")
 
 
-def test_docker_hosts_have_no_tunnels(server: Postgres) -> None:
+def test_docker_hosts_have_no_tunnels(postgres_server: Postgres) -> None:
     target = Target("box", "docker://box", command_timeout=5, connect_timeout=2)
-    check = pg_check(server, via="tunnel", select_one=True)
+    check = pg_check(postgres_server, via="tunnel", select_one=True)
     with pytest.raises(CheckError, match=r"cannot open a tunnel through box .*not supported over docker://"):
         postgres.verify(check, target)
 
@@ -484,7 +494,7 @@ checks:
 
 
 def test_a_whole_run_gates_the_restore_and_shows_no_password(
-    server: Postgres, redis_server: Redis, good_dump: bytes, tmp_path: Path
+    postgres_server: Postgres, redis_server: Redis, good_dump: bytes, tmp_path: Path
 ) -> None:
     dumps, offsite = tmp_path / "backups", tmp_path / "offsite"
     put_dump(dumps, good_dump)
@@ -492,7 +502,7 @@ def test_a_whole_run_gates_the_restore_and_shows_no_password(
     description = tmp_path / "map-v12.yml"
     description.write_text(
         WHOLE_RUN.format(
-            dsn=server.dsn(password="${MAP_DB_PASSWORD}"),
+            dsn=postgres_server.dsn(password="${MAP_DB_PASSWORD}"),
             redis_url=redis_server.url(password="${MAP_REDIS_PASSWORD}"),
             head=HEAD,
             dumps=dumps,
@@ -501,7 +511,7 @@ def test_a_whole_run_gates_the_restore_and_shows_no_password(
     )
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")},
-        "MAP_DB_PASSWORD": server.password,
+        "MAP_DB_PASSWORD": postgres_server.password,
         "MAP_REDIS_PASSWORD": redis_server.password,
     }
 
@@ -524,8 +534,8 @@ def test_a_whole_run_gates_the_restore_and_shows_no_password(
     allowed = run(f"--reports-dir={tmp_path / 'allowed'}", "--allow-writes", "-k", "restore")
     assert allowed.returncode == 0, allowed.stdout[-3000:] + allowed.stderr[-3000:]
     assert "1 passed" in allowed.stdout
-    assert scratch_databases(server) == []
+    assert scratch_databases(postgres_server) == []
     written = [gated.stdout, gated.stderr, allowed.stdout, allowed.stderr]
     written += [path.read_text(errors="replace") for path in tmp_path.glob("*/**/*") if path.is_file()]
-    for secret in (server.password, redis_server.password):
+    for secret in (postgres_server.password, redis_server.password):
         assert not [text for text in written if secret in text]

@@ -24,7 +24,7 @@ from runbook.checks.restore import RestoreCheck
 from runbook.hosts import Target
 from runbook.outcome import CheckError, CheckFailed
 from runbook.transports.tunnel import ChannelTunnel, SshTunnel
-from selftests.data_servers import Postgres, Redis, free_port, pg_dump, start_postgres, start_redis
+from selftests.data_servers import Postgres, Redis, free_port, pg_dump
 from selftests.sshd import LoopbackSshd, loopback_sshd
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
@@ -39,16 +39,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Postgres]:
-    yield from start_postgres()
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[Redis]:
-    yield from start_redis()
-
-
 @pytest.fixture(params=SCHEMES)
 def host(request: pytest.FixtureRequest, sshd: LoopbackSshd) -> Iterator[Target]:
     target = Target("server", sshd.spec(request.param), command_timeout=30, connect_timeout=5)
@@ -56,21 +46,21 @@ def host(request: pytest.FixtureRequest, sshd: LoopbackSshd) -> Iterator[Target]
     target.connection.close()
 
 
-def tunnelled(server: Postgres, **fields: Any) -> PostgresCheck:
-    return PostgresCheck(**COMMON, id="db", dsn=server.dsn(), via="tunnel", **fields)
+def tunnelled(postgres_server: Postgres, **fields: Any) -> PostgresCheck:
+    return PostgresCheck(**COMMON, id="db", dsn=postgres_server.dsn(), via="tunnel", **fields)
 
 
-def test_postgres_through_the_hosts_ssh(server: Postgres, host: Target) -> None:
-    postgres.verify(tunnelled(server, select_one=True, max_connect_ms=5000), host)
-    postgres.verify(tunnelled(server, tables=["admin_audit_log"]), host)
+def test_postgres_through_the_hosts_ssh(postgres_server: Postgres, host: Target) -> None:
+    postgres.verify(tunnelled(postgres_server, select_one=True, max_connect_ms=5000), host)
+    postgres.verify(tunnelled(postgres_server, tables=["admin_audit_log"]), host)
     tunnels = host.connection.transport._tunnels
-    assert list(tunnels) == [("127.0.0.1", server.port)], "one forward per address, shared by checks"
-    assert isinstance(tunnels[("127.0.0.1", server.port)], SshTunnel | ChannelTunnel)
+    assert list(tunnels) == [("127.0.0.1", postgres_server.port)], "one forward per address, shared by checks"
+    assert isinstance(tunnels[("127.0.0.1", postgres_server.port)], SshTunnel | ChannelTunnel)
 
 
-def test_tunnels_close_with_the_connection(server: Postgres, host: Target) -> None:
-    postgres.verify(tunnelled(server, select_one=True), host)
-    tunnel = host.connection.transport._tunnels[("127.0.0.1", server.port)]
+def test_tunnels_close_with_the_connection(postgres_server: Postgres, host: Target) -> None:
+    postgres.verify(tunnelled(postgres_server, select_one=True), host)
+    tunnel = host.connection.transport._tunnels[("127.0.0.1", postgres_server.port)]
     host.connection.close()
     assert not tunnel.alive()
     with pytest.raises(OSError):
@@ -79,35 +69,37 @@ def test_tunnels_close_with_the_connection(server: Postgres, host: Target) -> No
         assert tunnel.process.poll() is not None
 
 
-def test_a_dead_ssh_forward_is_opened_again(server: Postgres, sshd: LoopbackSshd) -> None:
+def test_a_dead_ssh_forward_is_opened_again(postgres_server: Postgres, sshd: LoopbackSshd) -> None:
     target = Target("server", sshd.spec("ssh"), command_timeout=30, connect_timeout=5)
     try:
-        postgres.verify(tunnelled(server, select_one=True), target)
-        first = target.connection.transport._tunnels[("127.0.0.1", server.port)]
+        postgres.verify(tunnelled(postgres_server, select_one=True), target)
+        first = target.connection.transport._tunnels[("127.0.0.1", postgres_server.port)]
         assert isinstance(first, SshTunnel)
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait()
-        postgres.verify(tunnelled(server, select_one=True), target)
-        assert target.connection.transport._tunnels[("127.0.0.1", server.port)] is not first
+        postgres.verify(tunnelled(postgres_server, select_one=True), target)
+        assert target.connection.transport._tunnels[("127.0.0.1", postgres_server.port)] is not first
     finally:
         target.connection.close()
 
 
-def test_a_refused_channel_is_in_the_message(server: Postgres, host: Target) -> None:
+def test_a_refused_channel_is_in_the_message(postgres_server: Postgres, host: Target) -> None:
     closed = free_port()
-    check = PostgresCheck(**COMMON, id="db", dsn=server.dsn(port=closed), via="tunnel", select_one=True)
+    check = PostgresCheck(
+        **COMMON, id="db", dsn=postgres_server.dsn(port=closed), via="tunnel", select_one=True
+    )
     with pytest.raises(
         CheckFailed, match=r"through server's SSH connection.*tunnel: .*([Cc]onnect failed|refused)"
     ):
         postgres.verify(check, host)
 
 
-def test_an_unreachable_host_gives_no_tunnel(server: Postgres) -> None:
+def test_an_unreachable_host_gives_no_tunnel(postgres_server: Postgres) -> None:
     target = Target("server", f"ssh://root@127.0.0.1:{free_port()}", command_timeout=5, connect_timeout=2)
     with pytest.raises(
         CheckError, match=r"cannot open a tunnel through server .*ssh -L exited 255: .*refused"
     ):
-        postgres.verify(tunnelled(server, select_one=True), target)
+        postgres.verify(tunnelled(postgres_server, select_one=True), target)
 
 
 def test_redis_through_the_hosts_ssh(redis_server: Redis, host: Target) -> None:
@@ -125,17 +117,17 @@ def test_redis_through_the_hosts_ssh(redis_server: Redis, host: Target) -> None:
         redis.verify(listening, host)
 
 
-def test_restore_through_the_hosts_ssh(server: Postgres, sshd: LoopbackSshd, tmp_path: Path) -> None:
+def test_restore_through_the_hosts_ssh(postgres_server: Postgres, sshd: LoopbackSshd, tmp_path: Path) -> None:
     """The dump streams from the host's cat, pg_restore on the runner reaches the server by the tunnel."""
     dumps = tmp_path / "backups"
     dumps.mkdir()
-    pg_dump(server, dumps / "pgdump_20261123_030000.dump")
+    pg_dump(postgres_server, dumps / "pgdump_20261123_030000.dump")
     target = Target("server", sshd.spec("ssh"), command_timeout=30, connect_timeout=5)
     check = RestoreCheck(
         **COMMON,
         id="restore",
         directory=str(dumps),
-        dsn=server.dsn(),
+        dsn=postgres_server.dsn(),
         via="tunnel",
         tables=["users", "markers"],
     )
@@ -143,4 +135,4 @@ def test_restore_through_the_hosts_ssh(server: Postgres, sshd: LoopbackSshd, tmp
         restore.verify(check, target)
     finally:
         target.connection.close()
-    assert not [name for name in server.databases() if name.startswith(restore.SCRATCH_PREFIX)]
+    assert not [name for name in postgres_server.databases() if name.startswith(restore.SCRATCH_PREFIX)]
