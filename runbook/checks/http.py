@@ -20,7 +20,7 @@ from runbook import endpoint, web
 from runbook.docker_host import Container
 from runbook.endpoint import Endpoint
 from runbook.hosts import Target
-from runbook.json_conditions import JsonCondition, shown_fields
+from runbook.json_conditions import MISSING, JsonCondition, lookup, shown_fields
 from runbook.model import ByteSize, CheckBase, regex
 from runbook.outcome import CheckFailed
 from runbook.units import human_bytes
@@ -173,9 +173,6 @@ def _expect_json(check: HttpCheck, document: dict[str, Any], where: str, evidenc
 
 
 def _lookup(document: dict[str, Any], dotted: str) -> Any:
-    node: Any = document
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    """The value at a dotted path; None when absent (expect_json/expect_keys read null as absent)."""
+    value = lookup(document, dotted)
+    return None if value is MISSING else value
