@@ -190,7 +190,8 @@ def test_answer_time(api: tuple[Faults, str], local: Target) -> None:
     http.verify(http_check(f"{base}/api/markers", max_seconds=2), local)
     faults.slow_ms = 300
     found = failure(http.verify, http_check(f"{base}/api/markers", max_seconds=0.1), local).found
-    assert re.fullmatch(rf"answered in 0\.[3-9]\ds > 0\.1s \(GET {base}/api/markers\)", found), found
+    match = re.fullmatch(rf"answered in ({SECONDS[:-1]})s > 0\.1s \(GET {base}/api/markers\)", found)
+    assert match and float(match.group(1)) >= 0.3, found
 
 
 def test_via_host_with_curl_reads_headers_and_json(api: tuple[Faults, str], local: Target) -> None:
@@ -402,11 +403,12 @@ def test_load_p95(api: tuple[Faults, str], local: Target) -> None:
     faults.slow_ms = 120
     check = load_check(base, urls=[f"{base}/api/markers"], requests=20, concurrency=10, max_p95_ms=50)
     error = failure(load.verify, check, local)
-    assert re.fullmatch(
-        r"20 GET at concurrency 10 in \d+\.\ds: p95 1\d\dms > 50ms "
-        r"\(p50 1\d\dms, p95 1\d\dms, max 1\d\dms; errors 0/20\)",
+    match = re.fullmatch(
+        r"20 GET at concurrency 10 in \d+\.\ds: p95 (\d+)ms > 50ms "
+        r"\(p50 \d+ms, p95 \1ms, max \d+ms; errors 0/20\)",
         error.found,
-    ), error.found
+    )
+    assert match and int(match.group(1)) >= 120, error.found
     assert error.evidence["per URL"].startswith(f"{base}/api/markers: 20 answers, p50 ")
 
 
