@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, LiteralString, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -28,6 +28,8 @@ from runbook.reach import Reachable, route, where
 from runbook.transports.tunnel import Tunnel
 
 T = TypeVar("T")
+# A statement: a literal, or composed with sql.Identifier / sql.Literal (never by formatting strings).
+Query = LiteralString | sql.Composable
 
 # `name` or `schema.name`, matched exactly as written (quoted as identifiers, so Prisma's "User" works).
 TableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$")]
@@ -84,12 +86,12 @@ class Session:
         self.connect_seconds = connect_seconds
         self.display = display
 
-    def rows(self, query: sql.Composable | str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def rows(self, query: Query, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.connection.cursor() as cursor:
-            cursor.execute(query if isinstance(query, sql.Composable) else sql.SQL(query), params)  # type: ignore[arg-type]
+            cursor.execute(query, params)
             return cursor.fetchall() if cursor.description else []
 
-    def value(self, query: sql.Composable | str, params: tuple[Any, ...] = ()) -> Any:
+    def value(self, query: Query, params: tuple[Any, ...] = ()) -> Any:
         found = self.rows(query, params)
         return found[0][0] if found else None
 

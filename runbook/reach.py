@@ -28,7 +28,7 @@ NETWORKS = (
     "'{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.IPAddress}}{{println}}{{end}}' -- %s"
 )
 # A host name, an IPv4 or a bracket-less IPv6 address: never an option, never two ssh -L fields.
-SERVICE_HOST = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|[0-9A-Fa-f:.]{2,45})$")
+SERVICE_HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|[0-9A-Fa-f:.]{2,45})$")
 
 
 class Reachable(Model):
@@ -51,7 +51,7 @@ class Reachable(Model):
 
 def service_host(host: str) -> str:
     """The host part of a DSN or URL, refused (at run time, a failure of that check) when odd."""
-    if not SERVICE_HOST.match(host) or host.startswith("-"):
+    if not SERVICE_HOST.match(host):
         raise CheckError(f"{host!r} is not a host name or IP address")
     return host
 

@@ -152,7 +152,7 @@ def _counts(check: RestoreCheck, target: Target, dbname: str | None) -> Counts:
                 found[table] = None
         return found
 
-    return pg.with_session(check, target, check.dsn, count, timeout=ADMIN_TIMEOUT, dbname=dbname)
+    return pg.with_session(check, target, check.dsn, count, timeout=check.timeout, dbname=dbname)
 
 
 def _compare(check: RestoreCheck, path: str, live: Counts, restored: Counts, table: str) -> None:
