@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from lab_fingerprint import differences
 
 from lab import api as lab
 from lab.core import lab_dir
@@ -93,6 +94,23 @@ class LabChecklistTests:
             assert reason in records[check_id]["message"]
         assert code == 0
         assert len(outcomes(records, "passed")) >= self.min_passed
+
+    def fingerprint(self) -> dict[str, str]:
+        """What a checklist run must leave exactly as it found it: files, containers, databases.
+
+        Every system's lab tests say it (see selftests/lab_fingerprint.py); leave out only what
+        the system changes by itself while it runs.
+        """
+        raise NotImplementedError(f"{self.system}: every lab system's tests give a fingerprint()")
+
+    def test_daily_and_incident_runs_change_nothing(self, healthy_lab: None, tmp_path: Path) -> None:
+        """Read-only, proven: a full daily and incident run leaves the system as it was."""
+        before = self.fingerprint()
+        assert before, "an empty fingerprint proves nothing"
+        for marker in ("daily", "incident"):
+            code, _, output = run_checklist(tmp_path / marker, systems=self.lab_file, marker=marker)
+            assert code == 0, output[-3000:]
+        assert differences(before, self.fingerprint()) == []
 
     def test_every_fault_has_message_expectations(self) -> None:
         names = {fault.name for fault in lab.faults(self.system)}

@@ -12,10 +12,12 @@ two tests of host specs.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import ClassVar
 
+import lab_fingerprint as fingerprint
 from lab_harness import REPO, LabChecklistTests, outcomes
 
 from lab import addresses
@@ -82,6 +84,49 @@ class TestCalendarLab(LabChecklistTests):
         check_id: "does not declare feature 'monitoring'" for check_id in MONITORING
     }
     min_passed = 35
+
+    def fingerprint(self) -> dict[str, str]:
+        from lab.calendar import system as calendar
+
+        docker_url = calendar.HOST.dockerd.url
+        facts = fingerprint.files(calendar.HOST.root, skip=["data/calendar.db*"])  # by its tables below
+        facts |= fingerprint.files(calendar.PATHS.crontab)
+        facts |= fingerprint.containers(docker_url)
+        # The bot writes a heartbeat every 8 s by itself: everything else must stay.
+        facts |= fingerprint.sqlite_tables(calendar.PATHS.db, skip_tables={"heartbeat", "analytics"})
+        facts |= fingerprint.redis_keys(docker_url, calendar.REDIS)
+        return facts
+
+    def test_an_operator_restart_is_not_a_restart_loop(self, healthy_lab: None, tmp_path: Path) -> None:
+        """The runbook's own remedy (`docker-compose restart redis`) must not turn anything red."""
+        from lab.calendar import system as calendar
+
+        docker = ["docker", "-H", calendar.HOST.dockerd.url]
+        subprocess.run([*docker, "restart", "-t", "2", calendar.REDIS], check=True, capture_output=True)
+        subprocess.run([*docker, "stop", "-t", "2", calendar.RADICALE], check=True, capture_output=True)
+        subprocess.run([*docker, "start", calendar.RADICALE], check=True, capture_output=True)
+        time.sleep(2)
+        code, records, output = self.run_daily(tmp_path)
+        assert outcomes(records, "failed") == set(), output[-3000:]
+        assert code == 0
+
+    def test_paramiko_refuses_an_unknown_host_key(self, healthy_lab: None, tmp_path: Path) -> None:
+        """Without the lab's known_hosts the host key is unknown: refused, unless turned off (and said)."""
+        key = ssh_config_path().parent / "id_ed25519"
+        for check, spec in (
+            ("refused", f"paramiko://root@198.18.0.2?ssh_identity_file={key}"),
+            ("off", f"paramiko://root@198.18.0.2?ssh_identity_file={key}&host_key_check=off"),
+        ):
+            overlay = tmp_path / f"{check}.yml"
+            overlay.write_text(f"extends: {LAB_FILE}\nhosts:\n  server: '{spec}'\n")
+            _, records, output = self.run_daily(tmp_path / check, "-v", "-k", "reachable", systems=overlay)
+            reachable = records["reachable-server"]
+            if check == "refused":
+                assert reachable["outcome"] == "failed", output[-3000:]
+                assert "not found in known_hosts" in reachable["message"]
+            else:
+                assert reachable["outcome"] == "passed", output[-3000:]
+                assert "(host key NOT verified)" in output
 
     def test_paramiko_backend_sees_the_same_green_lab(self, healthy_lab: None, tmp_path: Path) -> None:
         overlay = tmp_path / "paramiko.yml"
