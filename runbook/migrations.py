@@ -1,8 +1,8 @@
 """The head revision of an Alembic history, read without running the application's code against the DB.
 
 Three sources, one per description: the revision written in the description;
-`alembic heads` inside the web container (it reads the scripts folder only,
-never the database); or the migration files on the host, read with `grep`
+`alembic heads` inside the web container (`container:` or compose `service:`;
+it reads the scripts folder only, never the database); or the migration files on the host, read with `grep`
 (`revision = ...` / `down_revision = ...`): the heads are the revisions no
 other revision names as its parent.
 """
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from runbook import docker_host
 from runbook.hosts import Target
-from runbook.model import ContainerName, HostPath, Model
+from runbook.model import ContainerName, ContainerRef, HostPath, InContainer
 from runbook.outcome import CheckError
 
 REVISION = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -24,8 +24,8 @@ ASSIGNMENT = r"^(revision|down_revision)[[:space:]]*(:[^=]*)?="
 QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 
 
-class AlembicHead(Model):
-    """Where the expected head comes from: exactly one of revision, container, versions_dir."""
+class AlembicHead(InContainer):
+    """Where the expected head comes from: the revision, a container (or compose service), or a folder."""
 
     revision: str | None = Field(default=None, pattern=REVISION, description="the head, as written here")
     container: ContainerName | None = Field(default=None, description="`alembic heads` in this container")
@@ -34,20 +34,24 @@ class AlembicHead(Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> AlembicHead:
-        given = [
-            name for name in ("revision", "container", "versions_dir") if getattr(self, name) is not None
-        ]
+        sources = {
+            "revision": self.revision,
+            "container": self.container_ref,
+            "versions_dir": self.versions_dir,
+        }
+        given = [name for name, value in sources.items() if value is not None]
         if len(given) != 1:
             raise ValueError(
-                f"set exactly one of: revision, container, versions_dir (found: {given or 'none'})"
+                "set exactly one of: revision, container (or service), versions_dir "
+                f"(found: {', '.join(given) or 'none'})"
             )
-        if self.config is not None and self.container is None:
-            raise ValueError("config: is the alembic.ini inside `container`")
+        if self.config is not None and self.container_ref is None:
+            raise ValueError("config: is the alembic.ini inside the container: set container: or service:")
         return self
 
     def describe(self) -> str:
-        if self.container is not None:
-            return f"`alembic heads` in {self.container}"
+        if self.container_ref is not None:
+            return f"`alembic heads` in {self.container_ref}"
         if self.versions_dir is not None:
             return f"the migrations in {self.versions_dir}"
         return "the description"
@@ -57,22 +61,22 @@ def heads(source: AlembicHead, target: Target) -> set[str]:
     """The head revision(s) the database should be at."""
     if source.revision is not None:
         return {source.revision}
-    if source.container is not None:
-        return _alembic_heads(source, target)
+    if source.container_ref is not None:
+        return _alembic_heads(source, source.container_ref, target)
     assert source.versions_dir is not None
     return _heads_in_files(source.versions_dir, target)
 
 
-def _alembic_heads(source: AlembicHead, target: Target) -> set[str]:
-    assert source.container is not None
+def _alembic_heads(source: AlembicHead, ref: ContainerRef, target: Target) -> set[str]:
+    container = docker_host.containers(target, ref)[0]  # every web replica has the same scripts
     if source.config is not None:
-        result = docker_host.exec_in(target, source.container, "alembic -c %s heads", source.config)
+        result = docker_host.exec_in(target, container, "alembic -c %s heads", source.config)
     else:
-        result = docker_host.exec_in(target, source.container, "alembic heads")
+        result = docker_host.exec_in(target, container, "alembic heads")
     found = {match.group(1) for line in result.stdout.splitlines() if (match := HEADS_LINE.match(line))}
     if result.rc != 0 or not found:
         said = (result.stderr or result.stdout).strip()[-300:] or f"exit {result.rc}"
-        raise CheckError(f"`alembic heads` in {source.container} gave no head: {said}")
+        raise CheckError(f"`alembic heads` in {container} gave no head: {said}")
     return found
 
 

@@ -3,7 +3,8 @@
 `via: runner` connects from this machine to the address as written. `via:
 tunnel` goes through the SSH connection the suite already has to the check's
 host (a forward opened once per run and address, closed with the connection),
-to the address as that host sees it. `container: NAME` says the service runs
+to the address as that host sees it. `container: NAME` or `service: db` (a
+compose service, as the other container kinds name it) says the service runs
 in that container on the host: the tunnel then ends at the container's address
 (`docker inspect`), so a database that publishes no port is reached as it is.
 """
@@ -16,8 +17,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from runbook import docker_host
+from runbook.docker_host import Container
 from runbook.hosts import Target
-from runbook.model import ContainerName, Model
+from runbook.model import ContainerName, ContainerRef, InContainer
 from runbook.outcome import CheckError
 from runbook.transports import TransportError
 from runbook.transports.tunnel import Tunnel
@@ -31,7 +33,7 @@ NETWORKS = (
 SERVICE_HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|[0-9A-Fa-f:.]{2,45})$")
 
 
-class Reachable(Model):
+class Reachable(InContainer):
     """The fields of a check that talks to a service: how the runner gets to it."""
 
     via: Literal["runner", "tunnel"] = Field(
@@ -44,8 +46,8 @@ class Reachable(Model):
 
     @model_validator(mode="after")
     def _container_is_behind_a_host(self) -> Reachable:
-        if self.container is not None and self.via == "runner":
-            raise ValueError("container: is reached through the host: set via: tunnel")
+        if self.container_ref is not None and self.via == "runner":
+            raise ValueError("container: or service: is reached through the host: set via: tunnel")
         return self
 
 
@@ -60,8 +62,8 @@ def route(check: Reachable, target: Target, host: str, port: int) -> Tunnel:
     """The local address to connect to for host:port as the check describes it."""
     if check.via == "runner":
         return Tunnel(service_host(host), port)
-    if check.container is not None:
-        host = container_address(target, check.container)
+    if check.container_ref is not None:
+        host = container_address(target, service_container(target, check.container_ref))
     if target.unreachable is not None:
         raise target.unreachable
     try:
@@ -74,16 +76,22 @@ def where(check: Reachable, target: Target) -> str:
     """How messages add the route to an address: '' or ' (container db, through server's SSH connection)'."""
     if check.via == "runner":
         return ""
-    inside = f"container {check.container}, " if check.container else ""
+    ref = check.container_ref
+    inside = f"{'container ' if ref.name else ''}{ref}, " if ref else ""
     return f" ({inside}through {target.name}'s SSH connection)"
 
 
-def container_address(target: Target, container: str) -> str:
+def service_container(target: Target, ref: ContainerRef) -> Container:
+    """The container named, or the first container of the compose service (a database has one)."""
+    return docker_host.containers(target, ref)[0]
+
+
+def container_address(target: Target, container: Container) -> str:
     """The container's IP address on its first network (by name), or loopback for host networking."""
     info = docker_host.require_running(target, container)
     if (info.get("HostConfig") or {}).get("NetworkMode") == "host":
         return "127.0.0.1"
-    result = target.run(NETWORKS, container)
+    result = target.run(NETWORKS, container.name)
     found = sorted(tuple(line.split()) for line in result.stdout.splitlines() if len(line.split()) == 2)
     if result.rc != 0 or not found:
         said = result.stderr.strip()[:300] or "no network has an address"

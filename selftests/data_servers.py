@@ -4,8 +4,8 @@ Each runs from a temporary folder on a free 127.0.0.1 port and is stopped by the
 fixture that started it (by its own process, never by name). PostgreSQL is a
 throwaway cluster (`initdb` + `pg_ctl`, as the postgres user when run as root),
 with password logins on TCP so a wrong password really fails. The docker
-stand-in answers `docker inspect` from JSON files and runs `docker exec NAME
-CMD...` as CMD here: Docker is not what these tests are about. (Tunnels use the
+stand-in is selftests/fake_docker.py (inspect, compose labels, `docker exec NAME
+CMD...` run here): Docker is not what these tests are about. (Tunnels use the
 loopback sshd of selftests/sshd.py.)
 """
 
@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -243,53 +244,49 @@ def _answers(port: int) -> bool:
 
 # -- a docker stand-in -------------------------------------------------------------------------
 
-FAKE_DOCKER = """#!/bin/sh
-# docker inspect [--format F] -- NAME: NAME's files (the networks, the object, or docker's list of one);
-# docker exec NAME CMD...: CMD here.
-case "$1" in
-  inspect)
-    for name; do :; done
-    if [ ! -f "$FAKE_DOCKER_DIR/$name.json" ]; then echo "Error: No such container: $name" >&2; exit 1; fi
-    case "$*" in
-      *NetworkSettings.Networks*) cat "$FAKE_DOCKER_DIR/$name.networks" ;;
-      *--format*) cat "$FAKE_DOCKER_DIR/$name.json" ;;
-      *) printf '['; cat "$FAKE_DOCKER_DIR/$name.json"; printf ']' ;;
-    esac
-    exit 0 ;;
-  exec)
-    shift; shift; exec "$@" ;;
-esac
-echo "fake docker: $1 is not supported" >&2; exit 2
-"""
+COMPOSE_PROJECT = "map-v12"
 
 
 class FakeDocker:
-    """Containers as JSON files; `add` one running with an IP address, or in another state."""
+    """The containers selftests/fake_docker.py answers for (`inspect`, `ps` by compose labels, `exec`)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.state = folder / "docker-state.json"
+        self.state.write_text(json.dumps({"containers": []}))
 
-    def add(self, name: str, *, status: str = "running", address: str = "127.0.0.1") -> None:
-        info = {
-            "Name": f"/{name}",
-            "State": {"Status": status, "Running": status == "running", "Restarting": False, "ExitCode": 0},
-            "HostConfig": {"NetworkMode": "map_default"},
-        }
-        (self.folder / f"{name}.json").write_text(json.dumps(info))
-        (self.folder / f"{name}.networks").write_text(f"map_default {address}\n")
+    def add(
+        self, name: str, *, service: str | None = None, status: str = "running", address: str = "127.0.0.1"
+    ) -> None:
+        """A container (replacing one of that name) on network map_default, of compose project map-v12."""
+        containers = [c for c in json.loads(self.state.read_text())["containers"] if c["name"] != name]
+        labels = {}
+        if service is not None:
+            labels = {
+                "com.docker.compose.project": COMPOSE_PROJECT,
+                "com.docker.compose.service": service,
+                "com.docker.compose.oneoff": "False",
+            }
+        state = {"Status": status, "ExitCode": 0 if status == "running" else 1}
+        containers.append(
+            {"name": name, "labels": labels, "state": state, "networks": {"map_default": address}}
+        )
+        self.state.write_text(json.dumps({"containers": containers}))
 
     def program(self, name: str, script: str) -> None:
-        """A command the containers run (`alembic`), as a script on PATH."""
+        """A command the containers run (`alembic`), as a script on PATH (exec runs it here)."""
         path = self.folder / name
         path.write_text(script)
         path.chmod(0o755)
 
 
 def install_fake_docker(folder: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    """selftests/fake_docker.py first on PATH as `docker`, with an empty set of containers."""
     folder.mkdir(parents=True, exist_ok=True)
-    docker = folder / "docker"
-    docker.write_text(FAKE_DOCKER)
-    docker.chmod(0o755)
+    shim = folder / "docker"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} {Path(__file__).with_name("fake_docker.py")} "$@"\n')
+    shim.chmod(0o755)
+    docker = FakeDocker(folder)
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_DOCKER_DIR", str(folder))
-    return FakeDocker(folder)
+    monkeypatch.setenv("FAKE_DOCKER_STATE", str(docker.state))
+    return docker

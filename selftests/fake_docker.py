@@ -2,9 +2,9 @@
 
 Put first on PATH by the `docker` fixture (selftests/compose_fixtures.py), it answers the
 commands runbook.docker_host sends: `ps -a --filter label=K=V ...`, `inspect --type container
-[--format T] -- NAME` (the slim JSON, or the environment lines), `exec NAME CMD...` (run on
+[--format T] -- NAME` (the slim JSON, the environment or the network lines), `exec NAME CMD...` (run on
 this machine, as if inside), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
-{"containers": [{"name", "labels", "state", "env", "logs", "restart_policy", "memory"}]}.
+{"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory"}]}.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Any
 
 ENV_TEMPLATE = '{{range .Config.Env}}{{printf "%q" .}}{{println}}{{end}}'
 SLIM_TEMPLATE = '{"Id":{{json .Id}},"Name":{{json .Name}},'
+NETWORKS_TEMPLATE = (
+    "{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.IPAddress}}{{println}}{{end}}"
+)
 
 
 def load() -> list[dict[str, Any]]:
@@ -61,10 +64,14 @@ def inspect(args: list[str]) -> int:
         return no_such(name)
     template = args[args.index("--format") + 1] if "--format" in args else ""
     # The argv the host's shell made of runbook.docker_host's templates, exactly.
-    assert template in ("", ENV_TEMPLATE) or template.startswith(SLIM_TEMPLATE), template
+    assert template in ("", ENV_TEMPLATE, NETWORKS_TEMPLATE) or template.startswith(SLIM_TEMPLATE), template
     if template == ENV_TEMPLATE:
         for line in container.get("env", []):
             print(go_quote(line))
+        return 0
+    if template == NETWORKS_TEMPLATE:  # runbook.reach: a container's address, "NETWORK ADDRESS" lines
+        for network, address in sorted(container.get("networks", {}).items()):
+            print(f"{network} {address}")
         return 0
     info = {
         "Id": f"id-{name}",

@@ -145,6 +145,18 @@ def test_alembic_head_from_the_versions_folder(
     assert f"(from the migrations in {tmp_path})" in failed.value.expected
 
 
+def test_alembic_heads_in_the_web_service(
+    postgres_server: Postgres, local: Target, docker: FakeDocker
+) -> None:
+    docker.add("map-v12-web-1", service="web")
+    docker.add("map-v12-web-2", service="web")
+    docker.program("alembic", f"#!/bin/sh\necho '{HEAD} (head)'\n")
+    head = {"service": "web", "project": "map-v12"}
+    postgres.verify(pg_check(postgres_server, alembic_head=head), local)
+    with pytest.raises(CheckFailed, match=r"no container of compose service web \(project other\)"):
+        postgres.verify(pg_check(postgres_server, alembic_head={**head, "project": "other"}), local)
+
+
 def test_alembic_heads_in_the_web_container(
     postgres_server: Postgres, local: Target, docker: FakeDocker
 ) -> None:
@@ -165,7 +177,9 @@ def test_migrations_that_never_ran(postgres_server: Postgres, local: Target) -> 
 
 
 def test_an_alembic_head_has_one_source() -> None:
-    with pytest.raises(ValidationError, match="exactly one of: revision, container, versions_dir"):
+    with pytest.raises(
+        ValidationError, match=r"exactly one of: revision, container \(or service\), versions_dir"
+    ):
         PostgresCheck(**COMMON, id="db", dsn="x", alembic_head={"revision": HEAD, "container": "web"})
 
 
@@ -233,6 +247,15 @@ def test_redis_cli_inside_the_container(
         redis.verify(redis_check(url=url, via="exec", container="redis", ping=True), fresh(local))
 
 
+def test_redis_cli_in_the_redis_service(
+    redis_server: Redis, local: Target, docker: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker.add("map-v12-redis-1", service="redis")
+    monkeypatch.setenv("REDISCLI_AUTH", redis_server.password)
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    redis.verify(redis_check(url=url, via="exec", service="redis", project="map-v12", ping=True), local)
+
+
 def test_a_channel_name_stays_an_argument(redis_server: Redis, local: Target) -> None:
     check = redis_check(url=redis_server.url(), channel="-x --eval /etc/passwd", min_subscribers=1)
     with pytest.raises(CheckFailed, match="has 0 subscriber"):
@@ -243,8 +266,9 @@ def test_a_channel_name_stays_an_argument(redis_server: Redis, local: Target) ->
     ("fields", "said"),
     [
         ({"via": "exec", "container": "redis", "url": "redis://:secret@127.0.0.1:6379/0"}, "REDISCLI_AUTH"),
-        ({"via": "exec"}, "name it"),
+        ({"via": "exec"}, "inside a container: set container: or service:"),
         ({"container": "redis"}, "set via: tunnel"),
+        ({"service": "redis"}, "set via: tunnel"),
         ({"channel": "map:events"}, "go together"),
     ],
 )
@@ -452,6 +476,19 @@ def test_a_container_is_reached_through_the_host(
         postgres.verify(check, fresh(local))
 
 
+def test_a_compose_service_is_reached_through_the_host(
+    postgres_server: Postgres, local: Target, docker: FakeDocker
+) -> None:
+    docker.add("map-v12-db-1", service="db")
+    fields = {"via": "tunnel", "service": "db", "project": "map-v12", "select_one": True}
+    postgres.verify(pg_check(postgres_server, dsn=postgres_server.dsn(host="db"), **fields), local)
+    closed = postgres_server.dsn(host="db", port=free_port())
+    with pytest.raises(
+        CheckFailed, match=r"map@db:\d+/map \(compose service db \(project map-v12\), through local's SSH"
+    ):
+        postgres.verify(pg_check(postgres_server, dsn=closed, **fields), local)
+
+
 def test_a_container_needs_a_tunnel() -> None:
     with pytest.raises(ValidationError, match="set via: tunnel"):
         Reachable(container="db")
@@ -469,14 +506,15 @@ def test_docker_hosts_have_no_tunnels(postgres_server: Postgres) -> None:
 WHOLE_RUN = """\
 system: map-v12
 runbook: runbook.md
+compose_project: map-v12
 hosts:
   server: "local://"
   backup-host: "local://"
 checks:
   postgres:
-    - {{id: db-select-one, title: PostgreSQL answers SELECT 1, dsn: "{dsn}", select_one: true,
-       severity: P1, section: Health, remedy: docker compose logs -n 200 db}}
-    - {{id: db-migrations, title: migrations at head, dsn: "{dsn}", alembic_head: {{revision: {head}}},
+    - {{id: db-select-one, title: PostgreSQL answers SELECT 1, dsn: "{dsn}", via: tunnel, service: db,
+       select_one: true, severity: P1, section: Health, remedy: docker compose logs -n 200 db}}
+    - {{id: db-migrations, title: migrations at head, dsn: "{dsn}", alembic_head: {{service: web}},
        severity: P2, section: Migrations, remedy: alembic upgrade head}}
   redis:
     - {{id: redis-ping, title: Redis answers PING, url: "{redis_url}", ping: true,
@@ -494,8 +532,12 @@ checks:
 
 
 def test_a_whole_run_gates_the_restore_and_shows_no_password(
-    postgres_server: Postgres, redis_server: Redis, good_dump: bytes, tmp_path: Path
+    postgres_server: Postgres, redis_server: Redis, good_dump: bytes, tmp_path: Path, docker: FakeDocker
 ) -> None:
+    """Compose services as Map v12 names them (compose_project fills in the project), secrets by ${}."""
+    docker.add("map-v12-db-1", service="db")
+    docker.add("map-v12-web-1", service="web")
+    docker.program("alembic", f"#!/bin/sh\necho '{HEAD} (head)'\n")
     dumps, offsite = tmp_path / "backups", tmp_path / "offsite"
     put_dump(dumps, good_dump)
     put_dump(offsite, good_dump)
@@ -504,7 +546,6 @@ def test_a_whole_run_gates_the_restore_and_shows_no_password(
         WHOLE_RUN.format(
             dsn=postgres_server.dsn(password="${MAP_DB_PASSWORD}"),
             redis_url=redis_server.url(password="${MAP_REDIS_PASSWORD}"),
-            head=HEAD,
             dumps=dumps,
             offsite=offsite,
         )

@@ -26,7 +26,7 @@ from runbook import docker_host
 from runbook.hosts import Target
 from runbook.model import CheckBase
 from runbook.outcome import CheckError, CheckFailed
-from runbook.reach import Reachable, route, service_host, where
+from runbook.reach import Reachable, route, service_container, service_host, where
 from runbook.transports import Raw, TransportTimeout
 from runbook.transports.process import run_process
 
@@ -45,7 +45,7 @@ class RedisCheck(CheckBase, Reachable):
         default=f"redis://127.0.0.1:{DEFAULT_PORT}/0",
         pattern=r"^rediss?://[^\s]*$",
         max_length=2048,
-        description="redis://[user]:${PASSWORD_ENV}@host:port/db; with container, only the port is used",
+        description="redis://[user]:${PASSWORD_ENV}@host:port/db; in a container, only the port is used",
     )
     via: Literal["runner", "tunnel", "exec"] = Field(  # type: ignore[assignment]
         default="runner", description="runner, tunnel (through the host's SSH), exec (redis-cli in container)"
@@ -60,8 +60,8 @@ class RedisCheck(CheckBase, Reachable):
         if (self.min_subscribers is None) != (self.channel is None):
             raise ValueError("min_subscribers: and channel: go together")
         if self.via == "exec":
-            if self.container is None:
-                raise ValueError("via: exec runs redis-cli inside `container`: name it")
+            if self.container_ref is None:
+                raise ValueError("via: exec runs redis-cli inside a container: set container: or service:")
             if urllib.parse.urlsplit(self.url).password:
                 raise ValueError(
                     "via: exec uses the container's own REDISCLI_AUTH: a password in the URL would "
@@ -133,10 +133,11 @@ class Reply:
 def redis_cli(check: RedisCheck, target: Target, server: Server, shown: str, *command: str) -> Reply:
     """redis-cli's output of one command, run where the check says; a failure if it cannot connect."""
     if check.via == "exec":
-        assert check.container is not None
+        assert check.container_ref is not None
+        container = service_container(target, check.container_ref)
         options = f"-p {server.port} -n {server.db}" + (" --tls" if server.tls else "")
         template = f"redis-cli --no-raw {options}" + " %s" * len(command)
-        result = docker_host.exec_in(target, check.container, template, *command, timeout=check.timeout)
+        result = docker_host.exec_in(target, container, template, *command, timeout=check.timeout)
         reply, rc = Reply(result.stdout, result.stderr), result.rc
     else:
         tunnel = route(check, target, server.host, server.port)
