@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 SSHD = "/usr/sbin/sshd"
 HOST = "127.0.0.1"
 
@@ -94,3 +96,11 @@ def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+def sshd_for_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+    """The body of a module-scoped `sshd` fixture: `yield from sshd_for_module(tmp_path_factory)`."""
+    if os.geteuid() != 0:
+        pytest.skip("a loopback sshd letting root in needs root")
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

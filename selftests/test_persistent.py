@@ -24,15 +24,12 @@ from runbook.hosts import Target, TargetPool
 from runbook.outcome import CommandTimeout, HostUnreachable
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
 from runbook.transports.base import OUTPUT_CAP
-from selftests.sshd import LoopbackSshd, loopback_sshd
+from selftests.sshd import LoopbackSshd, sshd_for_module
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
-    if os.geteuid() != 0:
-        pytest.skip("a loopback sshd letting root in needs root")
-    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
+    yield from sshd_for_module(tmp_path_factory)
 
 
 @pytest.fixture
