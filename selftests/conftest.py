@@ -9,6 +9,7 @@ import pytest
 from runbook.hosts import Target
 from runbook.secrets import SECRETS
 from selftests.data_servers import Postgres, Redis, start_postgres, start_redis
+from selftests.sshd import LoopbackSshd, sshd_for_session
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,12 @@ def local() -> Target:
 def postgres_server() -> Iterator[Postgres]:
     """A throwaway PostgreSQL 15 cluster with the Map v12 database, for the data kinds' tests."""
     yield from start_postgres()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+    """A real sshd on loopback letting root in with a key of its own (transports, tunnels)."""
+    yield from sshd_for_session(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

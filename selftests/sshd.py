@@ -98,8 +98,8 @@ def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
         log.close()
 
 
-def sshd_for_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
-    """The body of a module-scoped `sshd` fixture: `yield from sshd_for_module(tmp_path_factory)`."""
+def sshd_for_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+    """The body of the shared `sshd` fixture (selftests/conftest.py)."""
     if os.geteuid() != 0:
         pytest.skip("a loopback sshd letting root in needs root")
     with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:

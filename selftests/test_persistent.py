@@ -24,12 +24,7 @@ from runbook.hosts import Target, TargetPool
 from runbook.outcome import CommandTimeout, HostUnreachable
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
 from runbook.transports.base import OUTPUT_CAP
-from selftests.sshd import LoopbackSshd, sshd_for_module
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
-    yield from sshd_for_module(tmp_path_factory)
+from selftests.sshd import LoopbackSshd
 
 
 @pytest.fixture

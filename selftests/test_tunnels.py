@@ -25,18 +25,10 @@ from runbook.hosts import Target
 from runbook.outcome import CheckError, CheckFailed
 from runbook.transports.tunnel import ChannelTunnel, SshTunnel
 from selftests.data_servers import Postgres, Redis, free_port, pg_dump
-from selftests.sshd import LoopbackSshd, loopback_sshd
+from selftests.sshd import LoopbackSshd
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
 SCHEMES = ["ssh", "paramiko"]
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
-    if os.geteuid() != 0:
-        pytest.skip("a loopback sshd letting root in needs root")
-    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 @pytest.fixture(params=SCHEMES)
