@@ -12,6 +12,14 @@ APT_PACKAGES=(
   postgresql-client-15  # the runner's pg_restore (pg_custom backups, restore test)
   postgresql-15      # a throwaway PostgreSQL 15 cluster in the project's own tests (initdb, pg_ctl)
   radicale           # real Radicale in radicale-calendar
+  nginx              # Map v12: real nginx in front of web (lab/map_v12)
+  gunicorn           # Map v12: web is a Flask app under gunicorn
+  python3-flask      # Map v12: the stand-in web app
+  python3-flask-limiter  # Map v12: /login's real limiter (moving window in Redis, in-memory fallback)
+  alembic            # Map v12: `alembic upgrade head` / `alembic heads` in web (python3-alembic)
+  python3-psycopg2   # Map v12: web and alembic talk to PostgreSQL
+  python3-redis      # Map v12: /ready, the limiter, the worker's Pub/Sub subscription
+  python3-prometheus-client  # Map v12: /metrics
   openssh-server     # each lab server's sshd, in its own network namespace
   openssh-client     # testinfra's ssh:// backend
   cron               # the crontab command (runbook 4.1: crontab -l | grep backup)
