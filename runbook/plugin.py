@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from runbook import collect, fixtures, keys, logmask, verdict
+from runbook.ahead import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.collect import GROUP_MARKER
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.model import MARKERS
 from runbook.secrets import SECRETS
+from runbook.shard import ShardSelection, parse_shard
 
 MARKER_HELP = {
     "daily": "the morning checklist (pytest -m daily)",
@@ -58,6 +60,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="where runs write reports/<UTC time>-<markers>/ (default: ini runbook_reports_dir)",
     )
+    group.addoption(
+        "--parallel-hosts",
+        dest="runbook_parallel_hosts",
+        metavar="N",
+        type=int,
+        default=DEFAULT_HOSTS_AT_ONCE,
+        help=f"check up to N hosts at once, reports unchanged (runbook.ahead; default "
+        f"{DEFAULT_HOSTS_AT_ONCE}; 0: each check runs in its own test, one after another)",
+    )
+    group.addoption(
+        "--dist-hosts",
+        dest="runbook_dist_hosts",
+        action="store_true",
+        default=False,
+        help="with -n N: give each xdist worker whole hosts (all checks of a host on one worker)",
+    )
+    group.addoption(
+        "--shard",
+        dest="runbook_shard",
+        metavar="K/N",
+        default=None,
+        help="check only the hosts of shard K of N (hosts split by hash; join with python -m runbook.merge)",
+    )
     # No default: installed elsewhere, the plugin stays inert until a project names its systems.
     parser.addini("runbook_systems", "default for --systems", default="")
     parser.addini("runbook_reports_dir", "default for --reports-dir", default="reports")
@@ -82,9 +107,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(collector, "runbook-collect")
     config.pluginmanager.register(fixtures, "runbook-fixtures")
     config.pluginmanager.register(verdict, "runbook-verdict")
+    _register_host_splitting(config, collector)
     from runbook.report import plugin as report_plugin
 
     report_plugin.configure(config)
+
+
+def _register_host_splitting(config: pytest.Config, collector: collect.Collector) -> None:
+    """--shard, --dist-hosts and checks run ahead: each in the process where it acts."""
+    shard = parse_shard(config.getoption("runbook_shard"))
+    if shard is not None:
+        config.pluginmanager.register(ShardSelection(collector.systems, shard), "runbook-shard")
+    dist_hosts = config.getoption("runbook_dist_hosts")
+    on_worker = hasattr(config, "workerinput")
+    if not on_worker and config.getoption("numprocesses", None):  # the xdist controller runs no test
+        if dist_hosts:
+            from runbook.by_host import HostDistribution
+
+            config.pluginmanager.register(HostDistribution(collector.systems), "runbook-by-host")
+        return
+    hosts_at_once = config.getoption("runbook_parallel_hosts")
+    # A worker given single tests (not whole hosts) would run its hosts' other checks twice.
+    if hosts_at_once > 0 and (dist_hosts or not on_worker):
+        plugin = AheadPlugin(collector, config, hosts_at_once)
+        config.pluginmanager.register(plugin, "runbook-ahead")
 
 
 PATH_OPTIONS = ("--systems", "--reports-dir")
