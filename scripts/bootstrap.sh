@@ -31,6 +31,7 @@ APT_PACKAGES=(
   sudo               # ?sudo=true specs, proven over a loopback sshd (selftests/test_persistent.py)
   debootstrap        # the Debian root of the lab's systemd hosts (lab/systemd_host.py)
   chromium           # headless rendering of report.html in the project's own tests
+  time               # GNU time: peak memory in bench/ (bench_hostile_*.py)
 )
 
 missing=()
