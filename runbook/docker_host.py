@@ -117,6 +117,24 @@ def inspect_or_fail(target: Target, container: str | Container) -> dict[str, Any
     return info
 
 
+# "NETWORK ADDRESS" lines: kept apart from `inspect`, which reads only what every kind uses.
+NETWORKS = (
+    "docker inspect --type container --format "
+    "'{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.IPAddress}}{{println}}{{end}}' -- %s"
+)
+
+
+def address(target: Target, container: str | Container) -> str:
+    """The container's IP address on its first network (by network name)."""
+    name = container.name if isinstance(container, Container) else container
+    result = target.run(NETWORKS, name)
+    found = sorted(tuple(line.split()) for line in result.stdout.splitlines() if len(line.split()) == 2)
+    if result.rc != 0 or not found:
+        said = result.stderr.strip()[:300] or "no network has an address"
+        raise CheckError(f"no IP address of container {container} (docker inspect): {said}")
+    return found[0][1]
+
+
 def describe_state(state: dict[str, Any]) -> str:
     """'running since 2026-11-23 08:00:00 UTC', 'exited (exit code 137: killed (OOM)), OOM-killed'."""
     status = state.get("Status", "?")

@@ -24,11 +24,6 @@ from runbook.outcome import CheckError
 from runbook.transports import TransportError
 from runbook.transports.tunnel import Tunnel
 
-# "NETWORK ADDRESS" lines; read apart from docker_host.inspect, which keeps only what the other kinds use.
-NETWORKS = (
-    "docker inspect --type container --format "
-    "'{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.IPAddress}}{{println}}{{end}}' -- %s"
-)
 # A host name, an IPv4 or a bracket-less IPv6 address: never an option, never two ssh -L fields.
 SERVICE_HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|[0-9A-Fa-f:.]{2,45})$")
 
@@ -91,9 +86,4 @@ def container_address(target: Target, container: Container) -> str:
     info = docker_host.require_running(target, container)
     if (info.get("HostConfig") or {}).get("NetworkMode") == "host":
         return "127.0.0.1"
-    result = target.run(NETWORKS, container.name)
-    found = sorted(tuple(line.split()) for line in result.stdout.splitlines() if len(line.split()) == 2)
-    if result.rc != 0 or not found:
-        said = result.stderr.strip()[:300] or "no network has an address"
-        raise CheckError(f"no IP address of container {container} (docker inspect): {said}")
-    return found[0][1]
+    return docker_host.address(target, container)
