@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # name of the system (as in the runbook/suite) -> package implementing it; append only
 SYSTEMS: dict[str, str] = {
     "ai-calendar-assistant": "lab.calendar",
+    "map-v12": "lab.map_v12",
 }
 
 

@@ -1,0 +1,562 @@
+"""The Map v12 production server of the runbook, rebuilt on this machine, and its backup host.
+
+The server (netns rbs-map, 198.18.1.2) runs dockerd with the compose project `map-v12` of
+docker-compose.prod.yml: nginx (TLS on 443) in front of web (Flask under gunicorn), worker
+(Redis Pub/Sub), db (PostgreSQL 15) and redis, plus the chat bot. Every service runs the
+machine's own binaries (bind-mounted /usr). Migrations are real Alembic revisions applied
+with `alembic upgrade head` in web; backups are `pg_dump -Fc` archives made by the runbook's
+backup script in db, and each is copied to the second host (198.18.1.6), the off-host copy.
+This module is the topology and the stand-ins; the fault table is faults.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from lab import addresses
+from lab.containers import (
+    ComposeProject,
+    Spec,
+    container_components,
+    ensure_hostroot_image,
+    exec_output,
+    get_container,
+    reconcile,
+)
+from lab.core import (
+    Component,
+    Fault,
+    JsonState,
+    LabError,
+    lab_dir,
+    random_token,
+    require,
+    run,
+    upsert_env_line,
+    wait_until,
+    write_file,
+)
+from lab.host import Host
+from lab.system import FaultBook, HealPlan, LabSystem, state_dir
+
+NAME = "map-v12"
+SERVER = Host(system=NAME, netns="rbs-map", machine_if="rbs-map0")
+BACKUP_HOST = Host(system=NAME, netns="rbs-map-bak", machine_if="rbs-map1", slot=1, name="map-v12-backup")
+BOOK = FaultBook(NAME)
+
+WORKDIR = "/root/map-v12"
+PROJECT = ComposeProject(name=NAME, working_dir=WORKDIR, config_file="docker-compose.prod.yml")
+NETWORK = PROJECT.network_name("default")
+PGDATA_VOLUME = "pgdata"
+
+WEB, WORKER, DB, REDIS, NGINX, BOT = (
+    f"{NAME}-{service}-1" for service in ("web", "worker", "db", "redis", "nginx", "bot")
+)
+CONTAINERS = (DB, REDIS, WEB, WORKER, BOT, NGINX)
+CHANNEL = "map:events"
+BACKUP_DIR = f"{WORKDIR}/backups"
+OFFSITE_DIR = "/root/backups/map-v12"
+BACKUP_COMMAND = f"docker exec {DB} bash -lc /scripts/backup_postgres.sh"
+CRON_LINE = f"30 2 * * * {BACKUP_COMMAND} >> /var/log/map-backup.log 2>&1"
+BASE_URL = f"https://{SERVER.addr}"
+# `up` makes a new dump only when the newest is older than this; the suite alarms at 25 h.
+FRESH_HOURS = 20
+LIMITER_KEYS = "LIMITER/*"
+PG_PATH = "/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HERE = Path(__file__).resolve().parent
+# Lab secrets -> the lab.env variable the descriptions read them from (${...}).
+LAB_ENV = {"POSTGRES_PASSWORD": "MAP_DB_PASSWORD", "METRICS_API_KEY": "MAP_METRICS_API_KEY"}
+MAP_NEEDS = {
+    "/usr/lib/postgresql/15/bin/postgres": "postgresql-15",
+    "/usr/sbin/nginx": "nginx",
+    "/usr/bin/gunicorn": "gunicorn",
+    "/usr/bin/alembic": "alembic",
+    "/usr/lib/python3/dist-packages/flask": "python3-flask",
+    "/usr/lib/python3/dist-packages/flask_limiter": "python3-flask-limiter",
+    "/usr/lib/python3/dist-packages/psycopg2": "python3-psycopg2",
+    "/usr/lib/python3/dist-packages/redis": "python3-redis",
+    "/usr/lib/python3/dist-packages/prometheus_client": "python3-prometheus-client",
+    "/usr/bin/redis-server": "redis-server",
+    "/usr/bin/setpriv": "util-linux",
+    "openssl": "openssl",
+}
+# Seed data: enough chat history for pagination to matter (over 500), admin and devices.
+SEED_SQL = """
+INSERT INTO users (name) SELECT 'user ' || n FROM generate_series(1, 20) AS n;
+INSERT INTO admin_users (username, password_hash, role) VALUES ('admin', '{password_hash}', 'superadmin');
+INSERT INTO markers (title, lat, lon, created_at)
+  SELECT 'marker ' || n, 55 + n / 1000.0, 37 + n / 1000.0, now() - n * interval '1 minute'
+  FROM generate_series(1, 300) AS n;
+INSERT INTO chat_messages (user_id, text, created_at)
+  SELECT 1, 'message ' || n, now() - (6000 - n) * interval '1 second' FROM generate_series(1, 6000) AS n;
+INSERT INTO tracker_devices (name) SELECT 'device ' || n FROM generate_series(1, 120) AS n;
+INSERT INTO admin_audit_log (actor, action, details)
+  SELECT 'admin', 'marker.update', 'seed ' || n FROM generate_series(1, 10) AS n;
+"""
+
+
+class Paths:
+    """Machine-side paths of the servers' files (computed late: RUNBOOK_LAB_DIR may change)."""
+
+    @property
+    def workdir(self) -> Path:
+        return SERVER.root / WORKDIR.removeprefix("/root/")
+
+    @property
+    def env(self) -> Path:
+        return self.workdir / ".env"
+
+    @property
+    def bot_env(self) -> Path:
+        return self.workdir / "bot.env"
+
+    @property
+    def app(self) -> Path:
+        return self.workdir / "app"
+
+    @property
+    def versions(self) -> Path:
+        return self.app / "migrations" / "versions"
+
+    @property
+    def deploy(self) -> Path:
+        return self.workdir / "deploy"
+
+    @property
+    def tls(self) -> Path:
+        return self.deploy / "tls"
+
+    @property
+    def backups(self) -> Path:
+        return self.workdir / "backups"
+
+    @property
+    def offsite(self) -> Path:
+        return BACKUP_HOST.root / OFFSITE_DIR.removeprefix("/root/")
+
+    @property
+    def crontab(self) -> Path:
+        return SERVER.hostdir / "crontabs" / "root"
+
+    @property
+    def stash(self) -> Path:
+        """Where backup faults keep dumps until heal puts them back."""
+        return state_dir(NAME) / "stash"
+
+
+PATHS = Paths()
+
+
+# ---- secrets and configuration ---------------------------------------------------------
+def lab_secrets() -> dict[str, str]:
+    """Fake per-lab credentials, generated once and kept in the state dir."""
+    store = JsonState(state_dir(NAME) / "secrets.json")
+    data = store.load()
+    wanted = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(32),
+        "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+        "METRICS_API_KEY": random_token,
+        "BOT_API_KEY": random_token,
+        "ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+    }
+    missing = {key: make() for key, make in wanted.items() if not data.get(key)}
+    if missing:
+        data.update(missing)
+        store.save(data)
+    return data
+
+
+def render_env(values: dict[str, str]) -> str:
+    """The server's .env next to docker-compose.prod.yml, as the runbook's quick start lists it."""
+    database_url = f"postgresql://map:{values['POSTGRES_PASSWORD']}@db:5432/map"
+    lines = [
+        "# Map v12: production settings (runbook-lab replica, fake per-lab values)",
+        f"SECRET_KEY={values['SECRET_KEY']}",
+        f"DATABASE_URL={database_url}",
+        "REDIS_URL=redis://redis:6379/0",
+        f"BOT_API_KEY={values['BOT_API_KEY']}",
+        "SESSION_COOKIE_SECURE=1",
+        "ENABLE_METRICS=1",
+        "METRICS_ALLOW_PUBLIC=0",
+        f"METRICS_API_KEY={values['METRICS_API_KEY']}",
+        "RATE_LIMIT_ENABLED=1",
+        "RATE_LIMIT_LOGIN_PER_MINUTE=10",
+        "RATE_LIMIT_CHAT_PER_MINUTE=120",
+        "CHAT_DEFAULT_LIMIT=500",
+        f"MAP_EVENTS_CHANNEL={CHANNEL}",
+        "",
+        "# db",
+        "POSTGRES_USER=map",
+        f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
+        "POSTGRES_DB=map",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_bot_env(values: dict[str, str]) -> str:
+    return f"# Map v12 chat bot\nSERVER_URL=http://web:8000\nBOT_API_KEY={values['BOT_API_KEY']}\n"
+
+
+def parse_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                values[key.strip()] = value
+    return values
+
+
+def set_env_value(path: Path, key: str, value: str | None) -> None:
+    """Change (or with None drop) one key of an env file in place, keeping its order."""
+    lines = path.read_text().splitlines()
+    kept = [
+        line if not line.startswith(f"{key}=") else f"{key}={value}"
+        for line in lines
+        if value is not None or not line.startswith(f"{key}=")
+    ]
+    write_file(path, "\n".join(kept) + "\n", 0o600)
+
+
+def tree_digest(root: Path) -> str:
+    """Digest of every file under root, so editing the app's code redeploys its containers."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Lay `source` at `target`, removing files the source does not have (a deploy of the release)."""
+    wanted = {
+        path.relative_to(source)
+        for path in source.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    for relative in wanted:
+        write_file(target / relative, (source / relative).read_bytes(), 0o644)
+    if target.exists():
+        for path in target.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.relative_to(target) not in wanted:
+                path.unlink()
+
+
+def ensure_certificate() -> None:
+    """A self-signed certificate for nginx's TLS, made once."""
+    key, certificate = PATHS.tls / "map.key", PATHS.tls / "map.crt"
+    if key.exists() and certificate.exists():
+        return
+    PATHS.tls.mkdir(parents=True, exist_ok=True)
+    subject = ["-subj", "/CN=map.lab.invalid", "-keyout", str(key), "-out", str(certificate)]
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", *subject])
+    key.chmod(0o644)  # read by nginx's master; the lab's certificate guards nothing
+
+
+def write_server_files(*, strict: bool) -> None:
+    """Lay the server's files; `strict` (heal) also restores the ones a fault may change."""
+    values = lab_secrets()
+    PATHS.workdir.mkdir(parents=True, exist_ok=True)
+    copy_tree(HERE / "app", PATHS.app)
+    for script in ("db-entrypoint.sh", "backup_postgres.sh", "restore_postgres.sh"):
+        write_file(PATHS.deploy / script, (HERE / "deploy" / script).read_bytes(), 0o755)
+    write_file(PATHS.deploy / "nginx.conf", (HERE / "deploy" / "nginx.conf").read_bytes())
+    compose = (HERE / "docker-compose.prod.yml").read_text()
+    write_file(PATHS.workdir / "docker-compose.prod.yml", compose)
+    ensure_certificate()
+    if strict or not PATHS.env.exists():
+        write_file(PATHS.env, render_env(values), 0o600)
+    if strict or not PATHS.bot_env.exists():
+        write_file(PATHS.bot_env, render_bot_env(values), 0o600)
+    PATHS.backups.mkdir(parents=True, exist_ok=True)
+    PATHS.offsite.mkdir(parents=True, exist_ok=True)
+    (SERVER.hostdir / "log").mkdir(parents=True, exist_ok=True)
+    if strict or not PATHS.crontab.exists():
+        write_crontab(CRON_LINE + "\n")
+    for key, variable in LAB_ENV.items():
+        upsert_env_line(lab_dir() / "lab.env", variable, values[key])
+
+
+def write_crontab(text: str) -> None:
+    """Root's crontab as cron keeps it: mode 600, group crontab."""
+    import grp
+
+    write_file(PATHS.crontab, text, 0o600)
+    with contextlib.suppress(KeyError):
+        os.chown(PATHS.crontab, 0, grp.getgrnam("crontab").gr_gid)
+
+
+# ---- the services of docker-compose.prod.yml ---------------------------------------------
+def specs() -> dict[str, Spec]:
+    """The containers `docker compose -f docker-compose.prod.yml up -d` makes."""
+    usr = ["/usr:/usr:ro"]
+    env = parse_env(PATHS.env)
+    app_env = {key: value for key, value in env.items() if not key.startswith("POSTGRES_")}
+    db_env = {key: value for key, value in env.items() if key.startswith("POSTGRES_")}
+    app_code = tree_digest(HERE / "app")
+    app_binds = [f"{PATHS.app}:/app:ro", *usr]
+    common: dict[str, Any] = {"project": PROJECT, "network": NETWORK, "mem_limit": ""}
+    python = ["/usr/bin/python3", "-u"]
+    return {
+        DB: Spec(
+            name=DB,
+            service="db",
+            command=["/scripts/db-entrypoint.sh"],
+            binds=[
+                f"{PROJECT.volume_name(PGDATA_VOLUME)}:/var/lib/postgresql/data:rw",
+                f"{PATHS.deploy}:/scripts:ro",
+                f"{PATHS.backups}:/backups:rw",
+                *usr,
+            ],
+            env={**db_env, "PATH": PG_PATH, "PGHOST": "/tmp"},
+            content=tree_digest(HERE / "deploy"),
+            **common,
+        ),
+        REDIS: Spec(
+            name=REDIS,
+            service="redis",
+            command=["/usr/bin/redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no"],
+            binds=usr,
+            working_dir="/data",
+            **common,
+        ),
+        WEB: Spec(
+            name=WEB,
+            service="web",
+            command=[
+                "/usr/bin/gunicorn",
+                "--bind=0.0.0.0:8000",
+                "--workers=1",
+                "--threads=16",
+                "--worker-class=gthread",
+                "--access-logfile=-",
+                "app:app",
+            ],
+            binds=app_binds,
+            env=app_env,
+            working_dir="/app",
+            content=app_code,
+            **common,
+        ),
+        WORKER: Spec(
+            name=WORKER,
+            service="worker",
+            command=[*python, "/app/worker.py"],
+            binds=app_binds,
+            env={
+                key: app_env[key]
+                for key in ("DATABASE_URL", "REDIS_URL", "MAP_EVENTS_CHANNEL")
+                if key in app_env
+            },
+            working_dir="/app",
+            content=app_code,
+            **common,
+        ),
+        BOT: Spec(
+            name=BOT,
+            service="bot",
+            command=[*python, "/app/bot.py"],
+            binds=app_binds,
+            env=parse_env(PATHS.bot_env),
+            working_dir="/app",
+            content=app_code,
+            **common,
+        ),
+        NGINX: Spec(
+            name=NGINX,
+            service="nginx",
+            command=["/usr/sbin/nginx", "-e", "stderr", "-c", "/etc/nginx/map/nginx.conf"],
+            binds=[
+                f"{PATHS.deploy / 'nginx.conf'}:/etc/nginx/map/nginx.conf:ro",
+                f"{PATHS.tls}:/etc/nginx/tls:ro",
+                *usr,
+            ],
+            ports={80: 80, 443: 443},
+            content=tree_digest(HERE / "deploy"),
+            **common,
+        ),
+    }
+
+
+def fetch(path: str, timeout: float = 3) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of GET BASE_URL+path through nginx, as a client sees it."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(BASE_URL + path, timeout=timeout, context=context) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body or b"{}")
+        except ValueError:
+            return exc.code, {}
+
+
+def ready(timeout: float = 2) -> bool:
+    code, body = fetch("/ready", timeout)
+    return code == 200 and body.get("components") == {"db": "ok", "redis": "ok"}
+
+
+def psql(client: docker.DockerClient, sql: str) -> str:
+    """psql -U map -d map in db (local socket, trusted), stopping at the first error."""
+    argv = ["psql", "-U", "map", "-d", "map", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
+    code, output = exec_output(client, DB, [*argv, "-c", sql])
+    if code != 0:
+        raise LabError(f"psql in {DB} exited {code}: {output[-500:]}")
+    return output
+
+
+def db_answers(client: docker.DockerClient) -> bool:
+    return exec_output(client, DB, ["pg_isready", "-h", "/tmp", "-U", "map", "-d", "map"])[0] == 0
+
+
+def subscribers(client: docker.DockerClient) -> int:
+    code, output = exec_output(client, REDIS, ["redis-cli", "PUBSUB", "NUMSUB", CHANNEL])
+    lines = output.split()
+    return int(lines[1]) if code == 0 and len(lines) == 2 else 0
+
+
+def migrate_and_seed(client: docker.DockerClient) -> None:
+    """`exec web alembic upgrade head` (runbook step 3), then seed data once."""
+    code, output = exec_output(client, WEB, ["alembic", "upgrade", "head"])
+    if code != 0:
+        raise LabError(f"alembic upgrade head in {WEB} exited {code}: {output[-1000:]}")
+    if psql(client, "SELECT count(*) FROM admin_users") == "0":
+        # The hash is [a-z0-9:$] only (werkzeug's format), so it sits in the literal as it is.
+        psql(client, SEED_SQL.format(password_hash=password_hash(lab_secrets()["ADMIN_PASSWORD"])))
+
+
+def password_hash(password: str) -> str:
+    """werkzeug's pbkdf2:sha256 format, so the app's check_password_hash accepts it."""
+    salt, iterations = secrets.token_hex(8), 260_000
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations).hex()
+    return f"pbkdf2:sha256:{iterations}${salt}${digest}"
+
+
+def reset_login_limiter(client: docker.DockerClient) -> None:
+    """Forget the limiter's windows (Flask-Limiter's keys in Redis), as after its minute."""
+    script = f"redis-cli --scan --pattern '{LIMITER_KEYS}' | xargs -r redis-cli DEL >/dev/null"
+    exec_output(client, REDIS, ["sh", "-c", script])
+
+
+# ---- backups ---------------------------------------------------------------------------
+def dumps(folder: Path) -> list[Path]:
+    """pg_dump archives, oldest first by mtime (the suite picks the newest)."""
+    return (
+        sorted(folder.glob("pgdump_*.dump"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    )
+
+
+def age_hours(path: Path) -> float:
+    return (dt.datetime.now().timestamp() - path.stat().st_mtime) / 3600
+
+
+def copy_offsite(dump: Path) -> Path:
+    """The off-host copy (rsync/scp in production): same name, bytes and mtime on the backup host."""
+    PATHS.offsite.mkdir(parents=True, exist_ok=True)
+    target = PATHS.offsite / dump.name
+    shutil.copy2(dump, target)
+    return target
+
+
+def ensure_dumps() -> None:
+    """A fresh dump by the runbook's backup script, and its copy off the host."""
+    existing = dumps(PATHS.backups)
+    if not existing or age_hours(existing[-1]) > FRESH_HOURS:
+        SERVER.ssh(f"{BACKUP_COMMAND} >> /var/log/map-backup.log 2>&1")
+        existing = dumps(PATHS.backups)
+        if not existing:
+            raise LabError(f"backup_postgres.sh made no dump in {PATHS.backups}")
+    newest = existing[-1]
+    copy = PATHS.offsite / newest.name
+    if not copy.exists() or copy.read_bytes() != newest.read_bytes():
+        copy_offsite(newest)
+
+
+def restore_stash() -> None:
+    """Put back the dumps backup faults moved away (both hosts), dropping what they placed."""
+    for folder, stash in ((PATHS.backups, PATHS.stash / "server"), (PATHS.offsite, PATHS.stash / "offsite")):
+        placed = BOOK.load().get(f"placed-{stash.name}", [])
+        for name in placed:
+            (folder / name).unlink(missing_ok=True)
+        if stash.is_dir():
+            for path in stash.iterdir():
+                shutil.move(str(path), folder / path.name)
+            stash.rmdir()
+
+
+# ---- the system ------------------------------------------------------------------------
+class MapSystem(LabSystem):
+    def __init__(self, faults: Sequence[Fault]) -> None:
+        super().__init__(name=NAME, hosts=[SERVER, BACKUP_HOST], faults=faults)
+
+    def converge(self, *, plan: HealPlan | None) -> None:
+        require(MAP_NEEDS)
+        strict = plan is not None
+        for host in self.hosts:
+            host.up()
+        write_server_files(strict=strict)
+        with SERVER.dockerd.session() as client:
+            if plan is not None:
+                web = get_container(client, WEB)
+                if web is not None and web.status == "paused":
+                    web.unpause()
+                restore_stash()
+            ensure_hostroot_image(client)
+            PROJECT.ensure_network(client, "default", addresses.container_subnet(NAME, 0))
+            PROJECT.ensure_volume(client, PGDATA_VOLUME)
+            reconcile(client, specs().values(), strict=strict, recreate=plan.recreate if plan else ())
+            wait_until(lambda: db_answers(client), timeout=60, what=f"PostgreSQL in {DB}", interval=0.2)
+            migrate_and_seed(client)
+            if plan is not None and "drift-rows" in plan.book:
+                psql(client, "DELETE FROM markers WHERE title LIKE 'imported %'")
+            reset_login_limiter(client)
+            wait_until(ready, timeout=60, what=f"{BASE_URL}/ready to answer db=ok redis=ok", interval=0.2)
+            wait_until(lambda: subscribers(client) >= 1, timeout=30, what=f"the worker on {CHANNEL}")
+            ensure_dumps()
+
+    def service_components(self) -> list[Component]:
+        if not SERVER.dockerd.ok():
+            lines = [Component(f"container {name}", False, "dockerd down") for name in CONTAINERS]
+        else:
+            with SERVER.dockerd.session() as client:
+                lines = container_components(client, CONTAINERS)
+        lines.append(self._ready_component())
+        newest = dumps(PATHS.backups)[-1:] or None
+        if newest:
+            copied = (PATHS.offsite / newest[0].name).exists()
+            copy = "copied off the host" if copied else "NO off-host copy"
+            detail = f"newest {newest[0].name} ({age_hours(newest[0]):.1f} h old), {copy}"
+            lines.append(Component("backups", age_hours(newest[0]) < 25 and copied, detail))
+        else:
+            lines.append(Component("backups", False, f"no pgdump_*.dump in {BACKUP_DIR}"))
+        return lines
+
+    @staticmethod
+    def _ready_component() -> Component:
+        if not SERVER.link.ok():
+            return Component("ready", False, f"{BASE_URL}/ready: host network down, not probed")
+        try:
+            code, body = fetch("/ready")
+        except Exception as exc:
+            return Component("ready", False, f"{BASE_URL}/ready -> {exc}")
+        return Component("ready", code == 200, f"{BASE_URL}/ready -> {code} {body.get('components', '')}")
+
+    def forget(self) -> None:
+        for variable in LAB_ENV.values():
+            upsert_env_line(lab_dir() / "lab.env", variable, None)
