@@ -6,7 +6,7 @@ tarfile in streaming mode, so the whole archive is never held in memory; a
 `.gpg` archive is decrypted on the way by a local gpg, with the passphrase from
 the environment given on a pipe (never on a command line, never on the host).
 A PostgreSQL custom dump (`format: pg_custom`) is read by pg_restore instead
-(`runbook.pg_archive`). "Keep backups off the host" (`copy_on: backup-host`):
+(`runbook.pg_archive`), a plain `pg_dump | gzip` (`format: sql_gz`) by runbook.sql_dump. "Keep backups off the host" (`copy_on: backup-host`):
 the newest backup is also on that host, same name, size and sha256.
 """
 
@@ -26,7 +26,7 @@ from typing import IO, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
-from runbook import pg_archive
+from runbook import pg_archive, sql_dump
 from runbook.hosts import Target
 from runbook.model import CheckBase, HostPath
 from runbook.outcome import CheckError, CheckFailed
@@ -54,8 +54,10 @@ class BackupCheck(CheckBase):
     max_age_hours: float | None = Field(default=None, gt=0, le=24 * 366)
     min_bytes: int | None = Field(default=None, ge=0, le=1 << 50)
     integrity: bool | None = None
-    format: Literal["tar_gz", "pg_custom"] = Field(
-        default="tar_gz", description="tar_gz (tar tzf, gzip CRC) or pg_custom (pg_dump -Fc, pg_restore)"
+    format: Literal["tar_gz", "pg_custom", "sql_gz"] = Field(
+        default="tar_gz",
+        description="tar_gz (tar tzf, gzip CRC), pg_custom (pg_dump -Fc, pg_restore) "
+        "or sql_gz (plain pg_dump | gzip: CRC, header, CREATE TABLE/COPY, trailer)",
     )
     pg_restore_on: Literal["runner", "host"] = Field(
         default="runner", description="pg_custom: read the dump with the runner's or the host's pg_restore"
@@ -151,6 +153,8 @@ def verify(check: BackupCheck, target: Target) -> None:
         _copy_elsewhere(check, target)
     elif check.format == "pg_custom":
         _pg_dump_integrity(check, target)
+    elif check.format == "sql_gz":
+        _sql_dump_integrity(check, target)
     else:
         _integrity(check, target)
 
@@ -181,6 +185,19 @@ def _pg_dump_integrity(check: BackupCheck, target: Target) -> None:
             f"{latest.path} holds table data",
             f"{latest.path} has no TABLE DATA entries ({len(toc)} entries)",
             {"pg_restore --list": "\n".join(toc[:200])},
+        )
+
+
+def _sql_dump_integrity(check: BackupCheck, target: Target) -> None:
+    latest, _ = newest(check, target)
+    with target.open_stream(latest.path, check.timeout) as raw:
+        dump = sql_dump.read(raw, latest.path)
+    problem = dump.problem()
+    if problem:
+        raise CheckFailed(
+            f"{latest.path} is a whole plain pg_dump (header, CREATE TABLE or COPY, completion trailer)",
+            f"{latest.path} {problem}",
+            {"dump (start)": dump.head, "dump (end)": dump.tail},
         )
 
 
