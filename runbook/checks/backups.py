@@ -6,8 +6,9 @@ tarfile in streaming mode, so the whole archive is never held in memory; a
 `.gpg` archive is decrypted on the way by a local gpg, with the passphrase from
 the environment given on a pipe (never on a command line, never on the host).
 A PostgreSQL custom dump (`format: pg_custom`) is read by pg_restore instead
-(`runbook.pg_archive`), a plain `pg_dump | gzip` (`format: sql_gz`) by runbook.sql_dump. "Keep backups off the host" (`copy_on: backup-host`):
-the newest backup is also on that host, same name, size and sha256.
+(`runbook.pg_archive`), a plain `pg_dump | gzip` (`format: sql_gz`) by
+`runbook.sql_dump`. "Keep backups off the host" (`copy_on: backup-host`): the
+newest backup is also on that host, same name, size and sha256.
 """
 
 from __future__ import annotations
