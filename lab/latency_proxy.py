@@ -41,8 +41,9 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, one_
     try:
         while data := await reader.read(CHUNK):
             queue.put_nowait((time.monotonic() + one_way, data))
-    except OSError:
-        pass
+    except (OSError, asyncio.CancelledError):
+        sender.cancel()
+        return
     queue.put_nowait((0.0, b""))
     with contextlib.suppress(OSError):
         await sender
@@ -93,11 +94,13 @@ async def serve_forever(routes: list[str], delay_ms: float) -> None:
 
 
 def main() -> None:
+    """Runs until SIGTERM or SIGINT; connections still open then are dropped."""
     parser = argparse.ArgumentParser(prog="python -m lab.latency_proxy", description=__doc__)
     parser.add_argument("--delay-ms", type=float, default=30, help="added to each round trip")
     parser.add_argument("routes", nargs="+", metavar="LISTEN=TARGET")
     args = parser.parse_args()
-    asyncio.run(serve_forever(args.routes, args.delay_ms))
+    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+        asyncio.run(serve_forever(args.routes, args.delay_ms))
 
 
 if __name__ == "__main__":
