@@ -11,16 +11,19 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from runbook.checks import backups
+from runbook.checks import backups, postgres
 from runbook.checks.backups import BackupCheck
+from runbook.checks.postgres import PostgresCheck
 from runbook.hosts import Target
-from runbook.outcome import CheckFailed
-from selftests.data_servers import Postgres
+from runbook.outcome import CheckError, CheckFailed
+from selftests.data_servers import FakeDocker, Postgres, install_fake_docker
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "Бэкапы", "remedy": "fix it"}
 
@@ -109,3 +112,119 @@ def test_not_a_dump_or_an_empty_one(text: bytes, said: str, tmp_path: Path, loca
     with pytest.raises(CheckFailed) as failed:
         backups.verify(sql_gz_check(tmp_path, integrity=True), local)
     assert failed.value.found == f"{path} {said}"
+
+
+# -- postgres: Prisma migrations ---------------------------------------------------------------------
+
+SHIPPED = ["20240101000000_init", "20240301000000_outbox", "20240615000000_add_indexes"]
+PRISMA_TABLE = """
+CREATE TABLE _prisma_migrations (
+    id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL, finished_at timestamptz,
+    migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz,
+    started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count integer NOT NULL DEFAULT 0
+)"""
+
+
+@pytest.fixture
+def loyalty_db(postgres_server: Postgres) -> Iterator[str]:
+    """A `loyalty` database with Prisma's own table, every shipped migration applied; its DSN."""
+    with postgres_server.superuser("postgres") as admin:
+        admin.execute("DROP DATABASE IF EXISTS loyalty")
+        admin.execute(f"CREATE DATABASE loyalty OWNER {postgres_server.user}")
+    with postgres_server.superuser("loyalty") as admin:
+        admin.execute(PRISMA_TABLE)
+        admin.execute(f"ALTER TABLE _prisma_migrations OWNER TO {postgres_server.user}")
+        for number, name in enumerate(SHIPPED):
+            applied(admin, number, name, started="2024-07-01 10:00:00+00")
+    yield postgres_server.dsn().rsplit("/", 1)[0] + "/loyalty"
+    with postgres_server.superuser("postgres") as admin:
+        admin.execute("DROP DATABASE IF EXISTS loyalty WITH (FORCE)")
+
+
+def applied(connection: Any, number: int, name: str, *, started: str, finished: bool = True) -> None:
+    connection.execute(
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at)"
+        " VALUES (%s, 'x', %s, %s, CASE WHEN %s THEN now() END)",
+        (f"{name}-{number}", name, started, finished),
+    )
+
+
+def migrations_folder(root: Path, names: list[str]) -> Path:
+    folder = root / "prisma" / "migrations"
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "migration.sql").write_text("SELECT 1;\n")
+    (folder / "migration_lock.toml").write_text('provider = "postgresql"\n')
+    return folder
+
+
+def prisma_check(dsn: str, **source: Any) -> PostgresCheck:
+    return PostgresCheck(**COMMON, id="prisma-migrations", dsn=dsn, prisma=source)
+
+
+def test_every_shipped_migration_applied(loyalty_db: str, tmp_path: Path, local: Target) -> None:
+    folder = migrations_folder(tmp_path, SHIPPED)
+    postgres.verify(prisma_check(loyalty_db, migrations_dir=str(folder)), local)
+    postgres.verify(prisma_check(loyalty_db, migrations=SHIPPED), local)
+
+
+def test_a_shipped_migration_not_applied(loyalty_db: str, tmp_path: Path, local: Target) -> None:
+    folder = migrations_folder(tmp_path, [*SHIPPED, "20240701000000_loyalty_tiers"])
+    with pytest.raises(CheckFailed) as failed:
+        postgres.verify(prisma_check(loyalty_db, migrations_dir=str(folder)), local)
+    assert failed.value.found == "_prisma_migrations: 1 not applied: 20240701000000_loyalty_tiers"
+    assert failed.value.expected == (
+        f"_prisma_migrations: the 4 migrations of {folder} applied, none unfinished or rolled back"
+    )
+
+
+def test_a_failed_and_a_rolled_back_migration(
+    loyalty_db: str, postgres_server: Postgres, local: Target
+) -> None:
+    with postgres_server.superuser("loyalty") as admin:
+        admin.execute(
+            "UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s", (SHIPPED[1],)
+        )
+        applied(admin, 9, "20240801000000_broken", started="2024-08-01 03:00:00+00", finished=False)
+    check = prisma_check(loyalty_db, migrations=[*SHIPPED, "20240801000000_broken"])
+    with pytest.raises(CheckFailed) as failed:
+        postgres.verify(check, local)
+    assert failed.value.found == (
+        "_prisma_migrations: unfinished (failed or still running): 20240801000000_broken "
+        "(started 2024-08-01 03:00:00Z); rolled back and not applied again: 20240301000000_outbox"
+    )
+    with postgres_server.superuser("loyalty") as admin:
+        applied(admin, 10, SHIPPED[1], started="2024-08-02 00:00:00+00")  # re-applied after the rollback
+        admin.execute("DELETE FROM _prisma_migrations WHERE migration_name = '20240801000000_broken'")
+    postgres.verify(prisma_check(loyalty_db, migrations=SHIPPED), local)
+
+
+def test_applied_but_not_shipped_and_never_ran(
+    loyalty_db: str, postgres_server: Postgres, local: Target
+) -> None:
+    with pytest.raises(CheckFailed) as failed:
+        postgres.verify(prisma_check(loyalty_db, migrations=SHIPPED[:2]), local)
+    assert failed.value.found == (
+        "_prisma_migrations: applied but not shipped (an older image?): 20240615000000_add_indexes"
+    )
+    with pytest.raises(CheckFailed, match="no table _prisma_migrations: prisma migrate deploy never ran"):
+        postgres.verify(prisma_check(postgres_server.dsn(), migrations=SHIPPED), local)
+
+
+def test_the_folders_are_listed_inside_the_api_service(
+    loyalty_db: str, tmp_path: Path, local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker: FakeDocker = install_fake_docker(tmp_path / "docker-bin", monkeypatch)
+    docker.add("map-v12-api-1", service="api")
+    folder = migrations_folder(tmp_path, SHIPPED)
+    source = {"service": "api", "project": "map-v12", "migrations_dir": str(folder)}
+    postgres.verify(prisma_check(loyalty_db, **source), local)
+    with pytest.raises(CheckError, match=r"cannot list /nowhere in compose service api .*No such file"):
+        postgres.verify(prisma_check(loyalty_db, **{**source, "migrations_dir": "/nowhere"}), local)
+
+
+def test_a_prisma_source_is_one_of_them() -> None:
+    with pytest.raises(ValidationError, match=r"set migrations .* or container/service"):
+        prisma_check("x", migrations=SHIPPED, container="api")
+    with pytest.raises(ValidationError, match="String should match pattern"):
+        prisma_check("x", migrations=["-rf"])

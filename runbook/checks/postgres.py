@@ -2,9 +2,10 @@
 
 Each aspect is one function over a read-only session (`runbook.pg`): the
 server answers `SELECT 1` (and how long the connection took), `alembic_version`
-is at the head revision, named tables exist, tables hold at least N rows. A new
-SQL-backed aspect (Prisma's `_prisma_migrations`, say) is a field in the model
-and a function in `ASPECTS`. The database is reached from the runner, or
+is at the head revision (Alembic), every shipped Prisma migration is applied
+and none failed (runbook.prisma), named tables exist, tables hold at least N
+rows. A new SQL-backed aspect is a field in the model and a function in
+`ASPECTS`. The database is reached from the runner, or
 through the host's SSH connection (`via: tunnel`, `container: db`).
 """
 
@@ -17,12 +18,13 @@ import psycopg
 from psycopg import sql
 from pydantic import Field, model_validator
 
-from runbook import migrations, pg
+from runbook import migrations, pg, prisma
 from runbook.hosts import Target
 from runbook.migrations import AlembicHead
 from runbook.model import CheckBase
 from runbook.outcome import CheckFailed, CommandTimeout
 from runbook.pg import Session, TableName
+from runbook.prisma import PrismaMigrations
 from runbook.reach import Reachable
 
 T = TypeVar("T")
@@ -40,7 +42,7 @@ class PostgresCheck(CheckBase, Reachable):
 
     kind: ClassVar[str] = "postgres"
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
-    aspects: ClassVar[tuple[str, ...]] = ("select_one", "alembic_head", "tables", "min_rows")
+    aspects: ClassVar[tuple[str, ...]] = ("select_one", "alembic_head", "tables", "min_rows", "prisma")
 
     dsn: str = Field(min_length=1, description="postgresql://user:${PASSWORD_ENV}@host:5432/db")
     select_one: bool | None = None
@@ -50,6 +52,9 @@ class PostgresCheck(CheckBase, Reachable):
     tables: list[TableName] | None = Field(default=None, min_length=1, description="tables that must exist")
     min_rows: dict[TableName, Annotated[int, Field(ge=0)]] | None = Field(
         default=None, min_length=1, description="table: at least N rows"
+    )
+    prisma: PrismaMigrations | None = Field(
+        default=None, description="_prisma_migrations: every shipped migration applied, none failed"
     )
     timeout: float = Field(default=10.0, gt=0, le=600, description="connect and every statement")
 
@@ -137,6 +142,36 @@ def _min_rows(check: PostgresCheck, target: Target) -> None:
         raise CheckFailed(f"row counts {wanted}", "; ".join(short))
 
 
+def _prisma(check: PostgresCheck, target: Target) -> None:
+    assert check.prisma is not None
+    folders = prisma.shipped(check.prisma, target)
+    table = check.prisma.table
+    query = sql.SQL(
+        "SELECT migration_name, finished_at, rolled_back_at, started_at FROM {} ORDER BY started_at"
+    ).format(pg.table_identifier(table))
+
+    def rows(session: Session) -> list[prisma.Row] | None:
+        try:
+            return [prisma.Row(*row) for row in session.rows(query)]
+        except psycopg.errors.UndefinedTable:
+            return None
+
+    found = _session(check, target, rows)
+    expected = (
+        f"{table}: the {len(folders)} migrations of {check.prisma.describe()} applied, "
+        "none unfinished or rolled back"
+    )
+    if found is None:
+        raise CheckFailed(expected, f"no table {table}: prisma migrate deploy never ran")
+    problems = prisma.problems(folders, found)
+    if problems:
+        raise CheckFailed(
+            expected,
+            f"{table}: {'; '.join(problems)}",
+            {"shipped migrations": "\n".join(folders), table: "\n".join(row.name for row in found)},
+        )
+
+
 def _session(check: PostgresCheck, target: Target, work: Callable[[Session], T]) -> T:
     return pg.with_session(check, target, check.dsn, work, timeout=check.timeout)
 
@@ -146,4 +181,5 @@ ASPECTS: dict[str, Callable[[PostgresCheck, Target], None]] = {
     "alembic_head": _alembic_head,
     "tables": _tables,
     "min_rows": _min_rows,
+    "prisma": _prisma,
 }
