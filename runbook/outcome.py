@@ -33,6 +33,18 @@ class CheckError(Exception):
     """
 
 
+class CheckPassed(Exception):
+    """The check passed and has something to say beyond "ok" ("baseline recorded").
+
+    Raised, so that it travels like a failure from wherever the check ran (runbook.ahead
+    runs checks in other threads); the verdict records a pass with `note` as its message.
+    """
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note
+
+
 class HostUnreachable(CheckError):
     pass
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook import collect, fixtures, keys, logmask, verdict
+from runbook import collect, fixtures, keys, logmask, samples, verdict
 from runbook.ahead import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.collect import GROUP_MARKER
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.model import MARKERS
+from runbook.report.rundir import reports_dir
 from runbook.secrets import SECRETS
 from runbook.shard import ShardSelection, parse_shard
 
@@ -102,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
     SECRETS.add_from_environment()
     logmask.install_log_masking(config)
     config.stash[keys.SYSTEMS] = _load(config)
+    samples.STORE.folder = reports_dir(config) / samples.STATE_FOLDER
     collector = collect.Collector(config.stash[keys.SYSTEMS])
     config.stash[keys.COLLECTOR] = collector
     config.pluginmanager.register(collector, "runbook-collect")

@@ -4,20 +4,31 @@ Names follow the parser: a counter's family is `http_requests`, its samples are
 `http_requests_total` (and `http_requests_created`); a histogram's family has
 `_bucket`, `_count` and `_sum` samples. A description may name either the family
 or the sample; `samples()` accepts both. Kept apart from any check so that a
-Prometheus server source can read the same way.
+Prometheus server source reads the same way: `query()` asks a server's HTTP API
+(`/api/v1/query`, an instant vector) and answers the same `Sample`s.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from runbook import web
 
 OPENMETRICS = "application/openmetrics-text"
 
 
 class NotExposition(ValueError):
     """The text is not Prometheus (or OpenMetrics) exposition text."""
+
+
+class QueryFailed(Exception):
+    """A Prometheus server gave no answer to a query, or refused it (its own words)."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +90,44 @@ def parse(text: str, content_type: str = "") -> Exposition:
     if not families:
         raise NotExposition("not Prometheus text: no metric families")
     return Exposition(families)
+
+
+def query(
+    server: str,
+    promql: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float,
+    verify_tls: bool = True,
+) -> list[Sample]:
+    """The instant vector of `promql` at the server's now; a NaN sample is left out (no rate yet)."""
+    url = f"{server.rstrip('/')}/api/v1/query?{urlencode({'query': promql})}"
+    try:
+        answer = web.fetch("GET", url, headers=dict(headers or {}), timeout=timeout, verify_tls=verify_tls)
+    except (web.NoAnswer, web.RequestFailed) as exc:
+        raise QueryFailed(f"Prometheus {server}: {exc}") from None
+    try:
+        document: Any = json.loads(answer.body)
+    except ValueError:
+        raise QueryFailed(
+            f"Prometheus {server} answered {answer.status}, not JSON: {answer.text[:160]!r}"
+        ) from None
+    if not isinstance(document, dict) or document.get("status") != "success":
+        said = document.get("error") if isinstance(document, dict) else None
+        raise QueryFailed(f"Prometheus {server} refused {promql!r}: {said or answer.text[:160]}")
+    data = document.get("data") or {}
+    if data.get("resultType") != "vector":
+        raise QueryFailed(f"Prometheus {server}: {promql!r} is a {data.get('resultType')}, not a vector")
+    found = []
+    for series in data.get("result") or []:
+        labels = dict(series.get("metric") or {})
+        value = float(series["value"][1])
+        if not math.isnan(value):
+            found.append(Sample(labels.pop("__name__", ""), labels, value))
+    return found
+
+
+def selector(name: str, matchers: Mapping[str, str]) -> str:
+    """'http_requests_total{status=~"5.."}': label regexes quoted as PromQL strings (JSON escapes)."""
+    inner = ",".join(f"{label}=~{json.dumps(pattern)}" for label, pattern in matchers.items())
+    return f"{name}{{{inner}}}" if inner else name

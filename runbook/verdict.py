@@ -19,7 +19,7 @@ import pytest
 
 from runbook import keys
 from runbook.collect import Case, case_of
-from runbook.outcome import CheckError, CheckFailed
+from runbook.outcome import CheckError, CheckFailed, CheckPassed
 from runbook.record import CheckRecord, attach, custom_record, record_of
 from runbook.secrets import SECRETS
 
@@ -79,6 +79,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     record = item.stash.setdefault(keys.RECORD, new_record(item))
     error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, CheckPassed) and report.when == "call":
+        report.outcome, report.longrepr = "passed", None
     _update(record, report, error)
     masked = record.masked()
     if isinstance(error, CheckFailed | CheckError) and report.failed:
@@ -105,7 +107,7 @@ def _update(record: CheckRecord, report: pytest.TestReport, error: BaseException
         elif report.failed:
             record.found = _crash_text(report)
         if report.passed:
-            record.message = "ok"
+            record.message = error.note if isinstance(error, CheckPassed) else "ok"
         elif report.skipped:
             record.message = f"skipped: {_crash_text(report)}"
         else:

@@ -9,8 +9,10 @@ HTTP scenario kind (selftests/loyalty_app.py).
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook.checks import backups, postgres
+from runbook import samples
+from runbook.checks import backups, postgres, rates
 from runbook.checks.backups import BackupCheck
 from runbook.checks.postgres import PostgresCheck
+from runbook.checks.rates import RatesCheck
 from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed
+from runbook.outcome import CheckError, CheckFailed, CheckPassed
 from selftests.data_servers import FakeDocker, Postgres, install_fake_docker
+from selftests.loyalty_app import METRICS_TOKEN, LoyaltyApp, serve
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "Бэкапы", "remedy": "fix it"}
 
@@ -228,3 +233,204 @@ def test_a_prisma_source_is_one_of_them() -> None:
         prisma_check("x", migrations=SHIPPED, container="api")
     with pytest.raises(ValidationError, match="String should match pattern"):
         prisma_check("x", migrations=["-rf"])
+
+
+# -- rates: the suite's own samples -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loyalty_server() -> Iterator[tuple[LoyaltyApp, str]]:
+    app = LoyaltyApp()
+    yield from ((app, base) for base in serve(app))
+
+
+@pytest.fixture
+def loyalty(
+    loyalty_server: tuple[LoyaltyApp, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[LoyaltyApp, str]:
+    """The API with fresh metrics and purchases, no proxy before loopback, samples in tmp_path."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(samples.STORE, "folder", tmp_path / ".state")
+    app, base = loyalty_server
+    app.restart()
+    app.purchases.clear()
+    app.slow_ms, app.balance_broken = 0, False
+    return app, base
+
+
+class Clock:
+    """The runner's clock as the rates kind reads it, moved on by the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1_800_000_000.0
+        monkeypatch.setattr(rates.time, "time", lambda: self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
+def rates_check(base: str, **fields: Any) -> RatesCheck:
+    scrape = {"url": f"{base}/metrics", "headers": {"X-Metrics-Token": METRICS_TOKEN}}
+    return RatesCheck(**{**COMMON, "id": "http-5xx", "scrape": scrape, **fields})
+
+
+FIVE_XX = {"metric": "http_requests_total", "labels": {"status": "5.."}, "max_per_minute": 5}
+
+
+def test_the_first_run_records_a_baseline_and_passes(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    app, base = loyalty
+    app.metrics.requests.labels("GET", "500").inc(2)
+    with pytest.raises(CheckPassed) as passed:
+        rates.verify(rates_check(base, **FIVE_XX), local)
+    assert passed.value.note == (
+        f'baseline recorded: 1 series of http_requests_total{{status=~"5.."}} from GET {base}/metrics; '
+        "the next run computes the rate"
+    )
+    stored = json.loads((samples.STORE.folder / "samples.json").read_text())  # type: ignore[operator]
+    assert len(stored["sources"]) == 1
+
+
+def test_5xx_per_minute_since_the_previous_runs(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    app, base = loyalty
+    check = rates_check(base, **FIVE_XX)
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)
+    clock.advance(60)
+    app.metrics.requests.labels("GET", "500").inc(3)  # a series born since the baseline: from 0
+    rates.verify(check, local)
+    clock.advance(60)
+    app.metrics.requests.labels("POST", "502").inc(12)
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(check, local)
+    source = f"samples of this suite, GET {base}/metrics"
+    assert (
+        failed.value.found == f'http_requests_total{{status=~"5.."}} rose 7.5/min > 5/min over 2m ({source})'
+    )
+    assert failed.value.expected == (
+        f'http_requests_total{{status=~"5.."}} rises at most 5/min over 2m ({source})'
+    )
+
+
+def test_a_restart_resets_counters_as_prometheus_counts_it(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    app, base = loyalty
+    check = rates_check(base, metric="loyalty_outbox_dead_total", max_increase=5)
+    app.metrics.dead.inc(40)
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)
+    clock.advance(120)
+    app.restart()  # 40 -> 0, then 4 new dead events: an increase of 4, not -36
+    app.metrics.dead.inc(4)
+    rates.verify(check, local)
+    clock.advance(120)
+    app.metrics.dead.inc(3)
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(check, local)
+    assert failed.value.found == (
+        f"loyalty_outbox_dead_total grew by 7 > 5 over 4m (samples of this suite, GET {base}/metrics)"
+    )
+
+
+def test_only_the_window_counts(loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target) -> None:
+    """Samples older than the window's reference are dropped: old growth stops counting."""
+    app, base = loyalty
+    check = rates_check(base, metric="loyalty_outbox_dead_total", max_increase=5, window="10m")
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)
+    clock.advance(60)
+    app.metrics.dead.inc(9)
+    with pytest.raises(CheckFailed, match="grew by 9 > 5 over 1m"):
+        rates.verify(check, local)
+    clock.advance(660)  # the reference is now the run 11 minutes ago, after the 9
+    rates.verify(check, local)
+
+
+def test_errors_by_provider_name_the_provider(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    app, base = loyalty
+    check = rates_check(
+        base,
+        metric="external_requests_total",
+        labels={"result": "http_error|error"},
+        by=["provider"],
+        max_increase=0,
+    )
+    app.metrics.external.labels("merchant_webhook", "error", "0").inc(5)
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)
+    clock.advance(300)
+    app.metrics.external.labels("telegram", "http_error", "502").inc(2)
+    app.metrics.external.labels("telegram", "error", "0").inc(1)
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(check, local)
+    assert failed.value.found == (
+        'external_requests_total{result=~"http_error|error"} by provider grew by provider=telegram: 3 > 0 '
+        f"over 5m (samples of this suite, GET {base}/metrics)"
+    )
+    assert failed.value.evidence["each group"] == "provider=telegram 3\nprovider=merchant_webhook 0"
+
+
+def test_a_gauge_that_must_not_grow(loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target) -> None:
+    app, base = loyalty
+    check = rates_check(base, metric="loyalty_outbox_pending", type="gauge", max_increase=0)
+    app.metrics.pending.set(50)
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)
+    clock.advance(60)
+    app.metrics.pending.set(20)  # draining
+    rates.verify(check, local)
+    clock.advance(60)
+    app.metrics.pending.set(80)
+    with pytest.raises(CheckFailed, match=r"^loyalty_outbox_pending grew by 30 > 0 over 2m"):
+        rates.verify(check, local)
+
+
+def test_a_metric_the_app_does_not_serve(loyalty: tuple[LoyaltyApp, str], local: Target) -> None:
+    _, base = loyalty
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(rates_check(base, metric="http_requests_totl", max_per_minute=5), local)
+    assert failed.value.found == f"no metric http_requests_totl at GET {base}/metrics"
+    with pytest.raises(CheckFailed, match=r"status 401 != 200"):
+        rates.verify(rates_check(base, **FIVE_XX, scrape={"url": f"{base}/metrics"}), local)
+
+
+def test_two_runs_at_once_keep_each_others_samples(tmp_path: Path) -> None:
+    store = samples.SampleStore(tmp_path)
+
+    def run(number: int) -> None:
+        for moment in range(5):
+            store.record(f"source-{number}", samples.Snapshot(float(moment), {"x": float(number)}), 600)
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = json.loads((tmp_path / "samples.json").read_text())
+    assert sorted(stored["sources"]) == sorted(f"source-{number}" for number in range(16))
+    assert all(len(history) == 5 for history in stored["sources"].values())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["samples.json", "samples.json.lock"]
+
+
+def test_a_rate_description(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"set prometheus .* or scrape"):
+        RatesCheck(**COMMON, id="x", metric="m", max_increase=0)
+    with pytest.raises(ValidationError, match="set exactly one of: max_per_minute, max_increase"):
+        rates_check("http://127.0.0.1:1", metric="m")
+    with pytest.raises(ValidationError, match="not a number: 'five'"):
+        rates_check("http://127.0.0.1:1", metric="m", max_per_minute="five")
+    with pytest.raises(ValidationError, match="String should match pattern"):
+        rates_check("http://127.0.0.1:1", metric="m", max_per_minute=1, by=["provider) or vector(1"])
+    assert rates_check("http://127.0.0.1:1", metric="m", max_per_minute="2.5").max_per_minute == 2.5

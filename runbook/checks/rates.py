@@ -1,0 +1,242 @@
+"""Metric rates and growth (Loyalty API alerting: 5xx per minute, slow requests per minute,
+`loyalty_outbox_dead_total` growth over the window, `loyalty_outbox_pending` not growing,
+`external_requests_total` errors and 429s by provider not rising).
+
+A selector (metric name, label regexes), an optional `by` grouping (each group judged,
+the failure names the one that rose), a window and one limit: per minute or a growth.
+Two sources. With `prometheus: {url: ...}` the server computes it, as a team with
+Prometheus alerts: `sum by (provider) (increase(metric{...}[10m]))` (`delta` for a gauge)
+over its HTTP API. Without one, the suite scrapes the endpoint itself (`scrape:`, as the
+`metrics` kind does) and compares with the samples earlier runs stored (runbook.samples):
+the first run records a baseline and passes saying so; counters that went down were reset
+(the process restarted) and count from zero, as Prometheus counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from runbook import endpoint, prometheus
+from runbook.checks.metrics import METRIC_NAME
+from runbook.endpoint import Endpoint
+from runbook.hosts import Target
+from runbook.model import CheckBase, Duration, Model, format_duration, regex
+from runbook.outcome import CheckError, CheckFailed, CheckPassed
+from runbook.samples import STORE, Snapshot
+
+LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
+ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+SHOWN_GROUPS = 5
+
+
+def _threshold(value: object) -> object:
+    """A number, or `${ENV}` still unset (the run fails that check, naming the variable)."""
+    if isinstance(value, str) and not ENV_REFERENCE.match(value.strip()):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"not a number: {value!r} (write 5, 0.5 or ${{ALERT_...}})") from None
+    return value
+
+
+Threshold = Annotated[float | str, BeforeValidator(_threshold)]
+
+
+class PrometheusServer(Model):
+    """A Prometheus server's HTTP API (`http://prometheus:9090/`), asked from the runner."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
+    headers: dict[str, str] = Field(default={}, description='e.g. {Authorization: "Bearer ${PROM_TOKEN}"}')
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    verify_tls: bool = True
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        return endpoint.valid_headers(headers)
+
+
+class Scrape(Endpoint):
+    """The app's own /metrics, scraped as the `metrics` kind does (runner, host or container)."""
+
+    expect_status: list[int] = [200]
+
+
+class RatesCheck(CheckBase):
+    """How fast a counter rises (or a gauge grows) over a window, against a limit."""
+
+    kind: ClassVar[str] = "rates"
+    aspects: ClassVar[tuple[str, ...]] = ("max_per_minute", "max_increase")
+
+    metric: str = Field(pattern=METRIC_NAME.pattern, max_length=200, description="http_requests_total")
+    labels: dict[LabelName, str] = Field(default={}, description="label -> regex, full match (=~)")
+    by: list[LabelName] = Field(default=[], description="judge each group: [provider]; default: the sum")
+    type: Literal["counter", "gauge"] = Field(
+        default="counter", description="counter: increase, resets count from zero; gauge: delta"
+    )
+    window: Duration = Field(default=600.0, description="10m, as increase(...[10m])")
+    max_per_minute: Threshold | None = Field(default=None, description="e.g. ${ALERT_HTTP_5XX_PER_MIN}")
+    max_increase: Threshold | None = Field(
+        default=None, description="growth over the window: ${ALERT_OUTBOX_DEAD_DELTA}; 0: not growing"
+    )
+    prometheus: PrometheusServer | None = Field(default=None, description="ask this server (PromQL)")
+    scrape: Scrape | None = Field(default=None, description="scrape this endpoint, compare with earlier runs")
+
+    @field_validator("labels")
+    @classmethod
+    def _regexes(cls, labels: dict[str, str]) -> dict[str, str]:
+        return {label: regex(pattern) for label, pattern in labels.items()}
+
+    @field_validator("max_per_minute", "max_increase")
+    @classmethod
+    def _not_negative(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and value < 0:
+            raise ValueError("a limit is 0 or more")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RatesCheck:
+        if (self.prometheus is None) == (self.scrape is None):
+            raise ValueError("set prometheus (a server's URL) or scrape (the app's /metrics), one of them")
+        if self.window < 60:
+            raise ValueError("window: at least 1m")
+        return self
+
+    def series(self) -> str:
+        """'http_requests_total{status=~"5.."}'."""
+        return prometheus.selector(self.metric, self.labels)
+
+
+def verify(check: RatesCheck, target: Target) -> None:
+    limit = check.max_per_minute if check.max_per_minute is not None else check.max_increase
+    if not isinstance(limit, float):
+        raise CheckError(f"the limit {limit!r} was not resolved from the environment")
+    if check.prometheus is not None:
+        growth, span, source = _from_prometheus(check, check.prometheus)
+    else:
+        growth, span, source = _from_scrapes(check, target)
+    _judge(check, limit, growth, span, source)
+
+
+def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: float, source: str) -> None:
+    """Each group's growth over `span` seconds against the limit; CheckFailed naming the groups over it."""
+    per_minute = check.max_per_minute is not None
+    unit = "/min" if per_minute else ""
+    values = {group: value / (span / 60) if per_minute else value for group, value in growth.items()}
+    what = check.series() + (f" by {', '.join(check.by)}" if check.by else "")
+    verb = "rises" if per_minute else "grows"
+    expected = f"{what} {verb} at most {limit:g}{unit} over {format_duration(round(span))} ({source})"
+    over = sorted(((value, group) for group, value in values.items() if value > limit), reverse=True)
+    if not over:
+        return
+    shown = "; ".join(
+        f"{_named(group)}{value:.3g}{unit} > {limit:g}{unit}" for value, group in over[:SHOWN_GROUPS]
+    )
+    more = f" (+{len(over) - SHOWN_GROUPS} more)" if len(over) > SHOWN_GROUPS else ""
+    rose = "rose" if per_minute else "grew by"
+    rest = sorted(values.items(), key=lambda item: -item[1])
+    raise CheckFailed(
+        expected,
+        f"{what} {rose} {shown}{more} over {format_duration(round(span))} ({source})",
+        {"each group": "\n".join(f"{group or '(all)'} {value:g}{unit}" for group, value in rest)},
+    )
+
+
+def _named(group: str) -> str:
+    return f"{group}: " if group else ""
+
+
+def _group(labels: Mapping[str, str], by: Sequence[str]) -> str:
+    """'provider=telegram' (the `by` labels of a series), '' when not grouped."""
+    return ",".join(f"{label}={labels.get(label, '')}" for label in by)
+
+
+# -- a Prometheus server ---------------------------------------------------------------------
+
+
+def promql(check: RatesCheck) -> str:
+    """`sum by (provider) (increase(external_requests_total{result=~"error"}[10m]))`."""
+    function = "increase" if check.type == "counter" else "delta"
+    grouping = f" by ({', '.join(check.by)})" if check.by else ""
+    return f"sum{grouping} ({function}({check.series()}[{int(check.window)}s]))"
+
+
+def _from_prometheus(check: RatesCheck, server: PrometheusServer) -> tuple[dict[str, float], float, str]:
+    source = f"Prometheus {server.url}"
+
+    def ask(query: str) -> list[prometheus.Sample]:
+        return prometheus.query(
+            server.url, query, headers=server.headers, timeout=server.timeout, verify_tls=server.verify_tls
+        )
+
+    try:
+        samples = ask(promql(check))
+        if not samples and not ask(f"count({check.metric})"):
+            raise CheckFailed(
+                f"{check.series()} known to {source}",
+                f"{source} has no series {check.metric} at all (a typo, or it does not scrape the app)",
+            )
+    except prometheus.QueryFailed as exc:
+        raise CheckError(str(exc)) from None
+    growth = {_group(sample.labels, check.by): sample.value for sample in samples}
+    return growth or {"": 0.0}, check.window, source
+
+
+# -- the suite's own samples -----------------------------------------------------------------
+
+
+def _from_scrapes(check: RatesCheck, target: Target) -> tuple[dict[str, float], float, str]:
+    scrape = check.scrape
+    assert scrape is not None
+    values: dict[str, float] = {}
+    known = False
+    now = time.time()
+    for origin in endpoint.origins(scrape, target):
+        answer = endpoint.send(scrape, target, origin)
+        where = endpoint.describe(scrape, origin)
+        endpoint.require_status(answer, scrape.expect_status, where)
+        try:
+            exposition = prometheus.parse(answer.text, answer.headers.get("content-type", ""))
+        except prometheus.NotExposition as exc:
+            raise CheckFailed(f"{where} serves Prometheus text", f"{exc} ({where})") from None
+        known = known or bool(exposition.samples(check.metric))
+        for sample in exposition.samples(check.metric, check.labels):
+            labels = {"instance": str(origin) if origin else scrape.url, **sample.labels}
+            values[json.dumps(sorted(labels.items()))] = sample.value
+    where = endpoint.describe(scrape, None)
+    if not known:
+        raise CheckFailed(f"{check.series()} served by {where}", f"no metric {check.metric} at {where}")
+    source_key = f"{check.id} {target.display} {scrape.url} {check.series()}"
+    history = STORE.record(source_key, Snapshot(now, values), check.window)
+    if len(history) < 2:
+        raise CheckPassed(
+            f"baseline recorded: {len(values)} series of {check.series()} from {where}; "
+            "the next run computes the rate"
+        )
+    growth: dict[str, float] = defaultdict(float)
+    for key, value in _growth(history, check.type).items():
+        growth[_group(dict(json.loads(key)), check.by)] += value
+    span = history[-1].time - history[0].time
+    return dict(growth) or {"": 0.0}, span, f"samples of this suite, {where}"
+
+
+def _growth(history: Sequence[Snapshot], kind: str) -> dict[str, float]:
+    """Per series: a counter's increase over the history (a drop is a restart: it counts from
+    zero, as Prometheus' increase()), or a gauge's last value minus its first."""
+    first, last = history[0], history[-1]
+    if kind == "gauge":
+        return {key: value - first.values.get(key, 0.0) for key, value in last.values.items()}
+    growth: dict[str, float] = defaultdict(float)
+    for before, after in pairwise(history):
+        for key, value in after.values.items():
+            previous = before.values.get(key, 0.0)  # a series born since: it started at zero
+            growth[key] += value - previous if value >= previous else value
+    return dict(growth)

@@ -1,0 +1,116 @@
+"""Scraped counter values kept between runs, so that a run without Prometheus can compute rates.
+
+One JSON file beside the reports (`<reports_dir>/.state/samples.json`), read and
+rewritten under an exclusive `flock` of a lock file next to it and replaced
+atomically (a temporary file renamed over it), so two runs at once (cron and an
+on-call) neither lose each other's samples nor read half a file. Each source (a
+check on one endpoint) keeps a short list of snapshots: those within the window
+it is judged over, and the newest one older than that, its reference.
+
+The folder is set once per run by the plugin (`STORE.folder`), from --reports-dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATE_FOLDER = ".state"
+FILE_NAME = "samples.json"
+VERSION = 1
+MAX_SNAPSHOTS = 500
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The values of every matching series of one scrape, at the runner's clock."""
+
+    time: float
+    values: Mapping[str, float]
+
+
+class SampleStore:
+    """Snapshots by source key, in one file; `folder` None until the plugin sets it."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+
+    def record(self, source: str, snapshot: Snapshot, window: float) -> list[Snapshot]:
+        """Add `snapshot` to the source's history; the history it is judged against (oldest first).
+
+        Kept: the newest snapshot at least `window` old (the reference) and every later one.
+        """
+        with self._locked() as path:
+            document = _read(path)
+            sources = document.setdefault("sources", {})
+            history = [old for old in _history(sources.get(source)) if old.time < snapshot.time]
+            history.append(snapshot)
+            history = _trim(history, snapshot.time - window)
+            sources[source] = [[item.time, dict(item.values)] for item in history]
+            _write(path, document)
+        return history
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Path]:
+        if self.folder is None:
+            raise RuntimeError("the sample store has no folder (set by the runbook plugin at start)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f"{FILE_NAME}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield self.folder / FILE_NAME
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _history(stored: Any) -> list[Snapshot]:
+    """A source's stored snapshots; anything malformed (an edited file) is dropped."""
+    try:
+        return [
+            Snapshot(float(moment), {str(key): float(value) for key, value in values.items()})
+            for moment, values in stored or []
+        ]
+    except (TypeError, ValueError, AttributeError):
+        return []
+
+
+def _trim(history: list[Snapshot], start: float) -> list[Snapshot]:
+    """From the newest snapshot taken at or before `start` on (all if none is that old)."""
+    older = [index for index, item in enumerate(history) if item.time <= start]
+    first = older[-1] if older else 0
+    return history[first:][-MAX_SNAPSHOTS:]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The stored document; a missing, unreadable or foreign file starts afresh (it is only a cache)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"version": VERSION, "sources": {}}
+    if not isinstance(document, dict) or document.get("version") != VERSION:
+        return {"version": VERSION, "sources": {}}
+    return document
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(document, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+STORE = SampleStore()
