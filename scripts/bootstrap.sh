@@ -32,6 +32,7 @@ APT_PACKAGES=(
   debootstrap        # the Debian root of the lab's systemd hosts (lab/systemd_host.py)
   chromium           # headless rendering of report.html in the project's own tests
   time               # GNU time: peak memory in bench/ (bench_hostile_*.py)
+  prometheus         # a real Prometheus server: the rates kind's PromQL source, proven in selftests
 )
 
 missing=()

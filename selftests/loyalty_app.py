@@ -67,7 +67,8 @@ class LoyaltyApp:
         path = environ["RAW_URI"].split("?", 1)[0]  # as sent: %2F stays %2F
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics":
-            if environ.get("HTTP_X_METRICS_TOKEN") != METRICS_TOKEN:
+            bearer = environ.get("HTTP_AUTHORIZATION") == f"Bearer {METRICS_TOKEN}"  # Prometheus' scrapes
+            if environ.get("HTTP_X_METRICS_TOKEN") != METRICS_TOKEN and not bearer:
                 return 401, {"error": "token"}, "application/json"
             return 200, generate_latest(self.metrics.registry), "text/plain; version=0.0.4"
         if not path.startswith("/api/integrations/"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,15 +21,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook import samples
+from runbook import prometheus, samples
 from runbook.checks import backups, postgres, rates
 from runbook.checks.backups import BackupCheck
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.rates import RatesCheck
 from runbook.hosts import Target
 from runbook.outcome import CheckError, CheckFailed, CheckPassed
-from selftests.data_servers import FakeDocker, Postgres, install_fake_docker
+from selftests.data_servers import FakeDocker, Postgres, free_port, install_fake_docker, wait_for
 from selftests.loyalty_app import METRICS_TOKEN, LoyaltyApp, serve
+from selftests.prometheus_server import start_prometheus
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "Бэкапы", "remedy": "fix it"}
 
@@ -434,3 +436,97 @@ def test_a_rate_description(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="String should match pattern"):
         rates_check("http://127.0.0.1:1", metric="m", max_per_minute=1, by=["provider) or vector(1"])
     assert rates_check("http://127.0.0.1:1", metric="m", max_per_minute="2.5").max_per_minute == 2.5
+
+
+# -- rates: a real Prometheus server ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(loyalty_server: tuple[LoyaltyApp, str]) -> Iterator[str]:
+    _, base = loyalty_server
+    yield from start_prometheus(base.removeprefix("http://"), METRICS_TOKEN)
+
+
+def scraped(prometheus_url: str, query: str, at_least: float) -> None:
+    """Wait until Prometheus answers `query` with a value of at least `at_least`."""
+
+    def seen() -> bool:
+        found = prometheus.query(prometheus_url, query, timeout=5)
+        return bool(found) and found[0].value >= at_least
+
+    wait_for(seen, f"prometheus: {query} >= {at_least}", seconds=30)
+
+
+def prometheus_check(server: str, **fields: Any) -> RatesCheck:
+    return RatesCheck(**{**COMMON, "id": "via-prometheus", "prometheus": {"url": server}, **fields})
+
+
+def test_promql_for_a_check() -> None:
+    check = prometheus_check(
+        "http://127.0.0.1:9",
+        metric="external_requests_total",
+        labels={"result": 'http_error|"error"'},
+        by=["provider"],
+        max_increase=0,
+    )
+    assert rates.promql(check) == (
+        'sum by (provider) (increase(external_requests_total{result=~"http_error|\\"error\\""}[600s]))'
+    )
+    gauge = prometheus_check(
+        "http://127.0.0.1:9", metric="loyalty_outbox_pending", type="gauge", max_increase=0
+    )
+    assert rates.promql(gauge) == "sum (delta(loyalty_outbox_pending[600s]))"
+
+
+def test_rates_from_a_real_prometheus(
+    loyalty: tuple[LoyaltyApp, str], prometheus_url: str, local: Target
+) -> None:
+    app, _ = loyalty
+    server_errors = app.metrics.requests.labels("GET", "500")  # the series exists, at 0
+    telegram_errors = app.metrics.external.labels("telegram", "http_error", "502")
+    # Prometheus counts from a series' second sample: wait until it has seen both at 0.
+    scraped(prometheus_url, 'count_over_time(http_requests_total{status="500"}[1m])', 3)
+    scraped(
+        prometheus_url, 'count_over_time(external_requests_total{provider="telegram",status="502"}[1m])', 3
+    )
+    check = prometheus_check(prometheus_url, **FIVE_XX, window="1m")
+    rates.verify(check, local)
+    by_provider = prometheus_check(
+        prometheus_url,
+        metric="external_requests_total",
+        labels={"result": "http_error|error"},
+        by=["provider"],
+        max_increase=0,
+        window="1m",
+    )
+    rates.verify(by_provider, local)
+    server_errors.inc(60)
+    telegram_errors.inc(4)
+    scraped(prometheus_url, 'sum(increase(http_requests_total{status="500"}[1m]))', 30)
+    scraped(prometheus_url, 'sum(increase(external_requests_total{provider="telegram"}[1m]))', 2)
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(check, local)
+    assert re.fullmatch(
+        rf'http_requests_total\{{status=~"5\.\."\}} rose \d+(\.\d+)?/min > 5/min over 1m '
+        rf"\(Prometheus {prometheus_url}\)",
+        failed.value.found,
+    ), failed.value.found
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(by_provider, local)
+    assert re.fullmatch(
+        r'external_requests_total\{result=~"http_error\|error"\} by provider grew by '
+        rf"provider=telegram: \d+(\.\d+)? > 0 over 1m \(Prometheus {prometheus_url}\)",
+        failed.value.found,
+    ), failed.value.found
+
+
+def test_prometheus_without_the_metric_or_unreachable(prometheus_url: str, local: Target) -> None:
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(prometheus_check(prometheus_url, metric="http_requests_totl", max_per_minute=5), local)
+    assert failed.value.found == (
+        f"Prometheus {prometheus_url} has no series http_requests_totl at all "
+        "(a typo, or it does not scrape the app)"
+    )
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(CheckError, match=rf"Prometheus {closed}: ConnectError"):
+        rates.verify(prometheus_check(closed, **FIVE_XX), local)
