@@ -18,7 +18,8 @@ import pytest
 
 from runbook.secrets import SECRETS
 
-OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "error")
+# "waived": a failure a waiver file accepts (runbook.waivers); it does not fail the run.
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "error", "waived")
 SEVERITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
 CUSTOM_KIND = "custom"
 EVIDENCE_LINES = 40
@@ -48,6 +49,9 @@ class CheckRecord:
     evidence: dict[str, str] = field(default_factory=dict)
     duration: float = 0.0
     phases: list[str] = field(default_factory=list)
+    waiver: str | None = None  # the waiver that accepted (or, expired, no longer accepts) the failure
+    ready_after: float | None = None  # --wait-ready: seconds from the run's start until it turned green
+    attempts: int = 1
 
     @property
     def id(self) -> str:
