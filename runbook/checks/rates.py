@@ -15,14 +15,13 @@ the first run records a baseline and passes saying so; counters that went down w
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from runbook import endpoint, prometheus
 from runbook.checks.metrics import METRIC_NAME
@@ -31,23 +30,10 @@ from runbook.hosts import Target
 from runbook.model import CheckBase, Duration, Model, format_duration, regex
 from runbook.outcome import CheckError, CheckFailed, CheckPassed
 from runbook.samples import STORE, Snapshot
+from runbook.thresholds import Threshold, resolved
 
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
-ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 SHOWN_GROUPS = 5
-
-
-def _threshold(value: object) -> object:
-    """A number, or `${ENV}` still unset (the run fails that check, naming the variable)."""
-    if isinstance(value, str) and not ENV_REFERENCE.match(value.strip()):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"not a number: {value!r} (write 5, 0.5 or ${{ALERT_...}})") from None
-    return value
-
-
-Threshold = Annotated[float | str, BeforeValidator(_threshold)]
 
 
 class PrometheusServer(Model):
@@ -116,9 +102,9 @@ class RatesCheck(CheckBase):
 
 
 def verify(check: RatesCheck, target: Target) -> None:
-    limit = check.max_per_minute if check.max_per_minute is not None else check.max_increase
-    if not isinstance(limit, float):
-        raise CheckError(f"the limit {limit!r} was not resolved from the environment")
+    written = check.max_per_minute if check.max_per_minute is not None else check.max_increase
+    assert written is not None  # one of the two aspects is set
+    limit = resolved(written)
     if check.prometheus is not None:
         growth, span, source = _from_prometheus(check, check.prometheus)
     else:
