@@ -306,7 +306,7 @@ def test_summary_run_header(summary: dict[str, Any]) -> None:
     assert run["marker_expression"] == "daily"
     assert run["systems"] == [SYSTEM]
     assert run["exit_status"] == 1
-    assert run["counts"] == {"passed": 2, "failed": 4, "skipped": 1, "error": 0}
+    assert run["counts"] == {"passed": 2, "failed": 4, "skipped": 1, "error": 0, "waived": 0}
     assert run["failures_by_severity"] == {"P1": 1, "P2": 2, "P3": 1, "P4": 0}
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
     assert stamp.match(run["started"]) and stamp.match(run["finished"])

@@ -4,15 +4,20 @@ Columns System, Check (title and id), Severity, Runbook (section, linked to the
 runbook file when it exists) replace pytest-html's node id column. A failing
 check shows expected / found / remedy / runbook in its details row (open by
 default for failures), with its evidence (command output, log lines, response
-body) inline and attached as text extras. The summary at the top counts
-failures by severity and lists them, most severe first. The environment table
-(pytest-metadata) is scrubbed of credentials by `runbook.report.environment`.
+body) inline and attached as text extras. The top of the report is the morning's
+to-do list: failures by severity and by system, then what changed since the
+previous run of the same scope (new failures, still failing oldest first,
+flapping, resolved; runbook.changes), waivers, then pytest-html's full table.
+Skipped rows give their reason in words, waived rows read "Waived". The
+environment table (pytest-metadata) is scrubbed of credentials by
+`runbook.report.environment`.
 """
 
 from __future__ import annotations
 
 import html
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +26,9 @@ import pytest
 from jinja2 import Environment
 from pytest_html import extras
 
-from runbook.record import record_of
+from runbook import keys
+from runbook.changes import CheckChange, RunChanges, short_time, span
+from runbook.record import CheckRecord, record_of
 from runbook.report.environment import clean_metadata
 from runbook.report.summary import RunRecorder
 from runbook.secrets import SECRETS
@@ -59,6 +66,12 @@ STYLE = """
   .rb-detail details { margin-top: 0.4em; }
   .rb-detail pre { background: #f5f5f5; padding: 6px; max-height: 24em; overflow: auto; }
   .rb-skip { color: #666; }
+  .rb-summary h3 { margin: 1em 0 0.3em 0; }
+  .rb-summary h4 { margin: 0.8em 0 0.2em 0; }
+  .rb-systems { border-collapse: collapse; margin: 0.4em 0; }
+  .rb-systems th, .rb-systems td { padding: 2px 10px; border-bottom: 1px solid #ddd; text-align: left; }
+  .rb-when { color: #555; }
+  .rb-waiver { color: #6a1b9a; }
 </style>
 """
 
@@ -72,6 +85,34 @@ SUMMARY = _templates.from_string(
           title="{{ help.get(severity, '') }}">{{ severity }}: {{ count }}</span>
   {% endfor %}
   </p>
+  <table class="rb-systems" id="rb-systems">
+    <tr><th>System</th><th>Passed</th><th>Failed</th><th>Waived</th><th>Skipped</th><th>Worst</th></tr>
+    {% for name, row in systems_table %}
+    <tr><td>{{ name }}</td><td>{{ row.passed }}</td><td>{{ row.failed + row.error }}</td>
+        <td>{{ row.waived }}</td><td>{{ row.skipped }}</td>
+        <td>{% if row.worst %}<span class="rb-sev rb-{{ row.worst }}">{{ row.worst }}</span>\
+{% else %}&ndash;{% endif %}</td></tr>
+    {% endfor %}
+  </table>
+  {% if changes %}
+  <div class="rb-history" id="rb-history">
+  <h3>Since the previous run ({{ previous }})</h3>
+  {% for heading, key, items in groups %}
+  <h4 class="rb-{{ key }}">{{ heading }} ({{ items|length }})</h4>
+  {% if items %}
+  <ol class="rb-failures rb-{{ key }}">
+  {% for c in items %}
+    <li><span class="rb-sev rb-{{ c.severity or 'none' }}">{{ c.severity or '-' }}</span>
+        <b>{{ c.title }}</b> <span class="rb-id">{{ c.check }}</span>
+        {% if key != 'resolved' %}&mdash; {{ c.found or 'failed' }}{% endif %}
+        <span class="rb-when">{{ when(c) }}</span></li>
+  {% endfor %}
+  </ol>
+  {% endif %}
+  {% endfor %}
+  </div>
+  {% else %}
+  <h4>Failures ({{ failures|length }}) <span class="rb-when">{{ history_note }}</span></h4>
   {% if failures %}
   <ol class="rb-failures">
   {% for f in failures %}
@@ -82,8 +123,23 @@ SUMMARY = _templates.from_string(
   {% else %}
   <p>No failures.</p>
   {% endif %}
+  {% endif %}
+  {% if waivers %}
+  <h4 id="rb-waivers">Waivers</h4>
+  <ul class="rb-waiver">{% for line in waivers %}<li>{{ line }}</li>{% endfor %}</ul>
+  {% endif %}
+  {% if waited %}
+  <h4 id="rb-waited">Waited for readiness (--wait-ready)</h4>
+  <ul>{% for line in waited %}<li>{{ line }}</li>{% endfor %}</ul>
+  {% endif %}
 </div>
 """
+)
+GROUPS = (
+    ("New failures", "new"),
+    ("Still failing, oldest first", "still_failing"),
+    ("Flapping", "flapping"),
+    ("Resolved", "resolved"),
 )
 
 DETAIL = _templates.from_string(
@@ -96,6 +152,7 @@ DETAIL = _templates.from_string(
     <tr><th>runbook</th><td>{% if href %}<a href="{{ href }}" target="_blank">{{ runbook }}</a>\
 {% else %}{{ runbook }}{% endif %}</td></tr>
     <tr><th>host</th><td>{{ host }}</td></tr>
+    {% if waiver %}<tr><th>waiver</th><td class="rb-waiver">{{ waiver }}</td></tr>{% endif %}
   </table>
   {% for name, text, count in evidence %}
   <details><summary>{{ name }} ({{ count }} line{{ 's' if count != 1 }})</summary>
@@ -172,6 +229,18 @@ class HtmlReport:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         _replace_test_column(cells, 'class="col-testId"', self._row(report))
+        record = record_of(report)
+        if record is not None and record.outcome == "waived" and hasattr(report, "wasxfail"):
+            cells[0] = '<td class="col-result">Waived</td>'
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        """A skip's log is its reason in words, not pytest's (path, line, 'Skipped: ...') tuple."""
+        if not report.skipped or hasattr(report, "wasxfail") or not isinstance(report.longrepr, tuple):
+            return
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if data and data[0].startswith(html.escape(report.longreprtext)[:20]):
+            data[0] = html.escape(SECRETS.mask(f"Skipped: {reason}")) + "\n"
 
     def _row(self, report: pytest.TestReport) -> list[str]:
         record = record_of(report)
@@ -214,7 +283,8 @@ class HtmlReport:
         if record is None or not record.is_check:
             return
         added: list[dict[str, Any]] = []
-        if report.failed:
+        waived = record.outcome == "waived" and hasattr(report, "wasxfail")
+        if report.failed or waived:
             evidence = [(name, text) for name, text in record.evidence.items() if text]
             shown = [(name, _last_lines(text), len(text.splitlines())) for name, text in evidence]
             found = record.found or record.message or report.longreprtext.strip()
@@ -226,12 +296,15 @@ class HtmlReport:
                 href=self._href(record.runbook_path),
                 host=record.host,
                 evidence=shown,
+                waiver=record.waiver,
             )
             added.append(extras.html(block))
             added.extend(extras.text(text, name=name) for name, text in evidence)
         elif report.skipped and report.when in {"setup", "call"}:
             reason = record.message or "skipped"
             added.append(extras.html(f'<div class="rb-detail rb-skip">{_text(reason)}</div>'))
+        elif report.passed and report.when == "call" and record.attempts > 1:
+            added.append(extras.html(f'<div class="rb-detail">{_text(_waited(record))}</div>'))
         if added:
             report.extras = [*getattr(report, "extras", []), *added]  # type: ignore[attr-defined]
 
@@ -242,6 +315,9 @@ class HtmlReport:
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
     ) -> None:
         by_severity = self.recorder.failures_by_severity()
+        changes = self.config.stash.get(keys.CHANGES, None)
+        waivers = self.config.stash.get(keys.WAIVERS, None)
+        now = self.recorder.started
         block = SUMMARY.render(
             systems=", ".join(self.recorder.system_names) or "no systems",
             markers=self.recorder.marker_expression or "(all)",
@@ -249,8 +325,41 @@ class HtmlReport:
             by_severity=list(by_severity.items()),
             help=SEVERITY_HELP,
             failures=self.recorder.failures(),
+            systems_table=sorted(self.recorder.by_system().items()),
+            changes=changes,
+            previous=_previous(changes),
+            groups=[(heading, key, getattr(changes, key)) for heading, key in GROUPS] if changes else [],
+            when=lambda change: _when(change, now, changes.policy.runs if changes else 0),
+            history_note="(no run history: --no-history, or the store could not be read)",
+            waivers=waivers.lines() if waivers is not None else [],
+            waited=[_waited(record) for record in self.recorder.records.values() if record.attempts > 1],
         )
         prefix.extend([STYLE, SECRETS.mask(block)])
+
+
+def _previous(changes: RunChanges | None) -> str:
+    if changes is None:
+        return ""
+    if changes.previous is None:
+        return f"first recorded run of {changes.scope}"
+    return f"{changes.scope}, {short_time(changes.previous.started)}"
+
+
+def _when(change: CheckChange, now: datetime, window: int) -> str:
+    """'(since 2026-11-21 08:15 UTC: 2 d, 3 runs)', '(new)', '(4 changes in the last 10 runs)'."""
+    if change.status == "new":
+        return "(new)"
+    if change.status == "flapping":
+        return f"({change.changes} changes of state in the last {window} runs)"
+    if change.status == "resolved":
+        return f"(was red since {short_time(change.since)}, {change.runs} run(s))"
+    return f"(since {short_time(change.since)}: {span(change.lasted(now))}, {change.runs} runs)"
+
+
+def _waited(record: CheckRecord) -> str:
+    if record.ready_after is not None:
+        return f"{record.id}: green {record.ready_after:g} s after the run started, attempt {record.attempts}"
+    return f"{record.id}: still failing after {record.attempts} attempts"
 
 
 def _last_lines(text: str, limit: int = EVIDENCE_LINES) -> str:

@@ -12,12 +12,13 @@ by severity) goes into testsuite-level properties, which xunit2 allows.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 from _pytest.junitxml import xml_key
 
+from runbook import keys
 from runbook.secrets import SECRETS
 
 if TYPE_CHECKING:
@@ -47,8 +48,16 @@ class JunitProperties:
         self._add("systems", ", ".join(self.recorder.system_names))
         self._add("markers", self.recorder.marker_expression or "(all)")
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, Any]:
-        # Before junitxml writes the file (its sessionfinish is a plain hook, run inside this one).
+    # Before junitxml writes the file (a plain hook, not tryfirst), after every wrapper's first
+    # half: the history comparison (runbook.report.comparison) is known by then.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._add("failures_by_severity", severity_counts_text(self.recorder.failures_by_severity()))
-        return (yield)
+        changes = self.config.stash.get(keys.CHANGES, None)
+        if changes is not None:
+            groups = ("new", "still_failing", "flapping", "resolved")
+            self._add("history", " ".join(f"{name}={len(getattr(changes, name))}" for name in groups))
+        waivers = self.config.stash.get(keys.WAIVERS, None)
+        if waivers is not None:
+            counts = (len(waivers.applied()), len(waivers.expired()), len(waivers.stale()))
+            self._add("waivers", "applied={} expired={} stale={}".format(*counts))

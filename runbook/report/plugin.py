@@ -1,10 +1,15 @@
-"""The report plugin: decides where a run's reports go and registers their writers.
+"""The report plugin: decides where a run's reports go and registers their writers and readers.
 
 Called by `runbook.plugin.pytest_configure` (tryfirst), before pytest-html and
-junitxml read their paths. `rundir` picks the paths, `summary` records every
-test, `html` and `junit` add the runbook's facts to pytest-html's and
-junitxml's output, and `RunOutput` (here) finishes the run: summary.json,
-`latest`, and one terminal line saying where everything is.
+junitxml read their paths. The reader options are checked first (`options`), so a
+bad one stops the run before it makes a folder. `rundir` picks the paths, `summary`
+records every test, `runbook.waivers` turns accepted failures into xfails,
+`comparison` records the run in its history and compares it with the previous runs,
+`html` and `junit` add the runbook's facts to pytest-html's and junitxml's output,
+and `RunOutput` (here) finishes the run: summary.json, `latest`, then `handoff`
+(incident.md, bundle, metrics, notifications, retention), and the terminal lines
+saying where everything is. `runbook.readiness` (--wait-ready) is registered where
+tests run, also on xdist workers.
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ from typing import Any
 
 import pytest
 
-from runbook import keys
+from runbook import keys, readiness, waivers
+from runbook.record import CheckRecord
 from runbook.report import rundir
+from runbook.report.comparison import HistoryComparison
+from runbook.report.handoff import Handoff
 from runbook.report.junit import JunitProperties
+from runbook.report.options import ReaderSettings
 from runbook.report.summary import RunRecorder, utc_now
 from runbook.secrets import SECRETS
 
@@ -32,30 +41,39 @@ INFORMATIONAL_OPTIONS = (
 
 
 def configure(config: pytest.Config) -> None:
+    readiness.configure(config)
     if hasattr(config, "workerinput"):  # an xdist worker: the controller writes the reports
         return
     if any(getattr(config.option, name, False) for name in INFORMATIONAL_OPTIONS):
         return
+    settings = ReaderSettings.of(config)
+    waivers.configure(config, settings.waivers, settings.today)
     paths = rundir.plan(config, utc_now())
     config.stash[keys.RUN_PATHS] = paths
     systems = [system.name for system in config.stash.get(keys.SYSTEMS, [])]
     recorder = RunRecorder(config, systems)
     config.pluginmanager.register(recorder, "runbook-summary")
     config.pluginmanager.register(JunitProperties(config, recorder), "runbook-junit")
+    if settings.history is not None:
+        comparison = HistoryComparison(config, recorder, settings.history, settings.flapping, paths.folder)
+        config.pluginmanager.register(comparison, "runbook-history")
     if paths.html is not None and config.pluginmanager.hasplugin("html"):
         from runbook.report.html import HtmlReport
 
         config.pluginmanager.register(HtmlReport(config, recorder, paths.html), "runbook-html")
-    config.pluginmanager.register(RunOutput(config, recorder, paths), "runbook-output")
+    config.pluginmanager.register(RunOutput(config, recorder, paths, settings), "runbook-output")
 
 
 class RunOutput:
-    """summary.json and `latest` once every other writer is done; then the terminal line."""
+    """summary.json and `latest` once every other writer is done, the handoff; then the terminal lines."""
 
-    def __init__(self, config: pytest.Config, recorder: RunRecorder, paths: rundir.RunPaths) -> None:
+    def __init__(
+        self, config: pytest.Config, recorder: RunRecorder, paths: rundir.RunPaths, settings: ReaderSettings
+    ) -> None:
         self.config = config
         self.recorder = recorder
         self.paths = paths
+        self.handoff = Handoff(config, recorder, paths, settings)
         self.problems: list[str] = []
 
     # trylast wrapper: innermost, so this runs after pytest-html and junitxml wrote their files
@@ -72,11 +90,12 @@ class RunOutput:
                 rundir.point_latest(self.paths.folder)
             except OSError as exc:
                 self.problems.append(f"cannot point {rundir.LATEST} at {self.paths.folder.name}: {exc}")
+        self.handoff.run(utc_now())
         return result
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         base = self.config.invocation_params.dir
-        written = [path for path in self.paths.files() if path.exists()]
+        written = [path for path in [*self.paths.files(), *self.handoff.written] if path.exists()]
         if self.paths.folder is not None:
             folder = rundir.display(self.paths.folder, base)
             names = ", ".join(path.name for path in written)
@@ -84,5 +103,16 @@ class RunOutput:
         else:
             line = "runbook reports: " + ", ".join(rundir.display(path, base) for path in written)
         terminalreporter.write_sep("-", SECRETS.mask(line))
-        for problem in self.problems:
+        for record in self.recorder.records.values():
+            if record.attempts > 1:
+                terminalreporter.write_line(SECRETS.mask(f"runbook --wait-ready: {_waited(record)}"))
+        for note in self.handoff.notes:
+            terminalreporter.write_line(SECRETS.mask(f"runbook {note}"))
+        for problem in [*self.problems, *self.handoff.problems]:
             terminalreporter.write_line(SECRETS.mask(f"runbook reports: {problem}"), yellow=True)
+
+
+def _waited(record: CheckRecord) -> str:
+    if record.ready_after is not None:
+        return f"{record.id} green after {record.ready_after:g} s ({record.attempts} attempts)"
+    return f"{record.id} still failing ({record.attempts} attempts)"

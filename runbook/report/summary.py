@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from runbook import keys
 from runbook.record import OUTCOMES, SEVERITIES, CheckRecord, custom_record, record_of
 from runbook.secrets import SECRETS
 
@@ -72,6 +73,9 @@ def entry(record: CheckRecord, rootdir: Path) -> dict[str, Any]:
         "remedy": record.remedy,
         "duration": round(record.duration, 3),
         "nodeid": record.nodeid,
+        "waiver": record.waiver,
+        "ready_after": record.ready_after,
+        "attempts": record.attempts,
     }
 
 
@@ -133,6 +137,21 @@ class RunRecorder:
                 counts[severity] = counts.get(severity, 0) + 1
         return counts
 
+    def by_system(self) -> dict[str, dict[str, Any]]:
+        """Per system: its checks' outcomes counted and its worst failed severity (the HTML top)."""
+        systems: dict[str, dict[str, Any]] = {}
+        order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+        for record in self.records.values():
+            if not record.is_check:
+                continue
+            row = systems.setdefault(record.system, {**dict.fromkeys(OUTCOMES, 0), "worst": None})
+            row[record.outcome] = row.get(record.outcome, 0) + 1
+            if record.failed and record.severity:
+                worst = row["worst"]
+                if worst is None or order[record.severity] < order.get(worst, len(order)):
+                    row["worst"] = record.severity
+        return systems
+
     def failures(self) -> list[dict[str, Any]]:
         """Failed and errored records, most severe first (the top of the HTML report)."""
         order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
@@ -152,7 +171,15 @@ class RunRecorder:
             "counts": self.counts(),
             "failures_by_severity": self.failures_by_severity(),
         }
-        return {"format": FORMAT, "run": mask_all(header), "checks": self.entries()}
+        changes = self.config.stash.get(keys.CHANGES, None)
+        waivers = self.config.stash.get(keys.WAIVERS, None)
+        return {
+            "format": FORMAT,
+            "run": mask_all(header),
+            "checks": self.entries(),
+            "history": None if changes is None else mask_all(changes.to_json()),
+            "waivers": None if waivers is None else mask_all(waivers.to_json()),
+        }
 
     def write(self, path: Path, exitstatus: int | None) -> None:
         """Written to a temporary name and renamed: a reader never sees half a file."""
