@@ -18,6 +18,7 @@ from runbook.ahead import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.collect import GROUP_MARKER
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.model import MARKERS
+from runbook.report import options as report_options
 from runbook.report.rundir import reports_dir
 from runbook.secrets import SECRETS
 from runbook.shard import ShardSelection, parse_shard
@@ -84,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="check only the hosts of shard K of N (hosts split by hash; join with python -m runbook.merge)",
     )
+    report_options.add_options(parser)  # history, incident ticket, waivers, alerts, the smoke gate
     # No default: installed elsewhere, the plugin stays inert until a project names its systems.
     parser.addini("runbook_systems", "default for --systems", default="")
     parser.addini("runbook_reports_dir", "default for --reports-dir", default="reports")
