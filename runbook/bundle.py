@@ -101,6 +101,10 @@ def open_references(reports_dir: Path) -> set[str]:
     return referenced
 
 
+def is_open(folder: Path) -> bool:
+    return bool(_read_json(folder / MANIFEST).get("open"))
+
+
 def close(folder: Path, closed: str) -> bool:
     """Mark the bundle of `folder` closed; False when it has none or it was closed already."""
     manifest = folder / MANIFEST
