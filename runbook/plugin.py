@@ -15,6 +15,7 @@ import pytest
 
 from runbook import collect, fixtures, keys, logmask, samples, verdict
 from runbook.ahead import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
+from runbook.checks import scenario
 from runbook.collect import GROUP_MARKER
 from runbook.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.model import MARKERS
@@ -106,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     logmask.install_log_masking(config)
     config.stash[keys.SYSTEMS] = _load(config)
     samples.STORE.folder = reports_dir(config) / samples.STATE_FOLDER
+    scenario.WRITES_ALLOWED = bool(config.getoption("runbook_allow_writes"))
     collector = collect.Collector(config.stash[keys.SYSTEMS])
     config.stash[keys.COLLECTOR] = collector
     config.pluginmanager.register(collector, "runbook-collect")

@@ -22,14 +22,15 @@ import pytest
 from pydantic import ValidationError
 
 from runbook import prometheus, samples
-from runbook.checks import backups, postgres, rates
+from runbook.checks import backups, postgres, rates, scenario
 from runbook.checks.backups import BackupCheck
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.rates import RatesCheck
+from runbook.checks.scenario import ScenarioCheck
 from runbook.hosts import Target
 from runbook.outcome import CheckError, CheckFailed, CheckPassed
 from selftests.data_servers import FakeDocker, Postgres, free_port, install_fake_docker, wait_for
-from selftests.loyalty_app import METRICS_TOKEN, LoyaltyApp, serve
+from selftests.loyalty_app import API_KEY, CUSTOMER_ID, METRICS_TOKEN, USER_TOKEN, LoyaltyApp, serve
 from selftests.prometheus_server import start_prometheus
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "Бэкапы", "remedy": "fix it"}
@@ -530,3 +531,155 @@ def test_prometheus_without_the_metric_or_unreachable(prometheus_url: str, local
     closed = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(CheckError, match=rf"Prometheus {closed}: ConnectError"):
         rates.verify(prometheus_check(closed, **FIVE_XX), local)
+
+
+# -- scenario: smoke-integrations.sh -----------------------------------------------------------------
+
+
+def smoke_steps(outlet: str = "outlet-7") -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "code",
+            "method": "POST",
+            "url": "/api/integrations/code",
+            "json": {"user_token": USER_TOKEN},
+            "json_conditions": [{"path": "customer.id", "exists": True}],
+            "capture": {"customer_id": "customer.id"},
+            "max_ms": 2000,
+        },
+        {
+            "name": "balance",
+            "url": "/api/integrations/customers/{{customer_id}}/balance",
+            "json_conditions": [{"path": "balance", "min": 0}],
+            "max_ms": "800",
+        },
+        {
+            "name": "purchase",
+            "method": "POST",
+            "url": "/api/integrations/purchases",
+            "json": {
+                "customer_id": "{{customer_id}}",
+                "outlet_id": outlet,
+                "note": "smoke for {{customer_id}}",
+            },
+            "expect_status": [201],
+            "capture": {"purchase_id": "id"},
+            "mutates": True,
+        },
+    ]
+
+
+def scenario_check(base: str, **fields: Any) -> ScenarioCheck:
+    defaults = {
+        "id": "smoke-integrations",
+        "base_url": base,
+        "headers": {"X-Api-Key": API_KEY},
+        "steps": smoke_steps(),
+        "allow_mutations_env": "SMOKE_ALLOW_MUTATIONS",
+    }
+    return ScenarioCheck(**{**COMMON, **defaults, **fields})
+
+
+def test_the_smoke_scenario_skips_mutations_unless_allowed(
+    loyalty: tuple[LoyaltyApp, str], local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, base = loyalty
+    monkeypatch.setenv("SMOKE_ALLOW_MUTATIONS", "0")
+    with pytest.raises(CheckPassed) as passed:
+        scenario.verify(scenario_check(base), local)
+    assert passed.value.note == (
+        "2 of 3 steps passed; "
+        "skipped purchase (mutates: runs only with --allow-writes or SMOKE_ALLOW_MUTATIONS=1)"
+    )
+    assert app.purchases == []
+    monkeypatch.setenv("SMOKE_ALLOW_MUTATIONS", "1")
+    scenario.verify(scenario_check(base), local)
+    assert app.purchases == [
+        {"customer_id": CUSTOMER_ID, "outlet_id": "outlet-7", "note": f"smoke for {CUSTOMER_ID}"}
+    ]
+
+
+def test_allow_writes_runs_the_mutations_too(
+    loyalty: tuple[LoyaltyApp, str], local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, base = loyalty
+    monkeypatch.delenv("SMOKE_ALLOW_MUTATIONS", raising=False)
+    monkeypatch.setattr(scenario, "WRITES_ALLOWED", True)
+    steps = [*smoke_steps(), {"name": "again", "url": "/api/integrations/customers/{{customer_id}}/balance"}]
+    scenario.verify(scenario_check(base, steps=steps), local)
+    assert len(app.purchases) == 1
+
+
+def test_a_step_over_its_time_limit(
+    loyalty: tuple[LoyaltyApp, str], local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, base = loyalty
+    app.slow_ms = 300
+    steps = smoke_steps()[:2]
+    steps[1]["max_ms"] = 100
+    with pytest.raises(CheckFailed) as failed:
+        scenario.verify(scenario_check(base, steps=steps), local)
+    where = f"step balance: GET {base}/api/integrations/customers/c%2F42%20x/balance"
+    assert re.fullmatch(rf"answered in (\d+)ms > 100ms \({re.escape(where)}\)", failed.value.found), (
+        failed.value.found
+    )
+
+
+def test_a_failing_step_says_which_and_shows_the_body(loyalty: tuple[LoyaltyApp, str], local: Target) -> None:
+    app, base = loyalty
+    app.balance_broken = True
+    with pytest.raises(CheckFailed) as failed:
+        scenario.verify(scenario_check(base), local)
+    where = f"step balance: GET {base}/api/integrations/customers/c%2F42%20x/balance"
+    assert re.fullmatch(rf"status 500 != 200 \({re.escape(where)}, \d+ms\)", failed.value.found), (
+        failed.value.found
+    )
+    assert failed.value.evidence["response body of step balance"] == '{"error": "db"}'
+
+
+def test_a_wrong_key_and_a_missing_capture(loyalty: tuple[LoyaltyApp, str], local: Target) -> None:
+    _, base = loyalty
+    with pytest.raises(CheckFailed, match=r"^status 401 != 200 \(step code: POST "):
+        scenario.verify(scenario_check(base, headers={"X-Api-Key": "wrong"}), local)
+    steps = smoke_steps()[:2]
+    steps[0]["capture"] = {"customer_id": "customer.uuid"}
+    with pytest.raises(CheckFailed) as failed:
+        scenario.verify(scenario_check(base, steps=steps), local)
+    assert failed.value.found == f"customer.uuid is absent (step code: POST {base}/api/integrations/code)"
+
+
+def test_captured_values_go_into_the_path_headers_and_json_only() -> None:
+    base = "http://127.0.0.1:9"
+    with pytest.raises(ValidationError, match="go into the path only"):
+        scenario_check(base, steps=[{"name": "a", "url": "/x?id={{customer_id}}"}])
+    with pytest.raises(ValidationError, match="go into the path only"):
+        scenario_check(base, steps=[{"name": "a", "url": "http://{{host}}/x"}])
+    with pytest.raises(ValidationError, match="step b: customer_id not captured by an earlier step"):
+        scenario_check(base, steps=[{"name": "a", "url": "/a"}, {"name": "b", "url": "/c/{{customer_id}}"}])
+    with pytest.raises(ValidationError, match="is a path: set base_url"):
+        scenario_check(base, base_url=None, steps=[{"name": "a", "url": "/a"}])
+
+
+def test_a_captured_line_break_cannot_become_a_header(local: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    check = scenario_check(
+        "http://127.0.0.1:9",
+        steps=[
+            {"name": "a", "url": "/a", "capture": {"x": "x"}},
+            {"name": "b", "url": "/b", "headers": {"X-Trace": "{{x}}"}},
+        ],
+    )
+    monkeypatch.setattr(scenario, "_run", _fake_first_step(scenario._run))
+    with pytest.raises(CheckFailed) as failed:
+        scenario.verify(check, local)
+    assert failed.value.found == (
+        "header X-Trace: a value has no line break or NUL (step b: GET http://127.0.0.1:9/b)"
+    )
+
+
+def _fake_first_step(real: Any) -> Any:
+    def run(check: ScenarioCheck, step: Any, captured: dict[str, Any]) -> dict[str, Any]:
+        if step.name == "a":
+            return {"x": "v\r\nInjected: 1"}
+        return real(check, step, captured)  # type: ignore[no-any-return]
+
+    return run
