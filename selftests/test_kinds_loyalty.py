@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from selftests.data_servers import FakeDocker, Postgres, free_port, install_fake
 from selftests.loyalty_app import API_KEY, CUSTOMER_ID, METRICS_TOKEN, USER_TOKEN, LoyaltyApp, serve
 from selftests.prometheus_server import start_prometheus
 
+ROOT = Path(__file__).resolve().parents[1]
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "Бэкапы", "remedy": "fix it"}
 
 
@@ -683,3 +685,85 @@ def _fake_first_step(real: Any) -> Any:
         return real(check, step, captured)  # type: ignore[no-any-return]
 
     return run
+
+
+# -- a whole run, as an operator starts it -------------------------------------------------------------
+
+WHOLE_RUN = """\
+system: loyalty-api
+runbook: loyalty-api.md
+hosts: {{server: "local://"}}
+x-remedy: &remedy проверьте БД, Redis и внешний интеграционный эндпоинт
+checks:
+  rates:
+    - {{id: http-5xx-rate, title: 5xx per minute under ALERT_HTTP_5XX_PER_MIN, metric: http_requests_total,
+       labels: {{status: "5.."}}, window: 10m, max_per_minute: "${{ALERT_HTTP_5XX_PER_MIN}}",
+       scrape: {{url: "{base}/metrics", headers: {{X-Metrics-Token: "${{LOYALTY_METRICS_TOKEN}}"}}}},
+       severity: P2, section: Наблюдаемость и алерты, remedy: *remedy}}
+  scenario:
+    - id: smoke-integrations
+      title: the integration API's minimal scenario
+      base_url: "{base}"
+      headers: {{X-Api-Key: "${{INTEGRATION_API_KEY}}"}}
+      allow_mutations_env: SMOKE_ALLOW_MUTATIONS
+      steps: {steps}
+      severity: P2
+      section: Интеграционный smoke
+      remedy: *remedy
+"""
+
+
+def test_a_whole_run_records_a_baseline_then_judges_the_rate(
+    loyalty: tuple[LoyaltyApp, str], tmp_path: Path
+) -> None:
+    app, base = loyalty
+    steps = json.dumps(smoke_steps()).replace(USER_TOKEN, "${SMOKE_USER_TOKEN}")
+    description = tmp_path / "loyalty-api.yml"
+    description.write_text(WHOLE_RUN.format(base=base, steps=steps), encoding="utf-8")
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")},
+        "ALERT_HTTP_5XX_PER_MIN": "5",
+        "LOYALTY_METRICS_TOKEN": METRICS_TOKEN,
+        "INTEGRATION_API_KEY": API_KEY,
+        "SMOKE_USER_TOKEN": USER_TOKEN,
+        "SMOKE_ALLOW_MUTATIONS": "0",
+    }
+    reports = tmp_path / "reports"
+
+    def run(*args: str, unset: str = "") -> dict[str, dict[str, Any]]:
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={description}"]
+        command += [f"--reports-dir={reports}", *args]
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={key: value for key, value in environment.items() if key != unset},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+        summary = json.loads((reports / "latest" / "summary.json").read_text(encoding="utf-8"))
+        return {record["check_id"]: record for record in summary["checks"]}
+
+    first = run()
+    assert first["http-5xx-rate"]["outcome"] == "passed"
+    assert first["http-5xx-rate"]["message"].startswith("baseline recorded: 0 series of http_requests_total")
+    assert first["smoke-integrations"]["outcome"] == "passed"
+    assert first["smoke-integrations"]["message"] == (
+        "2 of 3 steps passed; "
+        "skipped purchase (mutates: runs only with --allow-writes or SMOKE_ALLOW_MUTATIONS=1)"
+    )
+    assert (reports / ".state" / "samples.json").exists()
+    app.metrics.requests.labels("GET", "503").inc(1000)
+    second = run("--allow-writes")
+    assert second["http-5xx-rate"]["outcome"] == "failed"
+    assert re.search(
+        r'http_requests_total\{status=~"5\.\."\} rose \d+/min > 5/min', second["http-5xx-rate"]["message"]
+    )
+    assert second["smoke-integrations"]["message"] == "ok"
+    assert len(app.purchases) == 1
+    unset = run("-k", "5xx", unset="ALERT_HTTP_5XX_PER_MIN")
+    assert unset["http-5xx-rate"]["outcome"] == "failed"
+    assert "environment variable ALERT_HTTP_5XX_PER_MIN not set" in unset["http-5xx-rate"]["message"]
+    written = [path.read_text(errors="replace") for path in reports.glob("**/*") if path.is_file()]
+    assert not [text for text in written if API_KEY in text or USER_TOKEN in text or METRICS_TOKEN in text]

@@ -124,7 +124,7 @@ def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: f
     if not over:
         return
     shown = "; ".join(
-        f"{_named(group)}{value:.3g}{unit} > {limit:g}{unit}" for value, group in over[:SHOWN_GROUPS]
+        f"{_named(group)}{_number(value)}{unit} > {limit:g}{unit}" for value, group in over[:SHOWN_GROUPS]
     )
     more = f" (+{len(over) - SHOWN_GROUPS} more)" if len(over) > SHOWN_GROUPS else ""
     rose = "rose" if per_minute else "grew by"
@@ -134,6 +134,11 @@ def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: f
         f"{what} {rose} {shown}{more} over {format_duration(round(span))} ({source})",
         {"each group": "\n".join(f"{group or '(all)'} {value:g}{unit}" for group, value in rest)},
     )
+
+
+def _number(value: float) -> str:
+    """'7.5', '0.333', '40200': three significant digits, never an exponent."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _named(group: str) -> str:
