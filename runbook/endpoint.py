@@ -12,9 +12,9 @@ host seam caps.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from runbook import docker_host, web
 from runbook.docker_host import Container
@@ -62,6 +62,10 @@ def valid_headers(headers: dict[str, str]) -> dict[str, str]:
         if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError(f"header {name}: a value has no line break or NUL")
     return headers
+
+
+# Request headers as a description writes them, checked by valid_headers.
+Headers = Annotated[dict[str, str], AfterValidator(valid_headers)]
 
 
 def origins(endpoint: Endpoint, target: Target) -> list[Container | None]:

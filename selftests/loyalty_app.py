@@ -14,11 +14,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from selftests import map_app
+from selftests.map_app import QuietHandler
 
 METRICS_TOKEN = "metrics-token-4711"
 API_KEY = "integration-key-0815"
@@ -94,11 +95,7 @@ class LoyaltyApp:
         return 404, {"error": f"no route {method} {path}"}, "application/json"
 
 
-class ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class RawPathHandler(WSGIRequestHandler):
+class RawPathHandler(QuietHandler):
     """Passes the request target as sent (RAW_URI), which PATH_INFO gives only unquoted."""
 
     def get_environ(self) -> dict[str, Any]:
@@ -106,17 +103,7 @@ class RawPathHandler(WSGIRequestHandler):
         environ["RAW_URI"] = self.path
         return environ
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
 
 def serve(app: LoyaltyApp) -> Iterator[str]:
     """Serve `app` on a loopback port while the generator runs; yields the base URL."""
-    server = make_server("127.0.0.1", 0, app, server_class=ThreadingServer, handler_class=RawPathHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from map_app.serve(app, handler_class=RawPathHandler)

@@ -125,9 +125,9 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(app: App) -> Iterator[str]:
-    """Serve `app` on a loopback port for the duration of the generator; yields the base URL."""
-    server = make_server("127.0.0.1", 0, app, server_class=ThreadingServer, handler_class=QuietHandler)
+def serve(app: Any, handler_class: type[WSGIRequestHandler] = QuietHandler) -> Iterator[str]:
+    """Serve the WSGI `app` on a loopback port for the duration of the generator; yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, server_class=ThreadingServer, handler_class=handler_class)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from runbook import endpoint, prometheus
 from runbook.checks.metrics import METRIC_NAME
-from runbook.endpoint import Endpoint
+from runbook.endpoint import Endpoint, Headers
 from runbook.hosts import Target
 from runbook.model import CheckBase, Duration, Model, format_duration, regex
 from runbook.outcome import CheckError, CheckFailed, CheckPassed
@@ -40,14 +40,9 @@ class PrometheusServer(Model):
     """A Prometheus server's HTTP API (`http://prometheus:9090/`), asked from the runner."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
-    headers: dict[str, str] = Field(default={}, description='e.g. {Authorization: "Bearer ${PROM_TOKEN}"}')
+    headers: Headers = Field(default={}, description='e.g. {Authorization: "Bearer ${PROM_TOKEN}"}')
     timeout: float = Field(default=10.0, gt=0, le=120)
     verify_tls: bool = True
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return endpoint.valid_headers(headers)
 
 
 class Scrape(Endpoint):

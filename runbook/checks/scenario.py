@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from runbook import web
 from runbook.checks.http import BODY_EVIDENCE
-from runbook.endpoint import valid_headers
+from runbook.endpoint import Headers, valid_headers
 from runbook.hosts import Target
 from runbook.json_conditions import MISSING, JsonCondition, lookup
 from runbook.model import CheckBase, Model
@@ -46,18 +46,13 @@ class Step(Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=80)
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     url: str = Field(min_length=1, max_length=4096, description="absolute, or a path under base_url")
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     json_body: Any = Field(default=None, alias="json", description="a JSON body ({{name}} in strings)")
     expect_status: list[int] = [200]
     json_conditions: list[JsonCondition] = []
     capture: dict[str, str] = Field(default={}, description="name -> JSON path of the answer")
     max_ms: Threshold | None = Field(default=None, description="answer time limit: 800 or ${SMOKE_MAX_MS_X}")
     mutates: bool = Field(default=False, description="changes data: runs only when mutations are allowed")
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return valid_headers(headers)
 
     @field_validator("url")
     @classmethod
@@ -104,11 +99,6 @@ class ScenarioCheck(CheckBase):
     )
     timeout: float = Field(default=10.0, gt=0, le=120, description="each step's deadline, seconds")
     verify_tls: bool = True
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return valid_headers(headers)
 
     @model_validator(mode="after")
     def _coherent(self) -> ScenarioCheck:
