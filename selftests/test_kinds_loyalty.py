@@ -23,10 +23,11 @@ import pytest
 from pydantic import ValidationError
 
 from runbook import prometheus, samples
-from runbook.checks import backups, postgres, rates, scenario
+from runbook.checks import backups, postgres, rates, restore, scenario
 from runbook.checks.backups import BackupCheck
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.rates import RatesCheck
+from runbook.checks.restore import RestoreCheck
 from runbook.checks.scenario import ScenarioCheck
 from runbook.hosts import Target
 from runbook.outcome import CheckError, CheckFailed, CheckPassed
@@ -122,6 +123,44 @@ def test_not_a_dump_or_an_empty_one(text: bytes, said: str, tmp_path: Path, loca
     with pytest.raises(CheckFailed) as failed:
         backups.verify(sql_gz_check(tmp_path, integrity=True), local)
     assert failed.value.found == f"{path} {said}"
+
+
+def sql_gz_restore(postgres_server: Postgres, folder: Path) -> RestoreCheck:
+    return RestoreCheck(
+        **COMMON,
+        id="restore",
+        directory=str(folder),
+        pattern="backup_*.sql.gz",
+        format="sql_gz",
+        dsn=postgres_server.dsn(),
+        tables=["users", "markers"],
+    )
+
+
+def scratch_left(postgres_server: Postgres) -> list[str]:
+    return [name for name in postgres_server.databases() if name.startswith(restore.SCRATCH_PREFIX)]
+
+
+def test_a_sql_gz_dump_restores_into_a_scratch_database(
+    postgres_server: Postgres, plain_dump: bytes, tmp_path: Path, local: Target
+) -> None:
+    put_sql_gz(tmp_path, plain_dump)
+    restore.verify(sql_gz_restore(postgres_server, tmp_path), local)
+    assert scratch_left(postgres_server) == []
+
+
+def test_a_sql_gz_dump_that_does_not_restore(
+    postgres_server: Postgres, plain_dump: bytes, tmp_path: Path, local: Target
+) -> None:
+    renamed = plain_dump.replace(b"CREATE TABLE public.markers (", b"CREATE TABLE public.markers_x (", 1)
+    path = put_sql_gz(tmp_path, renamed)
+    failed_restore = r'^psql into runbook_scratch_[0-9a-f]{12} failed: .*"public.markers" does not exist'
+    with pytest.raises(CheckFailed, match=failed_restore):
+        restore.verify(sql_gz_restore(postgres_server, tmp_path), local)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CheckFailed, match=r"is corrupt: EOFError: Compressed file ended"):
+        restore.verify(sql_gz_restore(postgres_server, tmp_path), local)
+    assert scratch_left(postgres_server) == []
 
 
 # -- postgres: Prisma migrations ---------------------------------------------------------------------

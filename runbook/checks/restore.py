@@ -12,15 +12,19 @@ the runner's way needs nothing on the host but `cat`, keeps the password in a
 local process's environment (never on the host's command lines), and its
 deadline and kill are the runner's own. The price: the dump crosses the
 network once, and the runner's pg_restore must be as new as the pg_dump that
-made the dump (an older one says so, and the check could not look).
+made the dump (an older one says so, and the check could not look). A plain
+dump piped through gzip (`format: sql_gz`, `backup_YYYYMMDD.sql.gz`) is
+decompressed on the runner and fed to psql with ON_ERROR_STOP instead.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import secrets
-from typing import ClassVar
+import zlib
+from typing import IO, ClassVar, Literal
 
 import psycopg
 from psycopg import sql
@@ -43,6 +47,8 @@ ADMIN_TIMEOUT = 60.0
 Counts = dict[str, int | None]  # rows per table; None: no such table
 log = logging.getLogger(__name__)
 RESTORE = ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"]
+# A plain SQL dump: stop at the first error, no ~/.psqlrc, only errors on stderr.
+PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--output=/dev/null"]
 
 
 class RestoreCheck(CheckBase, Reachable):
@@ -60,6 +66,10 @@ class RestoreCheck(CheckBase, Reachable):
     dsn: str = Field(min_length=1, description="the live database: only counted, read-only")
     maintenance_db: str = Field(
         default="postgres", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$", description="where CREATE/DROP run"
+    )
+    format: Literal["pg_custom", "sql_gz"] = Field(
+        default="pg_custom",
+        description="pg_custom (pg_dump -Fc, pg_restore) or sql_gz (pg_dump | gzip, psql)",
     )
     tables: list[TableName] = Field(min_length=1, description="tables whose row counts are compared")
     tolerance_percent: float = Field(default=10.0, ge=0, le=100, description="restored vs live rows")
@@ -118,13 +128,19 @@ def _restore(check: RestoreCheck, target: Target, path: str, scratch: str) -> No
     password = params.pop("password", None)
     params.update(application_name=f"{pg.APPLICATION_NAME}-restore", connect_timeout="10")
     environment = {**os.environ, **({"PGPASSWORD": password} if password else {})}
-    argv = [*RESTORE, f"--dbname={make_conninfo(**params)}"]
+    program = RESTORE if check.format == "pg_custom" else PSQL
+    argv = [*program, f"--dbname={make_conninfo(**params)}"]
     try:
         with target.open_stream(path, check.timeout) as stream:
-            (done,) = feed_processes(stream, [argv], timeout=check.timeout, env=environment)
+            source: IO[bytes] = gzip.GzipFile(fileobj=stream) if check.format == "sql_gz" else stream
+            (done,) = feed_processes(source, [argv], timeout=check.timeout, env=environment)
     except FileNotFoundError:
         raise CheckError(
-            "pg_restore is not installed on the runner (apt-get install postgresql-client)"
+            f"{program[0]} is not installed on the runner (apt-get install postgresql-client)"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise CheckFailed(
+            f"{path} restores into a scratch database", f"{path} is corrupt: {type(exc).__name__}: {exc}"
         ) from None
     except TransportTimeout:
         raise CommandTimeout(f"restoring {path} took longer than {check.timeout:g}s") from None
@@ -135,7 +151,7 @@ def _restore(check: RestoreCheck, target: Target, path: str, scratch: str) -> No
         tunnel_said = tunnel.said()
         raise CheckFailed(
             f"{path} restores into a scratch database",
-            f"pg_restore into {scratch} failed: {said}",
+            f"{program[0]} into {scratch} failed: {said}",
             {"tunnel": tunnel_said} if tunnel_said else None,
         )
 
