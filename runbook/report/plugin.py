@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from runbook import keys, readiness, waivers
+from runbook.history import HistoryError, HistoryStore
 from runbook.record import CheckRecord
 from runbook.report import rundir
 from runbook.report.comparison import HistoryComparison
@@ -48,6 +49,7 @@ def configure(config: pytest.Config) -> None:
         return
     settings = ReaderSettings.of(config)
     waivers.configure(config, settings.waivers, settings.today)
+    _open_history(settings.history)
     paths = rundir.plan(config, utc_now())
     config.stash[keys.RUN_PATHS] = paths
     systems = [system.name for system in config.stash.get(keys.SYSTEMS, [])]
@@ -62,6 +64,16 @@ def configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(HtmlReport(config, recorder, paths.html), "runbook-html")
     config.pluginmanager.register(RunOutput(config, recorder, paths, settings), "runbook-output")
+
+
+def _open_history(location: str | None) -> None:
+    """A history store that cannot be reached is a runner set up wrong: stop before checking."""
+    if location is None:
+        return
+    try:
+        HistoryStore.open(location).close()
+    except HistoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 class RunOutput:
