@@ -289,12 +289,17 @@ def loyalty_server() -> Iterator[tuple[LoyaltyApp, str]]:
 
 
 @pytest.fixture
-def loyalty(
-    loyalty_server: tuple[LoyaltyApp, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> tuple[LoyaltyApp, str]:
-    """The API with fresh metrics and purchases, no proxy before loopback, samples in tmp_path."""
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing between the runner and loopback."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def loyalty(
+    loyalty_server: tuple[LoyaltyApp, str], no_proxy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[LoyaltyApp, str]:
+    """The API with fresh metrics and purchases, no proxy before loopback, samples in tmp_path."""
     monkeypatch.setattr(samples.STORE, "folder", tmp_path / ".state")
     app, base = loyalty_server
     app.restart()
@@ -562,7 +567,9 @@ def test_rates_from_a_real_prometheus(
     ), failed.value.found
 
 
-def test_prometheus_without_the_metric_or_unreachable(prometheus_url: str, local: Target) -> None:
+def test_prometheus_without_the_metric_or_unreachable(
+    prometheus_url: str, no_proxy: None, local: Target
+) -> None:
     with pytest.raises(CheckFailed) as failed:
         rates.verify(prometheus_check(prometheus_url, metric="http_requests_totl", max_per_minute=5), local)
     assert failed.value.found == (
@@ -701,7 +708,9 @@ def test_captured_values_go_into_the_path_headers_and_json_only() -> None:
         scenario_check(base, base_url=None, steps=[{"name": "a", "url": "/a"}])
 
 
-def test_a_captured_line_break_cannot_become_a_header(local: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_captured_line_break_cannot_become_a_header(
+    local: Target, no_proxy: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     check = scenario_check(
         "http://127.0.0.1:9",
         steps=[
