@@ -19,7 +19,12 @@ class ResourceCheck(CheckBase):
     aspects: ClassVar[tuple[str, ...]] = ("disk", "min_available_mb")
 
     disk: HostPath | None = Field(default=None, description="path whose filesystem is checked")
-    max_used_percent: float = Field(default=90, gt=0, le=100)
+    max_used_percent: float | None = Field(
+        default=None, gt=0, le=100, description="default 90 (without min_free_mb)"
+    )
+    min_free_mb: float | None = Field(
+        default=None, gt=0, le=1e9, description="free space of `disk`, e.g. 200"
+    )
     min_available_mb: float | None = Field(default=None, gt=0, le=1e9)
 
 
@@ -39,10 +44,18 @@ def _disk(check: ResourceCheck, path: str, target: Target) -> None:
     size_kb, used_kb, free_kb = int(fields[1]), int(fields[2]), int(fields[3])
     percent = int(fields[4].rstrip("%"))
     mount = fields[5]
-    if percent > check.max_used_percent:
+    free_mb = free_kb / 1024
+    if check.min_free_mb is not None and free_mb < check.min_free_mb:
         raise CheckFailed(
-            f"disk usage of {path} at most {check.max_used_percent:g}%",
-            f"disk {mount} {percent}% used > {check.max_used_percent:g}% "
+            f"at least {check.min_free_mb:g} MB free on the filesystem of {path}",
+            f"{free_mb:.0f} MB free on {mount} < {check.min_free_mb:g} MB ({percent}% used of "
+            f"{human_bytes(size_kb * 1024)})",
+        )
+    limit = check.max_used_percent or (90 if check.min_free_mb is None else None)
+    if limit is not None and percent > limit:
+        raise CheckFailed(
+            f"disk usage of {path} at most {limit:g}%",
+            f"disk {mount} {percent}% used > {limit:g}% "
             f"({human_bytes(free_kb * 1024)} free of {human_bytes(size_kb * 1024)}, "
             f"{human_bytes(used_kb * 1024)} used)",
         )

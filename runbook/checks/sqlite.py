@@ -1,18 +1,36 @@
-"""SQLite journal mode from the database header: bytes 18-19 are 2 for WAL, 1 for rollback.
+"""An SQLite database: its journal mode, its integrity, and that the service user can read it.
 
-Reading two header bytes needs no sqlite3 binary on the host and cannot change
-the database (`PRAGMA journal_mode` on a writable connection could).
+Journal mode comes from the header (bytes 18-19 are 2 for WAL, 1 for rollback): two
+bytes need no sqlite3 binary on the host and cannot change the database (`PRAGMA
+journal_mode` on a writable connection could). Integrity is `PRAGMA integrity_check`
+through the host's sqlite3 (or python3) on an `immutable=1` read-only open: a plain
+`mode=ro` open of a WAL database as root would leave root-owned -wal/-shm files the
+service may then fail to open. An immutable open takes no locks, so a page read while a
+checkpoint writes could look torn; a result other than `ok` is read once more before it
+fails. The path may come from the unit's environment (`path_from`), `path` the default.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import posixpath
+import urllib.parse
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from runbook import docker_host
+from runbook.checks.systemd import UnitName, environment, read_unit
 from runbook.docker_host import Container
 from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, HostPath, InContainer
+from runbook.model import CheckBase, ContainerName, HostPath, InContainer, Model
 from runbook.outcome import CheckError, CheckFailed
+
+
+class PathFrom(Model):
+    """Where the service reads its database path: a variable of a systemd unit's environment."""
+
+    unit: UnitName
+    variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)
 
 
 class SqliteCheck(CheckBase, InContainer):
@@ -22,34 +40,144 @@ class SqliteCheck(CheckBase, InContainer):
     group: ClassVar[str] = "config"
     default_markers: ClassVar[tuple[str, ...]] = ("daily",)
 
-    path: HostPath
+    aspects: ClassVar[tuple[str, ...]] = ("journal_mode", "integrity", "readable_by")
+
+    path: HostPath = Field(description="the database; with path_from, the default when the unit sets none")
+    path_from: PathFrom | None = Field(default=None, description="{unit: magic-master, variable: DB_PATH}")
     container: ContainerName | None = None
-    journal_mode: Literal["wal", "rollback"] = "wal"
+    journal_mode: Literal["wal", "rollback"] | None = None
+    integrity: Literal[True] | None = Field(default=None, description="PRAGMA integrity_check is ok")
+    readable_by: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_.-]*\$?$", max_length=32, description="the service user"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wal_by_default(cls, data: Any) -> Any:
+        """A check naming no aspect is the journal mode check it always was (wal)."""
+        if isinstance(data, dict) and not any(data.get(name) is not None for name in cls.aspects):
+            return {**data, "journal_mode": "wal"}
+        return data
+
+    @model_validator(mode="after")
+    def _on_the_host(self) -> SqliteCheck:
+        if self.container_ref is not None and (self.path_from or self.aspect != "journal_mode"):
+            raise ValueError(
+                "integrity, readable_by and path_from check a file on the host: drop container/service"
+            )
+        return self
 
 
 MODES = {(2, 2): "wal", (1, 1): "rollback"}
 
 
 def verify(check: SqliteCheck, target: Target) -> None:
+    if check.integrity is not None:
+        _integrity(database_path(check, target), target)
+        return
+    if check.readable_by is not None:
+        _readable(database_path(check, target), check.readable_by, target)
+        return
     ref = check.container_ref
     for container in docker_host.containers(target, ref) if ref else [None]:
         _verify_one(check, target, container)
 
 
 def _verify_one(check: SqliteCheck, target: Target, container: Container | None) -> None:
+    path = check.path if container else database_path(check, target)
     read = "od -An -tu1 -j18 -N2 -- %s"
-    if container:
-        result = docker_host.exec_in(target, container, read, check.path)
-    else:
-        result = target.run(read, check.path)
+    result = docker_host.exec_in(target, container, read, path) if container else target.run(read, path)
     numbers = tuple(int(value) for value in result.stdout.split())
     where = f" in {container}" if container else ""
     if result.rc != 0 or len(numbers) != 2:
-        raise CheckError(f"cannot read the header of {check.path}{where}: {result.stderr.strip()[:300]}")
+        raise CheckError(f"cannot read the header of {path}{where}: {result.stderr.strip()[:300]}")
     mode = MODES.get(numbers, f"unknown (header bytes {numbers[0]},{numbers[1]})")  # type: ignore[arg-type]
     if mode != check.journal_mode:
         raise CheckFailed(
-            f"{check.path} in {check.journal_mode} journal mode",
+            f"{path} in {check.journal_mode} journal mode",
             f"journal mode {mode} != {check.journal_mode} "
             f"(header bytes 18-19: {numbers[0]},{numbers[1]}){where}",
         )
+
+
+def database_path(check: SqliteCheck, target: Target) -> str:
+    """The path the service uses: its unit's variable (a path or a sqlite:/// URL), else `path`."""
+    if check.path_from is None:
+        return check.path
+    props = read_unit(target, check.path_from.unit)
+    value = environment(props.get("Environment", "")).get(check.path_from.variable, "")
+    if value.startswith("sqlite:///"):
+        value = value.removeprefix("sqlite:///")
+        value = (
+            value if value.startswith("/") else posixpath.join(props.get("WorkingDirectory") or "/", value)
+        )
+    if not value:
+        return check.path
+    if not value.startswith("/") or "\0" in value or "\n" in value:
+        raise CheckError(
+            f"{check.path_from.unit}: {check.path_from.variable}={value!r} is not an absolute path"
+        )
+    return value
+
+
+# Exit 3: no such file; 4: neither sqlite3 nor python3 on the host.
+INTEGRITY = (
+    'p=%s; uri=%s; [ -f "$p" ] || exit 3; '
+    "if command -v sqlite3 >/dev/null 2>&1; then sqlite3 -bail \"$uri\" 'PRAGMA integrity_check;'; "
+    "elif command -v python3 >/dev/null 2>&1; then python3 -c 'import sqlite3, sys; "
+    'rows = sqlite3.connect(sys.argv[1], uri=True).execute("PRAGMA integrity_check"); '
+    'print("\\n".join(str(row[0]) for row in rows))'
+    '\' "$uri"; else exit 4; fi'
+)
+NOT_A_DATABASE = ("not a database", "malformed", "corrupt", "DatabaseError")
+
+
+def immutable_uri(path: str) -> str:
+    """`file:` URI of a read-only, lock-free open that never creates -wal/-shm files."""
+    return f"file:{urllib.parse.quote(path, safe='/')}?mode=ro&immutable=1"
+
+
+def _integrity(path: str, target: Target) -> None:
+    expected = f"{path} passes PRAGMA integrity_check"
+    for _attempt in range(2):
+        result = target.run(INTEGRITY, path, immutable_uri(path))
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        if result.rc == 0 and lines == ["ok"]:
+            return
+    if result.rc == 3:
+        raise CheckFailed(expected, f"{path} does not exist")
+    if result.rc == 4:
+        raise CheckError(f"cannot check {path}: neither sqlite3 nor python3 on the host")
+    said = result.stderr.strip()
+    if result.rc != 0 and not any(word in said for word in NOT_A_DATABASE):
+        raise CheckError(f"PRAGMA integrity_check on {path}: {said[:300] or f'exit {result.rc}'}")
+    found = "; ".join(lines[:3]) or said.splitlines()[-1][:300]
+    more = f" (+{len(lines) - 3} more problems)" if len(lines) > 3 else ""
+    evidence = {"PRAGMA integrity_check": "\n".join(lines[:100]) or said[:2000]}
+    raise CheckFailed(expected, f"{path} is damaged: {found}{more}", evidence)
+
+
+# One word: readable, unreadable, missing (no file), no-user, not-root (cannot test as another user).
+READABLE = (
+    'u=%s; p=%s; [ -e "$p" ] || { echo missing; exit 0; }; id -u -- "$u" >/dev/null 2>&1 || '
+    '{ echo no-user; exit 0; }; if [ "$(id -un)" = "$u" ]; then t="test -r"; elif [ "$(id -u)" = 0 ]; '
+    'then t="runuser -u $u -- test -r"; else echo not-root; exit 0; fi; '
+    'if $t "$p"; then echo readable; else echo unreadable; fi; stat -L -c "%%U:%%G %%a" -- "$p"'
+)
+
+
+def _readable(path: str, user: str, target: Target) -> None:
+    result = target.run(READABLE, user, path)
+    word, _, owner = result.stdout.strip().partition("\n")
+    expected = f"{path} readable by {user}"
+    if word == "readable":
+        return
+    if word == "unreadable":
+        raise CheckFailed(expected, f"{path} ({owner.strip()}) is not readable by {user}")
+    if word == "missing":
+        raise CheckFailed(expected, f"{path} does not exist")
+    if word == "no-user":
+        raise CheckFailed(expected, f"no user {user} on the host")
+    if word == "not-root":
+        raise CheckError(f"testing {path} as {user} needs root (ssh as root, or ?sudo=true)")
+    raise CheckError(f"cannot test {path} as {user}: {result.stderr.strip()[:300] or f'exit {result.rc}'}")
