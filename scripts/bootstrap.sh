@@ -31,6 +31,7 @@ APT_PACKAGES=(
   sudo               # ?sudo=true specs, proven over a loopback sshd (selftests/test_persistent.py)
   debootstrap        # the Debian root of the lab's systemd hosts (lab/systemd_host.py)
   chromium           # headless rendering of report.html in the project's own tests
+  prometheus-pushgateway  # a real Pushgateway: the run's metrics pushed and read back in selftests
   time               # GNU time: peak memory in bench/ (bench_hostile_*.py)
   prometheus         # a real Prometheus server: the rates kind's PromQL source, proven in selftests
 )
