@@ -694,6 +694,11 @@ def test_a_wrong_key_and_a_missing_capture(loyalty: tuple[LoyaltyApp, str], loca
     with pytest.raises(CheckFailed) as failed:
         scenario.verify(scenario_check(base, steps=steps), local)
     assert failed.value.found == f"customer.uuid is absent (step code: POST {base}/api/integrations/code)"
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(
+        CheckFailed, match=rf"^step code: POST {closed}/api/integrations/code failed: ConnectError"
+    ):
+        scenario.verify(scenario_check(closed), local)
 
 
 def test_captured_values_go_into_the_path_headers_and_json_only() -> None:
@@ -727,10 +732,10 @@ def test_a_captured_line_break_cannot_become_a_header(
 
 
 def _fake_first_step(real: Any) -> Any:
-    def run(check: ScenarioCheck, step: Any, captured: dict[str, Any]) -> dict[str, Any]:
+    def run(check: ScenarioCheck, step: Any, target: Target, captured: dict[str, Any]) -> dict[str, Any]:
         if step.name == "a":
             return {"x": "v\r\nInjected: 1"}
-        return real(check, step, captured)  # type: ignore[no-any-return]
+        return real(check, step, target, captured)  # type: ignore[no-any-return]
 
     return run
 
