@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from runbook.hosts import Target
 from runbook.model import CheckBase, HostPath
@@ -26,6 +26,12 @@ class ResourceCheck(CheckBase):
         default=None, gt=0, le=1e9, description="free space of `disk`, e.g. 200"
     )
     min_available_mb: float | None = Field(default=None, gt=0, le=1e9)
+
+    @model_validator(mode="after")
+    def _limits_of_a_disk(self) -> ResourceCheck:
+        if self.disk is None and (self.min_free_mb is not None or self.max_used_percent is not None):
+            raise ValueError("min_free_mb and max_used_percent are limits of a disk: set disk too")
+        return self
 
 
 def verify(check: ResourceCheck, target: Target) -> None:
