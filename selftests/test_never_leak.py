@@ -10,7 +10,9 @@ fail, so the bodies become evidence. CI variables (Jenkins' GIT_URL, GitLab's
 CI_JOB_TOKEN) carry credentials into pytest-metadata's environment table.
 
 No form of any secret may appear in report.html (also inside its attachments),
-junit.xml (with captured logs), summary.json or the terminal (live logs on).
+junit.xml (with captured logs), summary.json or the terminal (live logs on), nor in what
+the readers get: incident.md, the bundle's every member, the Prometheus textfile, the
+history database and the Telegram and webhook messages (received on loopback).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import json
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
+import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +36,8 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+
+from selftests.readers_kit import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +59,8 @@ ENVIRONMENT = {
     "CI_PROJECT_URL": f"https://gitlab-ci-token:{JOB_TOKEN}@gitlab.example.com/x",
     "BUILD_URL": f"https://{USER_TOKEN}@ci.example.com/job/7/",
 }
-SECRETS = (ROBOT_PASS, QUERY_KEY, HEADER_VALUE, API_TOKEN, GIT_TOKEN, JOB_TOKEN, USER_TOKEN)
+TELEGRAM_TOKEN = "987654:Tg-Token-Puffin-5530"  # the alert bot's token, from the environment
+SECRETS = (ROBOT_PASS, QUERY_KEY, HEADER_VALUE, API_TOKEN, GIT_TOKEN, JOB_TOKEN, USER_TOKEN, TELEGRAM_TOKEN)
 
 DESCRIPTION = """\
 system: leak-probe
@@ -116,6 +123,7 @@ class Run:
     returncode: int
     output: str
     folder: Path
+    received: list[str]  # the bodies the Telegram and webhook receiver got
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +136,12 @@ def echo_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def run(echo_port: int, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def receiver() -> Iterator[Receiver]:
+    yield from Receiver().serve()
+
+
+@pytest.fixture(scope="module")
+def run(echo_port: int, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Run:
     base = tmp_path_factory.mktemp("never-leak")
     (base / "runbook.md").write_text("# Leak probe\n\n## 1. Echo\n", encoding="utf-8")
     description = base / "leak-probe.yml"
@@ -140,6 +153,7 @@ def run(echo_port: int, tmp_path_factory: pytest.TempPathFactory) -> Run:
         if not key.startswith("PYTEST_") and not key.lower().endswith("_proxy")
     }
     env.update(ENVIRONMENT)
+    env.update(ALERT_TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN, ALERT_TELEGRAM_CHAT_ID="-100")
     command = [
         sys.executable,
         "-m",
@@ -158,13 +172,20 @@ def run(echo_port: int, tmp_path_factory: pytest.TempPathFactory) -> Run:
         "--metadata",
         "CI_JOB_TOKEN",
         JOB_TOKEN,
+        "--incident",
+        "--bundle",
+        f"--metrics-textfile={base / 'runbook.prom'}",
+        "--notify=always",
+        f"--telegram-api={receiver.url('/tg')}",
+        f"--webhook-url={receiver.url('/hook')}",
     ]
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     folders = [path for path in reports.iterdir() if path.is_dir() and not path.is_symlink()]
     assert len(folders) == 1, done.stdout[-3000:] + done.stderr[-3000:]
-    return Run(done.returncode, done.stdout + done.stderr, folders[0])
+    received = [request.body.decode("utf-8", errors="replace") for request in receiver.requests]
+    return Run(done.returncode, done.stdout + done.stderr, folders[0], received)
 
 
 def derived_forms(secret: str) -> set[str]:
@@ -241,3 +262,34 @@ def test_environment_table_has_no_credentials(run: Run) -> None:
     assert environment["CI_PROJECT_URL"] == "https://gitlab-ci-token:***@gitlab.example.com/x"
     assert environment["BUILD_URL"] == "https://***@ci.example.com/job/7/"
     assert "CI_JOB_TOKEN" not in environment
+
+
+def readers_artifacts(run: Run) -> dict[str, str]:
+    """incident.md, every bundle member, the textfile, the history database's rows, the messages."""
+    texts = {"incident.md": artifact(run, "incident.md")}
+    with tarfile.open(run.folder / "bundle.tar.gz") as bundle:
+        for member in bundle.getmembers():
+            data = bundle.extractfile(member)
+            assert data is not None
+            texts[f"bundle:{member.name}"] = data.read().decode("utf-8", errors="replace")
+    texts["runbook.prom"] = (run.folder.parent.parent / "runbook.prom").read_text(encoding="utf-8")
+    history = sqlite3.connect(run.folder.parent / "history.sqlite")
+    texts["history.sqlite"] = "\n".join(history.iterdump())
+    history.close()
+    texts["history.sqlite (bytes)"] = (run.folder.parent / "history.sqlite").read_bytes().decode("latin-1")
+    for index, body in enumerate(run.received):
+        texts[f"notification {index}"] = body
+    return texts
+
+
+def test_readers_got_everything(run: Run) -> None:
+    texts = readers_artifacts(run)
+    assert len(run.received) == 2  # one Telegram message, one webhook document
+    assert "Basic ***" in html.unescape(texts["bundle:" + run.folder.name + "/junit.xml"])
+    assert any(name.startswith(f"bundle:{run.folder.name}/evidence/") for name in texts)
+    assert "echo-from-runner" in texts["history.sqlite"]
+
+
+def test_no_form_of_a_secret_for_the_readers(run: Run) -> None:
+    for name, text in readers_artifacts(run).items():
+        assert_no_secret(name, text)
