@@ -78,6 +78,9 @@ FRESH_HOURS = 20
 LIMITER_KEYS = "LIMITER/*"
 PG_PATH = "/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HERE = Path(__file__).resolve().parent
+# Docker's DNS forwards names it does not know (a stopped `db`) to upstream servers, and the
+# lab has none: without a short timeout each lookup waits 10 s and web answers nginx late.
+RESOLV_CONF = "nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n"
 # Lab secrets -> the lab.env variable the descriptions read them from (${...}).
 LAB_ENV = {"POSTGRES_PASSWORD": "MAP_DB_PASSWORD", "METRICS_API_KEY": "MAP_METRICS_API_KEY"}
 MAP_NEEDS = {
@@ -275,6 +278,7 @@ def write_server_files(*, strict: bool) -> None:
     for script in ("db-entrypoint.sh", "backup_postgres.sh", "restore_postgres.sh"):
         write_file(PATHS.deploy / script, (HERE / "deploy" / script).read_bytes(), 0o755)
     write_file(PATHS.deploy / "nginx.conf", (HERE / "deploy" / "nginx.conf").read_bytes())
+    write_file(PATHS.deploy / "resolv.conf", RESOLV_CONF)
     compose = (HERE / "docker-compose.prod.yml").read_text()
     write_file(PATHS.workdir / "docker-compose.prod.yml", compose)
     ensure_certificate()
@@ -308,7 +312,7 @@ def specs() -> dict[str, Spec]:
     app_env = {key: value for key, value in env.items() if not key.startswith("POSTGRES_")}
     db_env = {key: value for key, value in env.items() if key.startswith("POSTGRES_")}
     app_code = tree_digest(HERE / "app")
-    app_binds = [f"{PATHS.app}:/app:ro", *usr]
+    app_binds = [f"{PATHS.app}:/app:ro", f"{PATHS.deploy / 'resolv.conf'}:/etc/resolv.conf:ro", *usr]
     common: dict[str, Any] = {"project": PROJECT, "network": NETWORK, "mem_limit": ""}
     python = ["/usr/bin/python3", "-u"]
     return {
@@ -343,6 +347,7 @@ def specs() -> dict[str, Spec]:
                 "--workers=1",
                 "--threads=16",
                 "--worker-class=gthread",
+                "--preload",
                 "--access-logfile=-",
                 "app:app",
             ],
@@ -393,18 +398,19 @@ def specs() -> dict[str, Spec]:
 
 
 def fetch(path: str, timeout: float = 3) -> tuple[int, dict[str, Any]]:
-    """(status, JSON body) of GET BASE_URL+path through nginx, as a client sees it."""
+    """(status, JSON body or {}) of GET BASE_URL+path through nginx, as a client sees it."""
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
         with urllib.request.urlopen(BASE_URL + path, timeout=timeout, context=context) as response:
-            return response.status, json.loads(response.read() or b"{}")
+            status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            return exc.code, json.loads(body or b"{}")
-        except ValueError:
-            return exc.code, {}
+        status, body = exc.code, exc.read()
+    try:
+        document = json.loads(body or b"{}")
+    except ValueError:
+        return status, {}
+    return status, document if isinstance(document, dict) else {}
 
 
 def ready(timeout: float = 2) -> bool:

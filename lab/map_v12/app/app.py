@@ -80,6 +80,8 @@ def create_app() -> Flask:
         in_memory_fallback_enabled=True,
         key_prefix="map-v12",
     )
+    # Decorated views hold the limiter weakly; disabled, Flask-Limiter does not keep it either.
+    app.extensions["map-v12-limiter"] = limiter
     register_metrics(app)
     register_health(app)
     register_login(app, limiter)
