@@ -61,7 +61,7 @@ class JournaldCheck(CheckBase):
     def _something_to_match(self) -> JournaldCheck:
         if self.priority is None and self.pattern is None:
             raise ValueError("set priority (e.g. err), pattern (e.g. ERROR), or both")
-        if self.since <= 0:
+        if self.since < 1:
             raise ValueError("since: a window of 1s or more")
         return self
 
