@@ -13,8 +13,10 @@ which sorts as it reads on both databases. Values arrive masked (run records are
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,13 +151,7 @@ class HistoryStore:
                     location, psycopg.connect(location, connect_timeout=PG_CONNECT_SECONDS, autocommit=True)
                 )
             else:
-                path = Path(location)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
-                connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute("PRAGMA foreign_keys = ON")
-                store = HistoryStore(location, connection)
+                store = HistoryStore(location, _sqlite(Path(location)))
             store._create_schema()
         except (OSError, sqlite3.Error, psycopg.Error) as exc:
             raise HistoryError(f"history store {display(location)}: cannot open: {_one_line(exc)}") from None
@@ -350,6 +346,24 @@ class PostgresStore(HistoryStore):
         with self.connection.transaction():
             self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
             yield
+
+
+def _sqlite(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode. Switching a new file to WAL takes an exclusive lock that SQLite
+    does not wait for (no busy handler), so runs opening the same new file at once retry it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            return connection
+        except sqlite3.OperationalError as exc:
+            connection.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
 
 
 def _pg(statement: str) -> Any:
