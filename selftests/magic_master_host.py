@@ -63,10 +63,13 @@ def magic_master_host() -> SystemdHost:
 
 
 def put_file(host: SystemdHost, path: str, data: bytes, mode: str = "644") -> None:
+    """Written beside and renamed over: the daemon never runs half a script, and a shell running
+    the old file keeps reading the old one."""
     encoded = base64.b64encode(data).decode()
-    quoted = shlex.quote(path)
+    quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
     host.ssh(
-        f"mkdir -p -- $(dirname {quoted}) && echo {encoded} | base64 -d > {quoted} && chmod {mode} {quoted}"
+        f"mkdir -p -- $(dirname {quoted}) && echo {encoded} | base64 -d > {partial} "
+        f"&& chmod {mode} {partial} && mv -f {partial} {quoted}"
     )
 
 

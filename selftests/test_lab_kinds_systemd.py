@@ -9,6 +9,7 @@ of the kit's selftest system (198.18.15.22), brought up here and torn down at th
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from runbook.hosts import Connection, Target
 from runbook.outcome import CheckFailed, CheckPassed
 from runbook.samples import STORE
 from selftests.magic_master_host import UNIT, emit, install, magic_master_host, put_file
+from selftests.test_foundation import run_pytest
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 DB = "/var/lib/magic-master/magic.db"
@@ -144,10 +146,12 @@ def test_journal_errors_against_a_threshold(host: SystemdHost, target: Target) -
     marker = f"run{time.monotonic_ns()}"
     pattern = f"ERROR.*{marker}"
     journald.verify(journal(pattern=pattern), target)  # nothing yet: --grep exits 1, no error
+    # A multi-line message in one entry (logger); its credentials name the daemon ($PPID), as
+    # logger exits before journald looks up the sender's unit and the entry would have none.
     emit(
         host,
         f'echo "ERROR mastering failed {marker} job=1"; echo "INFO fine {marker}"; '
-        f'logger -p user.err "$(printf "ERROR multi {marker}\\nTraceback line two\\nline three")"',
+        f'logger --id=$PPID -p user.err "$(printf "ERROR multi {marker}\\nTraceback line two\\nline three")"',
     )
 
     def counted() -> int:
@@ -199,3 +203,46 @@ def test_a_corrupt_database(host: SystemdHost, target: Target) -> None:
     put_file(host, "/var/lib/magic-master/garbage.db", b"not a database" * 100)
     with pytest.raises(CheckFailed, match="not a database"):
         sqlite.verify(db(path="/var/lib/magic-master/garbage.db", integrity=True), target)
+
+
+DESCRIPTION = """\
+system: magic-master
+runbook: {runbook}
+hosts:
+  server: "ssh+persist://root@{addr}?ssh_config={config}"
+x-common: &common
+  {{severity: P2, section: "4. Перезапуск сервиса", remedy: "sudo systemctl restart magic-master"}}
+checks:
+  systemd:
+    - {{<<: *common, id: mm-active, title: magic-master is active, unit: magic-master, active: true}}
+    - {{<<: *common, id: mm-uptime, title: no restart since the last run, unit: magic-master,
+       uptime_note: "active mastering jobs (in memory) were lost"}}
+  journald:
+    - {{<<: *common, id: mm-errors, title: few ERROR lines, unit: magic-master, pattern: ERROR,
+       max_matches: 1000}}
+  sqlite:
+    - {{<<: *common, id: mm-db-intact, title: database intact, path: {db}, integrity: true}}
+"""
+
+
+def test_a_description_runs_them_and_the_restart_note_reaches_the_summary(
+    host: SystemdHost, tmp_path: Path
+) -> None:
+    """Through the plugin, twice: the second run, after a restart, passes with the runbook's note."""
+    runbook = tmp_path / "magic-master.md"
+    runbook.write_text("# Magic Master\n", encoding="utf-8")
+    description = tmp_path / "magic-master.yml"
+    text = DESCRIPTION.format(runbook=runbook, addr=host.addr, config=ssh_config_path(), db=DB)
+    description.write_text(text, encoding="utf-8")
+    args = ("-m", "daily", f"--systems={description}", f"--reports-dir={tmp_path / 'reports'}")
+    first = run_pytest(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    host.ssh(f"systemctl restart {UNIT}")
+    second = run_pytest(*args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text(encoding="utf-8"))
+    messages = {record["check_id"]: (record["outcome"], record["message"]) for record in summary["checks"]}
+    outcome, message = messages["mm-uptime"]
+    assert outcome == "passed"
+    assert "restarted since the last run" in message and message.endswith("were lost")
+    assert messages["mm-db-intact"] == ("passed", "ok")
