@@ -156,11 +156,11 @@ def test_program_on_the_units_own_path(fake_bin: Path, tmp_path: Path, local: Ta
     unit_bin.mkdir()
     (unit_bin / "ffmpeg").write_text("#!/bin/sh\n")
     (unit_bin / "ffmpeg").chmod(0o755)
-    fake_systemctl(fake_bin, Environment=f'"PATH={unit_bin}:/usr/bin" MAGIC=1')
+    fake_systemctl(fake_bin, Environment=f'"PATH={unit_bin}" MAGIC=1')  # no shell on it
     systemd.verify(unit_check(program_on_path="ffmpeg"), local)
     with pytest.raises(CheckFailed) as info:
         systemd.verify(unit_check(program_on_path="ffprobe"), local)
-    assert info.value.found == f"ffprobe not found on {unit_bin}:/usr/bin (the unit's Environment=PATH)"
+    assert info.value.found == f"ffprobe not found on {unit_bin} (the unit's Environment=PATH)"
     fake_systemctl(fake_bin, Environment="MAGIC=1")  # no PATH of its own: the manager's
     with pytest.raises(CheckFailed, match=r"ffmpeg not found on /usr/bin:/bin \(systemd's own PATH\)"):
         systemd.verify(

@@ -200,7 +200,8 @@ def service_path(props: Mapping[str, str], target: Target) -> tuple[str, str]:
 
 def _program(program: str, name: str, props: Mapping[str, str], target: Target) -> None:
     path, origin = service_path(props, target)
-    result = target.run("env PATH=%s sh -c 'command -v \"$1\"' _ %s", path, program)
+    # /bin/sh by its path: the unit's PATH need not hold a shell.
+    result = target.run("env PATH=%s /bin/sh -c 'command -v \"$1\"' _ %s", path, program)
     if result.rc == 0 and result.stdout.strip():
         return
     if result.rc not in (0, 1, 127):
