@@ -143,19 +143,12 @@ def _failing(
     status = "still_failing" if streak is not None else "new"
     if flips >= policy.changes:
         status = "flapping"
-    return CheckChange(
-        check=result.check,
-        system=result.system,
-        check_id=result.check_id,
-        title=result.title,
-        severity=result.severity,
-        found=result.found,
-        status=status,
-        since=streak.since if streak else started,
-        runs=(streak.runs if streak else 0) + 1,
-        changes=flips,
-        since_report_dir=streak.since_report_dir if streak else None,
-    )
+    if streak is None:
+        return _change(result, status, since=started, runs=1, changes=flips, since_report_dir=None)
+    return _change(
+        result, status, since=streak.since, runs=streak.runs + 1, changes=flips,
+        since_report_dir=streak.since_report_dir,
+    )  # fmt: skip
 
 
 def _resolved(result: Result, earlier: list[tuple[RunInfo, str]], flips: int) -> CheckChange:
@@ -165,18 +158,27 @@ def _resolved(result: Result, earlier: list[tuple[RunInfo, str]], flips: int) ->
             break
         red_runs += 1
     first_red = earlier[len(earlier) - red_runs][0]
+    return _change(
+        result, "resolved", since=first_red.started, runs=red_runs, changes=flips,
+        since_report_dir=first_red.report_dir,
+    )  # fmt: skip
+
+
+def _change(
+    result: Result, status: str, *, since: str, runs: int, changes: int, since_report_dir: str | None
+) -> CheckChange:
     return CheckChange(
         check=result.check,
         system=result.system,
         check_id=result.check_id,
         title=result.title,
         severity=result.severity,
-        found=None,
-        status="resolved",
-        since=first_red.started,
-        runs=red_runs,
-        changes=flips,
-        since_report_dir=first_red.report_dir,
+        found=None if status == "resolved" else result.found,
+        status=status,
+        since=since,
+        runs=runs,
+        changes=changes,
+        since_report_dir=since_report_dir,
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from runbook.hosts import Target
 from runbook.secrets import SECRETS
 from selftests.data_servers import Postgres, Redis, start_postgres, start_redis
+from selftests.readers_kit import serve_health
 from selftests.sshd import LoopbackSshd, sshd_for_session
 
 
@@ -42,3 +44,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
 def redis_server() -> Iterator[Redis]:
     """A redis-server with a password on loopback, for the data kinds' tests."""
     yield from start_redis()
+
+
+@pytest.fixture(scope="session")
+def health() -> Iterator[ThreadingHTTPServer]:
+    """A /health endpoint on loopback answering 200: readers-app's health check (selftests.readers_kit)."""
+    server = serve_health()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from selftests.data_servers import free_port, wait_for
-from selftests.readers_kit import SYSTEM, ReadersApp, serve_health
+from selftests.readers_kit import SYSTEM, ReadersApp
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 
@@ -36,14 +36,6 @@ def success(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], check: 
         if name == "runbook_check_success" and dict(labels).get("check") == check:
             return value
     return None
-
-
-@pytest.fixture(scope="module")
-def health() -> Iterator[ThreadingHTTPServer]:
-    server = serve_health()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")

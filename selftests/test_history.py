@@ -28,7 +28,7 @@ import pytest
 from runbook.changes import FlapPolicy, compare, iso_time
 from runbook.history import HistoryError, HistoryStore, Past, Result, RunInfo, Streak
 from selftests.data_servers import Postgres
-from selftests.readers_kit import ROOT, ReadersApp, Run, serve_health
+from selftests.readers_kit import ROOT, ReadersApp, Run
 from selftests.test_reports import chromium
 
 HISTORY_PASSWORD = "hist-Walrus-Amber-6620"
@@ -193,14 +193,6 @@ def test_wrong_password_is_a_history_error_without_the_password(history_dsn: str
 
 
 # -- consecutive runs of the suite ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def health() -> Iterator[ThreadingHTTPServer]:
-    server = serve_health()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @dataclass

@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +26,7 @@ from runbook.changes import iso_time, scope_of
 from runbook.escalation import escalate, read_contacts
 from runbook.history import HistoryStore, Result, RunInfo
 from runbook.record import CheckRecord
-from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, SECRET, SYSTEM, ReadersApp, Run, serve_health
+from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, SECRET, SYSTEM, ReadersApp, Run
 from selftests.test_never_leak import derived_forms
 
 TEMPLATE_FIELD = re.compile(r"^(?:\[(?P<bracket>[A-Z]+):|(?P<heading>[A-ZА-ЯЁ][A-ZА-ЯЁ ]*[A-ZА-ЯЁ]):)")
@@ -49,14 +48,6 @@ def runbook_template() -> str:
     text = CALENDAR_RUNBOOK.read_text(encoding="utf-8")
     section = text[text.index("### Шаблон уведомления об инциденте") :]
     return section.split("```", 2)[1]
-
-
-@pytest.fixture(scope="module")
-def health() -> Iterator[ThreadingHTTPServer]:
-    server = serve_health()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")

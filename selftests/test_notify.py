@@ -14,18 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from selftests.readers_kit import SECRET, SYSTEM, ReadersApp, Receiver, serve_health
+from selftests.readers_kit import SECRET, SYSTEM, ReadersApp, Receiver
 
 TOKEN = "123456:Bot-Token-Otter-9911"
 CHAT = "-100777"
-
-
-@pytest.fixture(scope="module")
-def health() -> Iterator[ThreadingHTTPServer]:
-    server = serve_health()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

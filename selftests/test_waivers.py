@@ -12,7 +12,6 @@ import html
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from runbook.waivers import load_waivers
-from selftests.readers_kit import SYSTEM, ReadersApp, Run, serve_health
+from selftests.readers_kit import SYSTEM, ReadersApp, Run
 
 TODAY = datetime.now(UTC).date()
 FILE = """\
@@ -40,14 +39,6 @@ waivers:
     justification: left over from last quarter
     expires: {future}
 """
-
-
-@pytest.fixture(scope="module")
-def health() -> Iterator[ThreadingHTTPServer]:
-    server = serve_health()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")
