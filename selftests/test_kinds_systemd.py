@@ -318,6 +318,31 @@ def test_path_from_the_units_environment(fake_bin: Path, tmp_path: Path, local: 
         sqlite.verify(db_check("/nonexistent/default.db", integrity=True, path_from=from_unit), fresh)
 
 
+def test_path_from_the_env_file_when_the_unit_sets_none(
+    fake_bin: Path, tmp_path: Path, local: Target
+) -> None:
+    (tmp_path / "magic.db").write_bytes(b"")  # an empty file is a valid, empty database
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY=s3cr3t-value\nexport MAGIC_MASTER_DB='sqlite:///./magic.db'\n")
+    fake_systemctl(fake_bin, Environment="OTHER=1")
+    source = {"unit": "magic-master", "env_file": str(env_file), "variable": "MAGIC_MASTER_DB"}
+    check = db_check("/nonexistent/default.db", integrity=True, path_from=source)
+    assert sqlite.database_path(check, local) == "/opt/mm/magic.db"  # relative to the unit's WorkingDirectory
+    only_file = db_check("/nonexistent/default.db", integrity=True, path_from={**source, "unit": None})
+    assert sqlite.database_path(only_file, local) == f"{tmp_path}/magic.db"  # to the .env's folder
+    sqlite.verify(only_file, local)
+    secret = db_check(
+        "/x.db", integrity=True, path_from={"env_file": str(env_file), "variable": "SECRET_KEY"}
+    )
+    with pytest.raises(CheckError) as info:
+        sqlite.verify(secret, local)
+    assert "s3cr3t" not in str(info.value) and "(set, not a path)" in str(info.value)
+    gone = {"env_file": str(tmp_path / "missing.env"), "variable": "MAGIC_MASTER_DB"}
+    assert sqlite.database_path(db_check("/d.db", integrity=True, path_from=gone), local) == "/d.db"
+    with pytest.raises(ValidationError, match="set unit, env_file or both"):
+        db_check("/x.db", integrity=True, path_from={"variable": "X"})
+
+
 # -- resources: free space ------------------------------------------------------------------------
 
 

@@ -27,10 +27,17 @@ from runbook.outcome import CheckError, CheckFailed
 
 
 class PathFrom(Model):
-    """Where the service reads its database path: a variable of a systemd unit's environment."""
+    """Where the service reads its database path: its unit's environment, then its .env file."""
 
-    unit: UnitName
     variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)
+    unit: UnitName | None = Field(default=None, description="Environment= of this systemd unit")
+    env_file: HostPath | None = Field(default=None, description="a dotenv file, e.g. /opt/magic-master/.env")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> PathFrom:
+        if self.unit is None and self.env_file is None:
+            raise ValueError("set unit, env_file or both (the unit's environment is asked first)")
+        return self
 
 
 class SqliteCheck(CheckBase, InContainer):
@@ -101,23 +108,56 @@ def _verify_one(check: SqliteCheck, target: Target, container: Container | None)
 
 
 def database_path(check: SqliteCheck, target: Target) -> str:
-    """The path the service uses: its unit's variable (a path or a sqlite:/// URL), else `path`."""
-    if check.path_from is None:
+    """The path the service uses: its unit's variable, else its .env's, else `path` (the default)."""
+    source = check.path_from
+    if source is None:
         return check.path
-    props = read_unit(target, check.path_from.unit)
-    value = environment(props.get("Environment", "")).get(check.path_from.variable, "")
-    if value.startswith("sqlite:///"):
-        value = value.removeprefix("sqlite:///")
-        value = (
-            value if value.startswith("/") else posixpath.join(props.get("WorkingDirectory") or "/", value)
-        )
+    value, where, folder = "", "", "/"
+    if source.unit is not None:
+        props = read_unit(target, source.unit)
+        value = environment(props.get("Environment", "")).get(source.variable, "")
+        where, folder = f"unit {source.unit}", props.get("WorkingDirectory") or "/"
+    if not value and source.env_file is not None:
+        value, where = env_file_value(target, source.env_file, source.variable), source.env_file
+        folder = folder if source.unit is not None else posixpath.dirname(source.env_file)
     if not value:
         return check.path
+    if value.startswith("sqlite:///"):
+        value = posixpath.normpath(posixpath.join(folder, value.removeprefix("sqlite:///")))
     if not value.startswith("/") or "\0" in value or "\n" in value:
-        raise CheckError(
-            f"{check.path_from.unit}: {check.path_from.variable}={value!r} is not an absolute path"
-        )
+        raise CheckError(f"{where}: {source.variable}={value!r} is not an absolute path or sqlite:/// URL")
     return value
+
+
+# Prints the key's last value only if it looks like a path or an SQLite URL: a .env's other
+# values are secrets and never leave the host (as in env_files).
+ENV_FILE_PATH = r"""
+{
+  line = $0
+  sub(/^[ \t]*export[ \t]+/, "", line)
+  if (line ~ /^[ \t]*#/ || index(line, "=") == 0) next
+  k = substr(line, 1, index(line, "=") - 1)
+  gsub(/[ \t]/, "", k)
+  if (k != key) next
+  v = substr(line, index(line, "=") + 1)
+  gsub(/^[ \t]+|[ \t\r]+$/, "", v)
+  q = substr(v, 1, 1)
+  if (length(v) >= 2 && (q == "\"" || q == "'") && substr(v, length(v), 1) == q)
+    v = substr(v, 2, length(v) - 2)
+  value = v
+}
+END { if (value ~ /^(\/|sqlite:\/\/\/)/) print value; else if (value != "") print "(set, not a path)" }
+"""
+
+
+def env_file_value(target: Target, env_file: str, variable: str) -> str:
+    """The variable's value in the dotenv file if it is a path; '' if the file or key is missing."""
+    result = target.run(
+        "[ -f %s ] || exit 0; awk -v key=%s -- %s %s", env_file, variable, ENV_FILE_PATH, env_file
+    )
+    if result.rc != 0:
+        raise CheckError(f"cannot read {env_file}: {result.stderr.strip()[:300] or f'exit {result.rc}'}")
+    return result.stdout.strip()
 
 
 # Exit 3: no such file; 4: neither sqlite3 nor python3 on the host.
