@@ -36,6 +36,7 @@ from lab.containers import (
     exec_output,
     get_container,
     reconcile,
+    remove_container,
 )
 from lab.core import (
     Component,
@@ -460,6 +461,17 @@ def reset_login_limiter(client: docker.DockerClient) -> None:
     exec_output(client, REDIS, ["sh", "-c", script])
 
 
+def ensure_worker_subscribed(client: docker.DockerClient) -> None:
+    """The worker resubscribes only at start: after Redis went away (a fault, or a plain
+    `docker stop`), a new worker container is what brings the subscription back."""
+    with contextlib.suppress(LabError):
+        wait_until(lambda: subscribers(client) >= 1, timeout=5, what=f"the worker on {CHANNEL}")
+        return
+    remove_container(client, WORKER)
+    reconcile(client, [specs()[WORKER]], strict=True)
+    wait_until(lambda: subscribers(client) >= 1, timeout=30, what=f"the worker on {CHANNEL}")
+
+
 # ---- backups ---------------------------------------------------------------------------
 def dumps(folder: Path) -> list[Path]:
     """pg_dump archives, oldest first by mtime (the suite picks the newest)."""
@@ -533,7 +545,7 @@ class MapSystem(LabSystem):
                 psql(client, "DELETE FROM markers WHERE title LIKE 'imported %'")
             reset_login_limiter(client)
             wait_until(ready, timeout=60, what=f"{BASE_URL}/ready to answer db=ok redis=ok", interval=0.2)
-            wait_until(lambda: subscribers(client) >= 1, timeout=30, what=f"the worker on {CHANNEL}")
+            ensure_worker_subscribed(client)
             ensure_dumps()
 
     def service_components(self) -> list[Component]:
