@@ -139,7 +139,7 @@ def _register_host_splitting(config: pytest.Config, collector: collect.Collector
         config.pluginmanager.register(plugin, "runbook-ahead")
 
 
-PATH_OPTIONS = ("--systems", "--reports-dir")
+PATH_OPTIONS = ("--systems", "--reports-dir", "--waivers", "--metrics-textfile", "--history-dsn")
 
 
 def _refuse_split_path_options(config: pytest.Config) -> None:
