@@ -43,6 +43,13 @@ done
 if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The lab starts its own servers in its own namespaces: packages must not start the machine's
+  # nginx, redis, PostgreSQL or Prometheus on its loopback (policy-rc.d 101: "not now").
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
