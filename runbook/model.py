@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -95,9 +96,15 @@ ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
 
 
 def regex(value: str) -> str:
-    """The value if it compiles; pydantic reports only ValueError, and re.error is not one."""
+    """The value if it compiles; pydantic reports only ValueError, and re.error is not one.
+
+    Patterns run as grep/awk EREs on the host, where `[[:space:]]` is a class: Python's
+    warning that it reads it as a nested set is about Python, not about the pattern.
+    """
     try:
-        re.compile(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(value)
     except re.error as exc:
         raise ValueError(f"not a regular expression: {value!r} ({exc})") from None
     return value

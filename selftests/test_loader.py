@@ -15,6 +15,8 @@ from runbook.secrets import SECRETS
 
 REPO = Path(__file__).resolve().parent.parent
 PRODUCTION = REPO / "systems" / "ai-calendar-assistant.yml"
+# Every production description, each with its lab overlay of the same name.
+PRODUCTION_FILES = sorted((REPO / "systems").glob("*.yml"))
 LAB = REPO / "systems" / "lab" / "ai-calendar-assistant.yml"
 PASSPHRASE_VAR = "CALENDAR_BACKUP_PASSPHRASE"
 
@@ -116,7 +118,7 @@ def test_lab_overlay_loads_on_top_of_production(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv(PASSPHRASE_VAR, raising=False)
     lab = load_file(LAB)
     assert lab.chain == (LAB.resolve(), PRODUCTION.resolve())
-    assert lab.model.hosts["server"].startswith("ssh://root@198.18.0.2")
+    assert lab.model.hosts["server"].startswith("ssh+persist://root@198.18.0.2")
     assert lab.model.features == {"monitoring": False}
     # The runbook path is resolved against the file that named it, not the overlay.
     assert lab.runbook_path == load_file(PRODUCTION).runbook_path
@@ -142,9 +144,12 @@ def test_lab_overlay_changes_only_hosts_features_health_url_and_disk(monkeypatch
 def test_systems_folder_reads_only_its_own_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_VAR, raising=False)
     production = load_systems(REPO / "systems")
-    assert [loaded.chain for loaded in production] == [(PRODUCTION.resolve(),)]
+    assert [loaded.chain for loaded in production] == [(path.resolve(),) for path in PRODUCTION_FILES]
     lab = load_systems(REPO / "systems" / "lab")
-    assert [loaded.path for loaded in lab] == [LAB.resolve()]
+    assert [loaded.path for loaded in lab] == [
+        REPO / "systems" / "lab" / path.name for path in PRODUCTION_FILES
+    ]
+    assert all(loaded.chain[-1] == production[i].path for i, loaded in enumerate(lab))
 
 
 # -- merge by id ------------------------------------------------------------------------
