@@ -247,6 +247,11 @@ class Target:
 
     # -- cached facts -----------------------------------------------------------------
 
+    def forget_facts(self) -> None:
+        """Drop what was read once per run (a retry after a wait must look again)."""
+        with self.connection.lock:
+            self.connection.cache.clear()
+
     def cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """Facts read once per run and host (docker inspect, docker stats, a backup listing)."""
         with self.connection.lock:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from runbook import keys
+from runbook.hosts import Target
 from runbook.model import format_duration, parse_duration
 from runbook.outcome import CheckError, CheckFailed, HostUnreachable
 
@@ -65,6 +66,9 @@ class Readiness:
         while time.monotonic() + RETRY_SECONDS <= deadline:
             time.sleep(RETRY_SECONDS)
             attempts += 1
+            target = getattr(item, "funcargs", {}).get("target")
+            if isinstance(target, Target):
+                target.forget_facts()  # docker inspect and friends are cached per run: look again
             try:
                 item.runtest()
             except (AssertionError, CheckError) as exc:
