@@ -127,6 +127,8 @@ class TestCalendarLab(LabChecklistTests):
             else:
                 assert reachable["outcome"] == "passed", output[-3000:]
                 assert "(host key NOT verified)" in output
+                report = (tmp_path / check / "latest" / "report.html").read_text(encoding="utf-8")
+                assert "(host key NOT verified)" in report
 
     def test_paramiko_backend_sees_the_same_green_lab(self, healthy_lab: None, tmp_path: Path) -> None:
         overlay = tmp_path / "paramiko.yml"

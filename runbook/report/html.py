@@ -28,6 +28,7 @@ from pytest_html import extras
 
 from runbook import keys
 from runbook.changes import CheckChange, RunChanges, short_time, span
+from runbook.hosts import display_spec
 from runbook.record import CheckRecord, record_of
 from runbook.report.environment import clean_metadata
 from runbook.report.summary import RunRecorder
@@ -208,6 +209,12 @@ class HtmlReport:
             return
         metadata["Systems"] = ", ".join(self.recorder.system_names)
         metadata["Markers"] = self.recorder.marker_expression or "(all)"
+        # Which connection each host used, and where host keys were NOT verified (?host_key_check=off).
+        metadata["Hosts"] = ", ".join(
+            f"{system.name}/{name}={display_spec(spec)}"
+            for system in self.config.stash.get(keys.SYSTEMS, [])
+            for name, spec in system.model.hosts.items()
+        )
         clean_metadata(metadata)
 
     @pytest.hookimpl(optionalhook=True)
