@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 
 from runbook.changes import CheckChange, RunChanges, short_time
-from runbook.record import SEVERITIES, CheckRecord
-from runbook.report.summary import mask_all
+from runbook.record import SEVERITIES, CheckRecord, mask_all
 from runbook.secrets import SECRETS
 
 MODES = ("off", "changes", "always")

@@ -88,7 +88,7 @@ class CheckRecord:
 
     def masked(self) -> CheckRecord:
         """A copy with every string passed through the secret registry."""
-        return CheckRecord.from_json(_mask_all(self.to_json()))
+        return CheckRecord.from_json(mask_all(self.to_json()))
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -101,15 +101,27 @@ class CheckRecord:
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
-def _mask_all(value: Any) -> Any:
+def mask_all(value: Any) -> Any:
     """Mask every string of a JSON-able structure (before encoding: escapes would hide a secret)."""
     if isinstance(value, str):
         return SECRETS.mask(value)
     if isinstance(value, dict):
-        return {_mask_all(key): _mask_all(item) for key, item in value.items()}
+        return {mask_all(key): mask_all(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask_all(item) for item in value]
+        return [mask_all(item) for item in value]
     return value
+
+
+def crash_text(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The one line a report's failure or skip says (its crash message, or its last line)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    lines = str(longrepr or "").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def custom_record(nodeid: str) -> CheckRecord:

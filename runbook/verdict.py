@@ -20,7 +20,7 @@ import pytest
 from runbook import keys
 from runbook.collect import Case, case_of
 from runbook.outcome import CheckError, CheckFailed, CheckPassed
-from runbook.record import CheckRecord, attach, custom_record, record_of
+from runbook.record import CheckRecord, attach, crash_text, custom_record, record_of
 from runbook.secrets import SECRETS
 
 
@@ -105,38 +105,27 @@ def _update(record: CheckRecord, report: pytest.TestReport, error: BaseException
         elif isinstance(error, CheckError):
             record.found = f"could not check: {error}"
         elif report.failed:
-            record.found = _crash_text(report)
+            record.found = crash_text(report)
         if report.passed:
             record.message = error.note if isinstance(error, CheckPassed) else "ok"
         elif report.skipped:
-            record.message = f"skipped: {_crash_text(report)}"
+            record.message = f"skipped: {crash_text(report)}"
         else:
             record.message = _failure_message(record)
     elif report.failed and record.outcome != "failed":
         # A failing setup or teardown is an error (pytest's words), unless the call failed already.
         record.outcome = "error"
-        record.found = f"{report.when} failed: {_crash_text(report)}"
+        record.found = f"{report.when} failed: {crash_text(report)}"
         record.message = _failure_message(record)
     elif report.skipped and report.when == "setup":
         record.outcome = "skipped"
-        record.message = f"skipped: {_crash_text(report)}"
+        record.message = f"skipped: {crash_text(report)}"
 
 
 def _failure_message(record: CheckRecord) -> str:
     if record.is_check:
         return record.ci_message()
     return (record.found or "failed").strip().split("\n", 1)[0]
-
-
-def _crash_text(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple):
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    crash = getattr(longrepr, "reprcrash", None)
-    if crash is not None:
-        return str(crash.message)
-    lines = str(longrepr or "").strip().splitlines()
-    return lines[-1] if lines else ""
 
 
 def _mask_longrepr(report: pytest.TestReport, record: CheckRecord) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from runbook import keys
-from runbook.record import OUTCOMES, SEVERITIES, CheckRecord, custom_record, record_of
-from runbook.secrets import SECRETS
+from runbook.record import OUTCOMES, SEVERITIES, CheckRecord, crash_text, custom_record, mask_all, record_of
 
 FORMAT = "runbook-summary/1"
 UNRATED = "unrated"
@@ -30,26 +29,6 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def mask_all(value: Any) -> Any:
-    """Mask every string of a JSON-able structure (before encoding: escapes would hide a secret)."""
-    if isinstance(value, str):
-        return SECRETS.mask(value)
-    if isinstance(value, dict):
-        return {mask_all(key): mask_all(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask_all(item) for item in value]
-    return value
-
-
-def _crash_text(report: pytest.CollectReport) -> str:
-    longrepr = report.longrepr
-    crash = getattr(longrepr, "reprcrash", None)
-    if crash is not None:
-        return str(crash.message)
-    lines = str(longrepr or "").strip().splitlines()
-    return lines[-1] if lines else ""
 
 
 def entry(record: CheckRecord, rootdir: Path) -> dict[str, Any]:
@@ -113,7 +92,7 @@ class RunRecorder:
             record = custom_record(report.nodeid)
             record.kind = "collect"
             record.outcome = "error"
-            record.message = f"collection failed: {_crash_text(report)}"
+            record.message = f"collection failed: {crash_text(report)}"
             record.found = record.message
             self.records[report.nodeid] = record.masked()
 
