@@ -62,26 +62,6 @@ class Result:
         return self.rc == 0
 
 
-def _call_with_deadline(func: Callable[[], T], seconds: float, what: str) -> T:
-    """Run func in a daemon thread; a transport that never returns cannot hang the run."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = func()
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, daemon=True, name=f"runbook: {what}")
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise CommandTimeout(f"{what}: no answer within {seconds:g}s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
-
-
 def display_spec(spec: str) -> str:
     """A host spec without query options or password, for messages and report headers."""
     base = spec.split("?", 1)[0]

@@ -22,7 +22,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field
 
-from runbook.hosts import Target, _call_with_deadline
+from runbook.deadline import call_with_deadline
+from runbook.hosts import Target
 from runbook.outcome import CheckError
 from runbook.reach import Reachable, route, where
 from runbook.transports.tunnel import Tunnel
@@ -121,7 +122,7 @@ def with_session(
         with _session(check, target, database, timeout=timeout, writable=writable) as session:
             return work(session)
 
-    return _call_with_deadline(whole, timeout + GRACE, f"PostgreSQL at {database.display}")
+    return call_with_deadline(whole, timeout + GRACE, f"PostgreSQL at {database.display}")
 
 
 def reached(check: Reachable, target: Target, database: Database) -> tuple[dict[str, str], Tunnel]:

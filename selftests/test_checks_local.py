@@ -31,7 +31,8 @@ from runbook.checks.http import HttpCheck
 from runbook.checks.resources import ResourceCheck
 from runbook.checks.sqlite import SqliteCheck
 from runbook.checks.tcp import TcpCheck
-from runbook.hosts import Target, _call_with_deadline
+from runbook.deadline import call_with_deadline
+from runbook.hosts import Target
 from runbook.outcome import CheckError, CheckFailed, CommandTimeout, HostUnreachable
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
@@ -773,11 +774,11 @@ def test_run_timeout_is_quick(local: Target) -> None:
 def test_deadline_guards_a_hanging_transport() -> None:
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match="hung call: no answer within 1s"):
-        _call_with_deadline(lambda: time.sleep(5), 1, "hung call")
+        call_with_deadline(lambda: time.sleep(5), 1, "hung call")
     assert time.monotonic() - started < 2.5
-    assert _call_with_deadline(lambda: 42, 1, "quick call") == 42
+    assert call_with_deadline(lambda: 42, 1, "quick call") == 42
     with pytest.raises(ZeroDivisionError):
-        _call_with_deadline(lambda: 1 // 0, 1, "failing call")
+        call_with_deadline(lambda: 1 // 0, 1, "failing call")
 
 
 def test_unreachable_host_is_reported_once() -> None:

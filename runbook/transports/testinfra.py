@@ -8,9 +8,10 @@ offered: checks that need it say so.
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import IO, Any
 
+from runbook.deadline import call_with_deadline
+from runbook.outcome import CommandTimeout
 from runbook.transports.base import Capped, Raw, StreamEnd, Transport, TransportError, TransportTimeout
 
 
@@ -33,22 +34,15 @@ class TestinfraTransport(Transport):
         return self._host
 
     def run(self, line: str, *, timeout: float) -> Raw:
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["result"] = self.host.run(line)
-            except BaseException as exc:  # handed to the caller
-                box["error"] = exc
-
-        worker = threading.Thread(target=work, daemon=True, name=f"runbook: {self.spec}")
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            raise TransportTimeout(f"no answer within {timeout:g}s")
-        if "error" in box:
-            raise TransportError(f"{type(box['error']).__name__}: {box['error']}")
-        result = box["result"]
+        scheme = self.spec.split("://", 1)[0]
+        try:
+            result = call_with_deadline(lambda: self.host.run(line), timeout, f"{scheme}:// command")
+        except CommandTimeout:
+            raise TransportTimeout(f"no answer within {timeout:g}s") from None
+        except TransportError:
+            raise
+        except Exception as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
         stdout, stderr = Capped(), Capped()
         stdout.add(result.stdout_bytes)
         stderr.add(result.stderr_bytes)
