@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import threading
 import urllib.parse
 from abc import ABC, abstractmethod
@@ -61,6 +65,12 @@ class Capped:
             return bytes(self.head + self.tail)
         note = f"\n[... {self.dropped} bytes of output not kept ...]\n".encode()
         return bytes(self.head) + note + bytes(self.tail)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a local process started with start_new_session, and everything it started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def spec_options(spec: str) -> dict[str, str]:

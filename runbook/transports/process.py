@@ -13,7 +13,6 @@ import contextlib
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -31,17 +30,13 @@ from runbook.transports.base import (
     TransportError,
     TransportTimeout,
     host_key_checking,
+    kill_group,
     spec_options,
 )
 from runbook.transports.tunnel import SshTunnel, Tunnel
 
 EXIT_GRACE = 1.0
 KILLED_NOTE = b"\n[runbook: processes the command left behind held its output open; they were killed]\n"
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Raw:
@@ -66,13 +61,13 @@ def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None =
         while selector.get_map():
             now = time.monotonic()
             if now - started > timeout:
-                _kill_group(process)
+                kill_group(process)
                 raise TransportTimeout(f"no answer within {timeout:g}s")
             if exited_at is None and process.poll() is not None:
                 exited_at = now
             if exited_at is not None and now - exited_at > EXIT_GRACE:
                 held_open = True
-                _kill_group(process)
+                kill_group(process)
                 break
             for key, _ in selector.select(timeout=0.2):
                 data = os.read(key.fileobj.fileno(), CHUNK)  # type: ignore[union-attr]
@@ -85,7 +80,7 @@ def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None =
         process.stdout.close()
         process.stderr.close()
         if process.poll() is None and (time.monotonic() - started > timeout or held_open):
-            _kill_group(process)
+            kill_group(process)
         process.wait()
     stderr = outputs["stderr"].value() + (KILLED_NOTE if held_open else b"")
     dropped = outputs["stdout"].dropped + outputs["stderr"].dropped
@@ -109,7 +104,7 @@ def stream_process(
 
     def expire() -> None:
         end.expired = True
-        _kill_group(process)
+        kill_group(process)
 
     timer = threading.Timer(timeout, expire)
     timer.start()
@@ -121,7 +116,7 @@ def stream_process(
         yield process.stdout, end
     finally:
         timer.cancel()
-        _kill_group(process)
+        kill_group(process)
         process.wait()
         reader.join(timeout=5)
         assert process.stdout is not None
@@ -160,7 +155,7 @@ def feed_processes(
     def expire() -> None:
         expired.set()
         for process in processes:
-            _kill_group(process)
+            kill_group(process)
 
     timer = threading.Timer(timeout, expire)
     timer.start()

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import os
 import select
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from runbook.transports.base import Capped, TransportError
+from runbook.transports.base import Capped, TransportError, kill_group
 
 LOOPBACK = "127.0.0.1"
 # What a tunnel keeps of what the far side said (ssh's stderr, refused channels), for messages.
@@ -98,8 +97,7 @@ class SshTunnel(Tunnel):
         return tail.decode(errors="replace").strip()
 
     def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        kill_group(self.process)
         self.process.wait()
         self.stderr.close()
 
