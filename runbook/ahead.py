@@ -39,15 +39,13 @@ CONCURRENT_SCHEMES = frozenset({"ssh+persist", "ssh", "safe-ssh", "local"})
 TIMED_KINDS = frozenset({"load", "rate_limit"})
 
 
-def runs_ahead(case: Case, allow_writes: bool) -> bool:
+def runs_ahead(case: Case) -> bool:
     """Whether the check's outcome cannot depend on when or beside what it runs."""
     check = case.check
     if check.kind in TIMED_KINDS or getattr(check, "max_seconds", None) is not None:
         return False
-    if check.writes and not (allow_writes or case.system.model.allow_writes):
-        return False
     if check.writes:
-        return False  # writes run in their turn, never beside reads of the same system
+        return False  # allowed or not, writes run in their turn, never beside reads of the system
     feature = check.requires_feature
     if feature and not case.system.model.features.get(feature, False):
         return False
@@ -69,9 +67,8 @@ class HostPlan:
 class Ahead:
     """The run's checks started ahead; `claim` hands a test its check's outcome."""
 
-    def __init__(self, collector: Collector, *, hosts_at_once: int, allow_writes: bool) -> None:
+    def __init__(self, collector: Collector, *, hosts_at_once: int) -> None:
         self.collector = collector
-        self.allow_writes = allow_writes
         self.pool = ThreadPoolExecutor(max(1, hosts_at_once), thread_name_prefix="runbook-host")
         self.futures: dict[int, Future[BaseException | None]] = {}
         self.started: set[str] = set()
@@ -82,7 +79,7 @@ class Ahead:
         plans: dict[str, HostPlan] = {}
         with self.lock:
             for case in cases:
-                if not runs_ahead(case, self.allow_writes):
+                if not runs_ahead(case):
                     continue
                 target = self.collector.target_for(case)
                 spec = target.connection.spec
@@ -156,11 +153,7 @@ class AheadPlugin:
 
     def __init__(self, collector: Collector, config: pytest.Config, hosts_at_once: int) -> None:
         self.config = config
-        self.ahead = Ahead(
-            collector,
-            hosts_at_once=hosts_at_once,
-            allow_writes=bool(config.getoption("runbook_allow_writes")),
-        )
+        self.ahead = Ahead(collector, hosts_at_once=hosts_at_once)
         # An xdist worker learns its tests one host at a time (--dist-hosts).
         self.on_worker = hasattr(config, "workerinput")
         self.by_host: dict[str, list[Case]] = {}
