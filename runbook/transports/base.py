@@ -67,6 +67,16 @@ class Capped:
         return bytes(self.head) + note + bytes(self.tail)
 
 
+def child_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """The environment to start a local process with, always as a copy taken now.
+
+    With env=None the child reads the C `environ` while it execs, and pytest rewrites
+    PYTEST_CURRENT_TEST in the main thread at every phase: a check run ahead in another
+    thread then saw its exec fail with EFAULT ('Bad address: /bin/sh') now and then.
+    """
+    return dict(os.environ) if env is None else env
+
+
 def kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a local process started with start_new_session, and everything it started."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -29,6 +29,7 @@ from runbook.transports.base import (
     Transport,
     TransportError,
     TransportTimeout,
+    child_environment,
     host_key_checking,
     kill_group,
     spec_options,
@@ -48,7 +49,7 @@ def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None =
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        env=env,
+        env=child_environment(env),
     )
     outputs = {"stdout": Capped(), "stderr": Capped()}
     selector = selectors.DefaultSelector()
@@ -98,7 +99,7 @@ def stream_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        env=env,
+        env=child_environment(env),
     )
     end = StreamEnd()
 
@@ -140,7 +141,7 @@ def feed_processes(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            env=env,
+            env=child_environment(env),
         )
         for argv in argvs
     ]

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from runbook.transports.base import Capped, TransportError, kill_group
+from runbook.transports.base import Capped, TransportError, child_environment, kill_group
 
 LOOPBACK = "127.0.0.1"
 # What a tunnel keeps of what the far side said (ssh's stderr, refused channels), for messages.
@@ -68,7 +68,7 @@ class SshTunnel(Tunnel):
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,
             start_new_session=True,
-            env=env,
+            env=child_environment(env),
         )
         self._wait_ready(timeout)
 
