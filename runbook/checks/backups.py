@@ -31,6 +31,7 @@ from runbook import pg_archive, sql_dump
 from runbook.hosts import Target
 from runbook.model import CheckBase, HostPath
 from runbook.outcome import CheckError, CheckFailed
+from runbook.transports.base import child_environment
 from runbook.units import human_age
 
 CHUNK = 1 << 16
@@ -334,6 +335,7 @@ class _decrypted:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(read_end,),
+            env=child_environment(None),  # checks run ahead in threads: see child_environment
         )
         os.close(read_end)
         self.pump = threading.Thread(target=self._feed, daemon=True)
