@@ -432,6 +432,22 @@ def db_answers(client: docker.DockerClient) -> bool:
     return exec_output(client, DB, ["pg_isready", "-h", "/tmp", "-U", "map", "-d", "map"])[0] == 0
 
 
+# web reaches db over the compose network, as alembic and the app do; the socket answering
+# inside db is not enough (a CI run once had alembic refused right after it answered).
+WEB_REACHES_DB = (
+    "import socket; address = socket.gethostbyname('db'); print('db is', address);"
+    " socket.create_connection((address, 5432), 2).close()"
+)
+
+
+def web_reaches_db(client: docker.DockerClient) -> bool:
+    """True once web connects to db:5432; otherwise raises with what web saw (for the timeout)."""
+    code, output = exec_output(client, WEB, ["/usr/bin/python3", "-c", WEB_REACHES_DB])
+    if code != 0:
+        raise LabError(output.strip()[-300:])
+    return True
+
+
 def subscribers(client: docker.DockerClient) -> int:
     code, output = exec_output(client, REDIS, ["redis-cli", "PUBSUB", "NUMSUB", CHANNEL])
     lines = output.split()
@@ -540,6 +556,7 @@ class MapSystem(LabSystem):
             PROJECT.ensure_volume(client, PGDATA_VOLUME)
             reconcile(client, specs().values(), strict=strict, recreate=plan.recreate if plan else ())
             wait_until(lambda: db_answers(client), timeout=60, what=f"PostgreSQL in {DB}", interval=0.2)
+            wait_until(lambda: web_reaches_db(client), timeout=60, what=f"{WEB} to reach db:5432")
             migrate_and_seed(client)
             if plan is not None and "drift-rows" in plan.book:
                 psql(client, "DELETE FROM markers WHERE title LIKE 'imported %'")
