@@ -1,7 +1,7 @@
 """Addresses of lab hosts and container networks, all given out from the lab range.
 
-Every address is a function of a system's slot (its position in `lab.registry.SYSTEMS`, where
-new systems are only ever appended) and a host's or network's slot within that system. So the
+Every address is a function of a system's slot (written beside it in `lab.registry.SYSTEMS`, never
+reused) and a host's or network's slot within that system. So the
 `systems/lab/` descriptions can name them, and they are the same on every machine and run.
 
 - 198.18.0.0/20: a /24 per system, a /30 per host in it: `.4h+1` is the machine's end of the
@@ -56,9 +56,9 @@ def system_slot(system: str) -> int:
     """The system's position in the registry: its share of every block below."""
     if system == SELFTEST_SYSTEM:
         return SYSTEMS_MAX - 1
-    slot = registry.names().index(system)
+    slot = registry.slot(system)
     if slot >= SYSTEMS_MAX - 1:
-        raise ValueError(f"the lab range has room for {SYSTEMS_MAX - 1} systems; {system} is {slot + 1}th")
+        raise ValueError(f"the lab range has room for {SYSTEMS_MAX - 1} systems; {system} has slot {slot}")
     return slot
 
 

@@ -1,8 +1,10 @@
 """Which production systems the lab can build.
 
 A new system (VPN master with replicas, loyalty API with PostgreSQL, ...) is one package
-whose `SYSTEM` is a `lab.system.LabSystem`, plus one line at the END of SYSTEMS: a system's
-position there is its slot in the lab's address range (see lab.addresses), so it never moves.
+whose `SYSTEM` is a `lab.system.LabSystem`, plus one line in SYSTEMS with its slot. The slot is
+the system's share of the lab's address range (see lab.addresses): it is written down, never
+derived from the order of the lines, so systems built side by side never move each other's
+addresses, and a slot is never reused.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from lab.core import UsageError
 if TYPE_CHECKING:
     from lab.system import LabSystem
 
-# name of the system (as in the runbook/suite) -> package implementing it; append only
-SYSTEMS: dict[str, str] = {
-    "ai-calendar-assistant": "lab.calendar",
-    "map-v12": "lab.map_v12",
+# name of the system (as in the runbook/suite) -> (package implementing it, its slot)
+SYSTEMS: dict[str, tuple[str, int]] = {
+    "ai-calendar-assistant": ("lab.calendar", 0),
+    "map-v12": ("lab.map_v12", 1),
 }
+# Taken by systems being built, so nothing else lands on them: loyalty-api 2, magic-master 3, vpn 4.
+RESERVED_SLOTS = {"loyalty-api": 2, "magic-master": 3, "vpn": 4}
 
 
 def names() -> list[str]:
@@ -29,5 +33,14 @@ def names() -> list[str]:
 def get(name: str) -> LabSystem:
     if name not in SYSTEMS:
         raise UsageError(f"unknown system {name!r}; known systems: {', '.join(SYSTEMS)}")
-    system: LabSystem = importlib.import_module(SYSTEMS[name]).SYSTEM
+    system: LabSystem = importlib.import_module(SYSTEMS[name][0]).SYSTEM
     return system
+
+
+def slot(name: str) -> int:
+    """The system's share of the lab's address range."""
+    if name in SYSTEMS:
+        return SYSTEMS[name][1]
+    if name in RESERVED_SLOTS:
+        return RESERVED_SLOTS[name]
+    raise UsageError(f"unknown system {name!r}; known systems: {', '.join(SYSTEMS)}")
