@@ -162,6 +162,19 @@ def test_a_command_past_the_targets_deadline_leaves_the_shell_usable(target: Tar
     assert not running("sleep 38.5")
 
 
+def test_what_a_command_leaves_running_is_killed_when_it_exits(target: Target) -> None:
+    """The Target sends a bare `exec timeout ...` here: the session kills its group afterwards."""
+    result = target.run("sleep 39.75 & echo started")
+    assert (result.rc, result.stdout) == (0, "started\n")
+    assert "left processes running in the background; they were killed" in result.stderr
+    deadline = time.monotonic() + 5
+    while running("sleep 39.75") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running("sleep 39.75")
+    clean = target.run("echo quiet >&2; exit 4")
+    assert (clean.rc, clean.stderr) == (4, "quiet\n")
+
+
 def test_a_shell_killed_between_commands_is_replaced_transparently(transport: Transport) -> None:
     first = shell_pid(transport)
     os.kill(first, signal.SIGKILL)
@@ -204,6 +217,10 @@ def test_sudo_runs_commands_as_the_user_asked(sshd: LoopbackSshd) -> None:
             result = box.run("id -un; cd /tmp")
             assert (result.rc, result.stdout) == (0, f"{expected}\n"), result.stderr
             assert box.host.check_output("id -un") == expected
+            # Under sudo the Target keeps its own wrapper: a left-behind child still dies.
+            orphan = box.run("sleep 41.5 & exit 3")
+            assert orphan.rc == 3 and "they were killed" in orphan.stderr
+            assert not running("sleep 41.5")
         finally:
             box.connection.close()
 

@@ -11,7 +11,7 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from runbook.transports.tunnel import Tunnel
@@ -96,6 +96,10 @@ def host_key_checking(spec: str) -> bool:
 
 class Transport(ABC):
     """One connection to one host, shared by every check that runs there."""
+
+    # True when every command runs as a job of its own whose exit code comes back exactly and
+    # whose process group is killed once it exits: Target then needs no wrapper shell of its own.
+    jobs_per_command: ClassVar[bool] = False
 
     def __init__(self, spec: str, *, connect_timeout: float) -> None:
         self.spec = spec

@@ -39,6 +39,8 @@ TESTINFRA_COMMAND_TIMEOUT = 60.0
 
 
 class PersistentSshTransport(ParamikoTransport):
+    jobs_per_command = True  # see shell_session: each command is a job; its group dies with it
+
     def __init__(self, spec: str, *, connect_timeout: float) -> None:
         super().__init__(spec, connect_timeout=connect_timeout)
         self._idle: list[ShellSession] = []

@@ -6,11 +6,15 @@ servers) and a login shell; a shell kept open costs one fork per command.
 Nothing is installed on the host: requests are plain POSIX sh written to the shell's
 stdin, one line each, with a fresh random token T:
 
-    printf %s 'T{'; printf %s 'T{' >&2; ( eval 'LINE' ) </dev/null; printf 'T}%d\\n' "$?"; printf %s 'T}' >&2
+    printf %s 'T{'; printf %s 'T{' >&2; ( eval 'LINE' ) </dev/null & wait $!; r=$?;
+    kill -9 -$! 2>/dev/null && echo 'NOTE' >&2; printf 'T}%d\\n' "$r"; printf %s 'T}' >&2
 
 - The command runs in a subshell: its `cd`, `export`, `umask`, `exit` and traps end with
   it, so nothing leaks into the next command, and the shell itself keeps the environment
   and working directory of a fresh login. Its stdin is /dev/null.
+- The subshell is a job of its own ($!). A command that makes itself a process group
+  (Target's `exec timeout ...` does) gets that group killed once it exits, so what it left
+  running in the background ends with it, without a wrapper process per command.
 - Its stdout and stderr go straight to the channel's two streams between the token's
   markers, the exit code after stdout's end marker: exact and binary-safe without temp
   files or encoding, and streamed (nothing is stored on the host). Bytes outside a frame
@@ -34,6 +38,8 @@ from runbook.transports.base import CHUNK, Capped, Raw, TransportTimeout
 DEATH_GRACE = 0.5
 # Bytes kept of what a stream said outside a frame (a shell that died says why there).
 STRAY_KEPT = 2048
+# Said on the command's stderr when its process group outlived it and was killed.
+LEFT_BEHIND = "[runbook: the command left processes running in the background; they were killed]"
 
 
 class SessionLost(Exception):
@@ -94,8 +100,9 @@ class Framed:
 def request(line: str, token: str) -> bytes:
     start, end = f"{token}{{", f"{token}}}"
     text = (
-        f"printf %s '{start}'; printf %s '{start}' >&2; ( eval {shlex.quote(line)} ) </dev/null; "
-        f"printf '{end}%d\\n' \"$?\"; printf %s '{end}' >&2\n"
+        f"printf %s '{start}'; printf %s '{start}' >&2; ( eval {shlex.quote(line)} ) </dev/null & "
+        f"wait $!; r=$?; kill -9 -$! 2>/dev/null && echo '{LEFT_BEHIND}' >&2; "
+        f"printf '{end}%d\\n' \"$r\"; printf %s '{end}' >&2\n"
     )
     return text.encode("utf-8", errors="surrogateescape")
 
