@@ -15,7 +15,6 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import lab_fingerprint as fingerprint
 from lab_harness import REPO, LabChecklistTests, outcomes
@@ -61,6 +60,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "radicale-running": r"radicale-calendar is exited",
         "bot-to-radicale": r"cannot reach radicale-calendar:5232",
     },
+    "prometheus-down": {"prometheus-healthy": r"Failed to connect to localhost port 9090"},
+    "loki-down": {"loki-ready": r"Failed to connect to localhost port 3100"},
     "wal-off": {"bot-db-wal": r"journal mode rollback != wal"},
     "second-instance": {
         "bot-single-instance": r"2 running \(telegram-bot, telegram-bot-2\) != 1",
@@ -80,10 +81,7 @@ class TestCalendarLab(LabChecklistTests):
     system = SYSTEM
     lab_file = LAB_FILE
     messages = MESSAGES
-    skipped_when_healthy: ClassVar[dict[str, str]] = {
-        check_id: "does not declare feature 'monitoring'" for check_id in MONITORING
-    }
-    min_passed = 35
+    min_passed = 38
 
     def fingerprint(self) -> dict[str, str]:
         from lab.calendar import system as calendar

@@ -18,6 +18,7 @@ from typing import Any
 
 from lab import containers
 from lab.backups import age_hours, decrypt, encrypt, targz
+from lab.calendar import monitoring
 from lab.calendar import system as calendar
 from lab.core import Fault, LabError, fault, wait_until
 from lab.sqlite import set_journal_mode
@@ -203,6 +204,14 @@ def radicale_down() -> None:
     _stop(calendar.RADICALE)
 
 
+def prometheus_down() -> None:
+    _stop(monitoring.PROMETHEUS)
+
+
+def loki_down() -> None:
+    _stop(monitoring.LOKI)
+
+
 def wal_off() -> None:
     set_journal_mode(calendar.PATHS.db, "delete")
 
@@ -348,6 +357,20 @@ FAULTS: list[Fault] = [
         fails={"radicale-running", "radicale-http", "bot-to-radicale", "radicale-memory-usage"},
         inject=radicale_down,
         recreate={calendar.RADICALE},
+    ),
+    fault(
+        "prometheus-down",
+        "the monitoring stack's prometheus stopped: /-/healthy refused on :9090",
+        fails={"prometheus-healthy"},
+        inject=prometheus_down,
+        recreate={monitoring.PROMETHEUS},
+    ),
+    fault(
+        "loki-down",
+        "the monitoring stack's loki stopped: /ready refused on :3100",
+        fails={"loki-ready"},
+        inject=loki_down,
+        recreate={monitoring.LOKI},
     ),
     fault(
         "wal-off",

@@ -27,6 +27,7 @@ import docker
 
 from lab import addresses
 from lab.backups import BackupDir, age_hours
+from lab.calendar import monitoring
 from lab.containers import (
     ComposeProject,
     Spec,
@@ -64,7 +65,7 @@ NETWORK_KEY, RADICALE_VOLUME_KEY = "calendar-network", "radicale-data"
 NETWORK = PROJECT.network_name(NETWORK_KEY)
 
 BOT, BOT2, REDIS, RADICALE = "telegram-bot", "telegram-bot-2", "calendar-redis", "radicale-calendar"
-CONTAINERS = (REDIS, RADICALE, BOT)
+CONTAINERS = (REDIS, RADICALE, BOT, *monitoring.CONTAINERS)
 
 BACKUP_DIR = "/root/backups/calendar"
 CRON_LINE = f"0 3 * * * {WORKDIR}/backup-calendar.sh >> /var/log/calendar-backup.log 2>&1"
@@ -86,6 +87,7 @@ CALENDAR_NEEDS = {
     "gpg": "gpg",
     "gpgconf": "gpgconf",
     "crontab": "cron",
+    "/usr/bin/prometheus": "prometheus",
 }
 
 
@@ -207,6 +209,7 @@ def write_server_files(*, strict: bool) -> None:
     write_file(PATHS.workdir / "docker-compose.secure.yml", compose)
     write_file(PATHS.workdir / "backup-calendar.sh", (HERE / "backup-calendar.sh").read_text(), 0o755)
     write_file(PATHS.bot_py, (HERE / "bot.py").read_text())
+    monitoring.write_files(PATHS.workdir)
     PATHS.image_bin.mkdir(parents=True, exist_ok=True)
     python = PATHS.image_bin / "python"
     if not python.is_symlink():
@@ -225,7 +228,7 @@ def write_crontab(text: str) -> None:
 
 # ---- the stand-in services -------------------------------------------------------------
 def specs() -> dict[str, Spec]:
-    """The three containers of docker-compose.secure.yml."""
+    """The containers of docker-compose.secure.yml and docker-compose.monitoring.yml."""
     usr = ["/usr:/usr:ro", f"{PATHS.image_bin}:/usr/local/bin:ro"]
     env = {key: value for key, value in parse_env(PATHS.env).items() if not key.startswith("BACKUP_")}
     bot_digest = hashlib.sha256((HERE / "bot.py").read_bytes()).hexdigest()[:16]
@@ -271,6 +274,7 @@ def specs() -> dict[str, Spec]:
             content=bot_digest,
             **common,
         ),
+        **monitoring.specs(PATHS.workdir, WORKDIR, NETWORK, ["/usr:/usr:ro"]),
     }
 
 
@@ -380,10 +384,12 @@ class CalendarSystem(LabSystem):
             ensure_hostroot_image(client)
             PROJECT.ensure_network(client, NETWORK_KEY, addresses.container_subnet(NAME, 0))
             PROJECT.ensure_volume(client, RADICALE_VOLUME_KEY)
+            monitoring.project(WORKDIR).ensure_volume(client, monitoring.DATA_VOLUME_KEY)
             if strict and PATHS.db.exists() and journal_mode(PATHS.db) != "wal":
                 set_journal_mode(PATHS.db, "wal")
             reconcile(client, specs().values(), strict=strict, recreate=plan.recreate if plan else ())
             wait_healthy(client)
+            wait_until(lambda: monitoring.healthy(client), timeout=60, what="Prometheus, Grafana and Loki")
             seed_radicale(client)
             if plan is not None:
                 backups().restore(PATHS.stash, plan.book.get("injected", []))
