@@ -30,7 +30,7 @@ from typing import IO, Any, TypeVar
 from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
 from runbook.secrets import SECRETS
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
-from runbook.transports.base import host_key_checking, spec_options
+from runbook.transports.base import SpawnError, host_key_checking, spec_options
 
 T = TypeVar("T")
 
@@ -197,6 +197,8 @@ class Target:
             ) from None
         except TransportError as exc:
             raise self._mark_unreachable(str(exc)) from None
+        except SpawnError as exc:
+            raise CheckError(f"{self.display}: `{line}` not run: {exc}") from None
         except Exception as exc:
             raise self._classify(exc) from None
         duration = time.monotonic() - started
@@ -269,6 +271,8 @@ class Target:
                     raise
         except TransportError as exc:
             raise self._mark_unreachable(str(exc)) from None
+        except SpawnError as exc:
+            raise CheckError(f"{self.display}: reading {path} not started: {exc}") from None
         if end.expired:
             raise too_slow
         if end.rc not in (0, -9, None) and end.stderr.strip():

@@ -27,7 +27,7 @@ from runbook.checks.http import HttpCheck
 from runbook.checks.http import verify as verify_http
 from runbook.checks.logs import LogCheck
 from runbook.hosts import Target
-from runbook.outcome import CheckFailed, CommandTimeout, HostUnreachable
+from runbook.outcome import CheckError, CheckFailed, CommandTimeout, HostUnreachable
 from runbook.report import rundir
 from runbook.transports.base import OUTPUT_CAP
 
@@ -141,6 +141,23 @@ def test_binary_output_is_shown_as_bytes(local: Target) -> None:
 
 def test_an_exception_without_args_is_classified(local: Target) -> None:
     assert isinstance(local._classify(RuntimeError()), HostUnreachable)
+
+
+def test_a_runner_that_cannot_start_a_process_leaves_the_host_reachable(
+    local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EAGAIN from fork is this machine's trouble: the check fails, the host is not written off."""
+
+    def no_more_processes(*args: Any, **kwargs: Any) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(subprocess, "Popen", no_more_processes)
+        with pytest.raises(CheckError, match=r"runner could not start .*Resource temporarily") as failed:
+            local.run("true")
+        assert not isinstance(failed.value, HostUnreachable)
+    assert local.unreachable is None
+    assert local.run("echo still").stdout == "still\n"
 
 
 # -- values that would become options -----------------------------------------------------------

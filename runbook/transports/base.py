@@ -11,7 +11,7 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from runbook.transports.tunnel import Tunnel
@@ -27,6 +27,21 @@ class TransportError(Exception):
 
 class TransportTimeout(Exception):
     """The transport itself did not finish by the deadline (the command may still run)."""
+
+
+class SpawnError(Exception):
+    """This machine could not start the transport's own program (out of processes, memory):
+    a fault of the runner, not of the host, so the host keeps its verdict."""
+
+
+def spawn(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen, with a failure to start told apart from a missing program."""
+    try:
+        return subprocess.Popen(argv, **options)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SpawnError(f"the runner could not start {argv[0]}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)

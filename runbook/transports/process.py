@@ -32,6 +32,7 @@ from runbook.transports.base import (
     child_environment,
     host_key_checking,
     kill_group,
+    spawn,
     spec_options,
 )
 from runbook.transports.tunnel import SshTunnel, Tunnel
@@ -43,7 +44,7 @@ KILLED_NOTE = b"\n[runbook: processes the command left behind held its output op
 def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Raw:
     """Run argv with its output capped; kill its process group at the deadline."""
     started = time.monotonic()
-    process = subprocess.Popen(
+    process = spawn(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -93,7 +94,7 @@ def stream_process(
     argv: list[str], *, timeout: float, env: dict[str, str] | None = None
 ) -> Iterator[tuple[IO[bytes], StreamEnd]]:
     """argv's stdout as a stream; the deadline kills the whole group (the reader then sees EOF)."""
-    process = subprocess.Popen(
+    process = spawn(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
