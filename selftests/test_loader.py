@@ -119,13 +119,13 @@ def test_lab_overlay_loads_on_top_of_production(monkeypatch: pytest.MonkeyPatch)
     lab = load_file(LAB)
     assert lab.chain == (LAB.resolve(), PRODUCTION.resolve())
     assert lab.model.hosts["server"].startswith("ssh+persist://root@198.18.0.2")
-    assert lab.model.features == {"monitoring": False}
+    assert lab.model.features == {"monitoring": True}
     # The runbook path is resolved against the file that named it, not the overlay.
     assert lab.runbook_path == load_file(PRODUCTION).runbook_path
     assert lab.missing_env == {PASSPHRASE_VAR: ("checks.backups[2].gpg_passphrase",)}
 
 
-def test_lab_overlay_changes_only_hosts_features_health_url_and_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lab_overlay_changes_only_hosts_health_url_and_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_VAR, raising=False)
     production = flatten(load_file(PRODUCTION).model.model_dump())
     lab = flatten(load_file(LAB).model.model_dump())
@@ -133,7 +133,6 @@ def test_lab_overlay_changes_only_hosts_features_health_url_and_disk(monkeypatch
     changed = {path for path in production if production[path] != lab[path]}
     assert changed == {
         "hosts.server",
-        "features.monitoring",
         "checks.http[0].url",
         "checks.resources[0].disk",
     }
