@@ -34,6 +34,7 @@ APT_PACKAGES=(
   prometheus-pushgateway  # a real Pushgateway: the run's metrics pushed and read back in selftests
   time               # GNU time: peak memory in bench/ (bench_hostile_*.py)
   prometheus         # a real Prometheus server: the rates kind's PromQL source, proven in selftests
+  v2ray              # the VPN lab's xray (VLESS inbound) and the runner's probe client (v2ray 4.34 speaks VLESS)
 )
 
 missing=()
