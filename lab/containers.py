@@ -141,14 +141,25 @@ class Spec:
     content: str = ""  # digest of mounted code, so editing it redeploys the container
     restart_policy: str = "unless-stopped"  # "no": what a hand-made `docker run` gets
     image: str = HOSTROOT_IMAGE
+    # compose's `logging:` (driver json-file and its options); None: the daemon's default.
+    log_options: dict[str, str] | None = None
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        if fields["log_options"] is None:  # specs written before the field keep their digest
+            del fields["log_options"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def host_network(self) -> bool:
+        """compose's `network_mode: host`: the host's own interfaces, no ports to publish."""
+        return self.network == "host"
 
 
 def create_container(client: docker.DockerClient, spec: Spec) -> None:
     """Create and start the container of `spec`."""
     api = client.api
+    logging = {"Type": "json-file", "Config": spec.log_options} if spec.log_options is not None else None
     host_config = api.create_host_config(
         binds=spec.binds,
         port_bindings={port: ("0.0.0.0", host_port) for port, host_port in spec.ports.items()},
@@ -156,10 +167,13 @@ def create_container(client: docker.DockerClient, spec: Spec) -> None:
         memswap_limit=spec.memswap_limit if spec.mem_limit else None,
         restart_policy={"Name": spec.restart_policy, "MaximumRetryCount": 0},
         network_mode=spec.network,
+        log_config=logging,
     )
-    networking = api.create_networking_config(
-        {spec.network: api.create_endpoint_config(aliases=[spec.service, spec.name])}
-    )
+    networking = None
+    if not spec.host_network:
+        networking = api.create_networking_config(
+            {spec.network: api.create_endpoint_config(aliases=[spec.service, spec.name])}
+        )
     api.create_container(
         spec.image,
         command=spec.command,
