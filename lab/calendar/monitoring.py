@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -20,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 CONFIG_FILE = "docker-compose.monitoring.yml"
 PROMETHEUS, GRAFANA, LOKI = "prometheus", "grafana", "loki"
 CONTAINERS = (PROMETHEUS, GRAFANA, LOKI)
+STANDINS = {GRAFANA: 3000, LOKI: 3100}
 DATA_VOLUME_KEY = "prometheus-data"
 # Prometheus scrapes itself: what its own /-/healthy reports is real, not a stand-in's answer.
 PROMETHEUS_CONFIG = """\
@@ -43,11 +45,24 @@ def write_files(folder: Path) -> None:
     write_file(folder / "monitoring" / "standin.py", (HERE / "standin.py").read_text())
 
 
+def standin_spec(role: str, port: int, common: dict[str, Any], binds: list[str]) -> Spec:
+    """Grafana or Loki as `standin.py` plays it, on the real service's name and port."""
+    return Spec(
+        name=role,
+        service=role,
+        command=["/usr/bin/python3", "-u", "/etc/monitoring/standin.py", role, str(port)],
+        binds=binds,
+        mem_limit="128m",
+        ports={port: port},
+        content=hashlib.sha256((HERE / "standin.py").read_bytes()).hexdigest()[:16],
+        **common,
+    )
+
+
 def specs(folder: Path, working_dir: str, network: str, usr: list[str]) -> dict[str, Spec]:
     """The three containers, on the calendar's network, as `docker compose up` makes them."""
     common = {"project": project(working_dir), "network": network, "working_dir": "/"}
     config = f"{folder / 'monitoring'}:/etc/monitoring:ro"
-    standin = hashlib.sha256((HERE / "standin.py").read_bytes()).hexdigest()[:16]
     return {
         PROMETHEUS: Spec(
             name=PROMETHEUS,
@@ -64,26 +79,7 @@ def specs(folder: Path, working_dir: str, network: str, usr: list[str]) -> dict[
             content=hashlib.sha256(PROMETHEUS_CONFIG.encode()).hexdigest()[:16],
             **common,
         ),
-        GRAFANA: Spec(
-            name=GRAFANA,
-            service="grafana",
-            command=["/usr/bin/python3", "-u", "/etc/monitoring/standin.py", "grafana", "3000"],
-            binds=[config, *usr],
-            mem_limit="128m",
-            ports={3000: 3000},
-            content=standin,
-            **common,
-        ),
-        LOKI: Spec(
-            name=LOKI,
-            service="loki",
-            command=["/usr/bin/python3", "-u", "/etc/monitoring/standin.py", "loki", "3100"],
-            binds=[config, *usr],
-            mem_limit="128m",
-            ports={3100: 3100},
-            content=standin,
-            **common,
-        ),
+        **{role: standin_spec(role, port, common, [config, *usr]) for role, port in STANDINS.items()},
     }
 
 
