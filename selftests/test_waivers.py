@@ -21,6 +21,8 @@ import pytest
 from runbook.waivers import load_waivers
 from selftests.readers_kit import SYSTEM, ReadersApp, Run
 
+# Set again when the waivers file is written: a run that starts before midnight UTC and reaches
+# this module after it (CI did) must date the waivers by the day the checklist runs on.
 TODAY = datetime.now(UTC).date()
 FILE = """\
 waivers:
@@ -43,6 +45,8 @@ waivers:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, health: ThreadingHTTPServer) -> ReadersApp:
+    global TODAY
+    TODAY = datetime.now(UTC).date()
     app = ReadersApp(tmp_path_factory.mktemp("waivers"), health.server_address[1]).write()
     future, past = TODAY + timedelta(days=7), TODAY - timedelta(days=1)
     (app.base / "waivers.yml").write_text(
