@@ -1,5 +1,8 @@
 """From descriptions to tests: one test per check, id `system:check-id`.
 
+A check naming a group of hosts (`host: replicas`) is one test per host of the group, id
+`system:check-id@host`, so a report says which replica failed.
+
 A group's test function (tests_health/, tests_backup/, tests_config/) asks for
 the checks of every kind in its group with `@pytest.mark.runbook_group("health")`
 and the fixtures `check` and `target`. Each check becomes a parameter carrying
@@ -36,14 +39,20 @@ class Case:
     system: LoadedSystem
     check: CheckBase
     place: str  # field path in the description, e.g. checks.backups[2]
+    on_host: str | None = None  # the host of a check that names a group: one Case per host
+
+    @property
+    def check_id(self) -> str:
+        """The check's id in reports: `check-id`, or `check-id@host` for each host of a group."""
+        return f"{self.check.id}@{self.on_host}" if self.on_host else self.check.id
 
     @property
     def id(self) -> str:
-        return f"{self.system.name}:{self.check.id}"
+        return f"{self.system.name}:{self.check_id}"
 
     @property
     def host_name(self) -> str:
-        return self.system.model.host_of(self.check)
+        return self.on_host or self.system.model.host_of(self.check)
 
     def missing_env(self) -> list[str]:
         return sorted(
@@ -58,7 +67,12 @@ def cases_of(system: LoadedSystem) -> list[Case]:
     cases = [Case(system, for_host(name), f"hosts.{name}") for name in system.model.hosts]
     for kind in kinds.describable():
         for index, check in enumerate(system.model.checks.of_kind(kind)):
-            cases.append(Case(system, check, f"checks.{kind}[{index}]"))
+            place = f"checks.{kind}[{index}]"
+            group = system.model.hosts_of(check)
+            if group is None:
+                cases.append(Case(system, check, place))
+            else:
+                cases += [Case(system, check, place, on_host=host) for host in group]
     return cases
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import shlex
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,6 +169,13 @@ class Target:
     @property
     def display(self) -> str:
         return self.connection.display
+
+    @property
+    def address(self) -> str | None:
+        """The network address in the host's spec (ssh://user@ADDRESS:22), None for local:// etc."""
+        if self.scheme in {"local", "docker", "podman"}:
+            return None
+        return urllib.parse.urlsplit(self.spec).hostname
 
     @property
     def host(self) -> Any:

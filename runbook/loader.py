@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from runbook import inventory
 from runbook.hints import closest_field
+from runbook.params import fill as fill_params
 from runbook.schema import System
 from runbook.secrets import SECRETS
 from runbook.yamlfile import YamlFileError, read_yaml
@@ -155,22 +157,27 @@ def _field_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def load_file(path: Path) -> LoadedSystem:
+def load_file(path: Path, params: dict[str, str] | None = None) -> LoadedSystem:
     """A validated system, or DescriptionError naming the file, the field and the problem."""
     try:
-        return _load_file(path)
+        return _load_file(path, params or {})
     except DescriptionError:
         raise
     except Exception as exc:  # a bug here: still one message naming the file, not a traceback
         raise DescriptionError(f"{path}: cannot load: {type(exc).__name__}: {exc}") from exc
 
 
-def _load_file(path: Path) -> LoadedSystem:
+def _load_file(path: Path, params: dict[str, str]) -> LoadedSystem:
     data, chain = _resolve_chain(path)
     # x-* keys hold YAML anchors for reuse (as in docker compose files); they are not fields.
     data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
     missing: dict[str, list[str]] = {}
     data = interpolate(data, "", missing)
+    try:
+        data = inventory.join(data, path.parent)
+        data = fill_params(data, params)
+    except ValueError as exc:
+        raise DescriptionError(f"{path}: {exc}") from None
     try:
         model = System.model_validate(data)
     except ValidationError as exc:
@@ -200,7 +207,9 @@ def _problems(exc: ValidationError, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_systems(location: Path, only: list[str] | None = None) -> list[LoadedSystem]:
+def load_systems(
+    location: Path, only: list[str] | None = None, params: dict[str, str] | None = None
+) -> list[LoadedSystem]:
     """All *.yml / *.yaml files of a folder (not its subfolders), or one file."""
     if location.is_dir():
         files = sorted(p for p in location.iterdir() if p.suffix in {".yml", ".yaml"})
@@ -212,7 +221,14 @@ def load_systems(location: Path, only: list[str] | None = None) -> list[LoadedSy
         raise DescriptionError(f"{location}: not a file or folder of descriptions")
     else:
         raise DescriptionError(f"{location}: no such file or folder")
-    systems = [load_file(path) for path in files]
+    systems = [load_file(path, params) for path in files]
+    declared = {name for system in systems for name in system.model.params}
+    unknown = sorted(set(params or {}) - declared)
+    if unknown:
+        raise DescriptionError(
+            f"--param {', '.join(unknown)}: no system in {location} has such a parameter "
+            f"(parameters: {', '.join(sorted(declared)) or 'none'})"
+        )
     names = [system.name for system in systems]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

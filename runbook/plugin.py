@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import collect, fixtures, keys, logmask, samples, verdict
+from runbook import collect, fixtures, keys, logmask, params, samples, verdict
 from runbook.ahead import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.checks import scenario
 from runbook.collect import GROUP_MARKER
@@ -55,6 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the checks that write state on the systems they check (login rate limits, "
         "restore tests into scratch databases); off by default: the suite only reads",
+    )
+    group.addoption(
+        "--param",
+        dest="runbook_params",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="a value for a description's {NAME} placeholders, e.g. --param user=test1 (repeatable)",
     )
     group.addoption(
         "--reports-dir",
@@ -160,6 +168,14 @@ def _refuse_split_path_options(config: pytest.Config) -> None:
             )
 
 
+def _params(config: pytest.Config) -> dict[str, str]:
+    """--param NAME=VALUE options; a malformed one is a usage error."""
+    try:
+        return params.parse(config.getoption("runbook_params"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _load(config: pytest.Config) -> list[LoadedSystem]:
     option = config.getoption("runbook_systems") or config.getini("runbook_systems")
     location = Path(option)
@@ -167,6 +183,6 @@ def _load(config: pytest.Config) -> list[LoadedSystem]:
         base = config.invocation_params.dir if config.getoption("runbook_systems") else config.rootpath
         location = base / location
     try:
-        return load_systems(location, config.getoption("runbook_only") or None)
+        return load_systems(location, config.getoption("runbook_only") or None, _params(config))
     except DescriptionError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -42,6 +42,17 @@ _kind_fields: dict[str, Any] = {kind: (list[model], []) for kind, model in CHECK
 Checks = create_model("Checks", __base__=ChecksBase, **_kind_fields)
 
 
+class Inventory(Model):
+    """An Ansible inventory (INI or YAML) whose hosts and groups join the description's."""
+
+    file: str = Field(description="path of the inventory, relative to the description")
+    spec: str = Field(
+        default="ssh://{user}@{address}:{port}",
+        description="host spec of each inventory host: {name}, {address} (ansible_host), "
+        "{user} (ansible_user, default root), {port} (ansible_port, default 22)",
+    )
+
+
 class System(Model):
     """One system: its runbook, its hosts and its checks."""
 
@@ -49,6 +60,17 @@ class System(Model):
     title: str | None = None
     runbook: str = Field(description="path of the runbook, relative to this file")
     hosts: dict[str, str] = Field(min_length=1, description="name -> testinfra host spec")
+    groups: dict[str, list[str]] = Field(
+        default={},
+        description="group name -> host names; a check naming a group runs on each of its hosts "
+        "(test id system:check-id@host). An `inventory:` adds its groups here",
+    )
+    inventory: Inventory | None = None
+    params: dict[str, str | None] = Field(
+        default={},
+        description="{name} placeholders in check fields -> default value (null: --param name=... "
+        "is required); --param name=value overrides",
+    )
     features: dict[str, bool] = {}
     allow_writes: bool = Field(
         default=False,
@@ -83,8 +105,17 @@ class System(Model):
                     first = seen[check.id]
                     raise ValueError(f"{place}: check id {check.id!r} is used twice (first: {first})")
                 seen[check.id] = place
-                if check.host is not None and check.host not in self.hosts:
-                    raise ValueError(f"{place}.host: host {check.host!r} is not one of {sorted(self.hosts)}")
+                if check.host is not None and check.host not in self.hosts and check.host not in self.groups:
+                    known = sorted(self.hosts) + [f"group {group}" for group in sorted(self.groups)]
+                    raise ValueError(f"{place}.host: host {check.host!r} is not one of {known}")
+        for group, members in self.groups.items():
+            if group in self.hosts:
+                raise ValueError(f"groups.{group}: a group cannot have the name of a host")
+            unknown = [member for member in members if member not in self.hosts]
+            if unknown:
+                raise ValueError(f"groups.{group}: {', '.join(unknown)} not among hosts {sorted(self.hosts)}")
+            if not members:
+                raise ValueError(f"groups.{group}: a group needs at least one host")
         return self
 
     @model_validator(mode="after")
@@ -107,3 +138,9 @@ class System(Model):
 
     def host_of(self, check: CheckBase) -> str:
         return check.host or next(iter(self.hosts))
+
+    def hosts_of(self, check: CheckBase) -> list[str] | None:
+        """The hosts of the group a check names (one test each), None for a single host."""
+        if check.host is not None and check.host in self.groups:
+            return self.groups[check.host]
+        return None

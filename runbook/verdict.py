@@ -59,7 +59,7 @@ def new_record(item: pytest.Item) -> CheckRecord:
     check = case.check
     return CheckRecord(
         system=case.system.name,
-        check_id=check.id,
+        check_id=case.check_id,
         kind=check.kind,
         title=check.title,
         nodeid=item.nodeid,

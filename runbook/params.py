@@ -1,0 +1,108 @@
+"""`{name}` placeholders in check fields, filled from `--param name=value` or the description's default.
+
+The runbook's `healthcheck_master_replicas.sh --user test1` becomes `--param user=test1`: one
+description checks whichever user the operator names. A value is data only (a compared value,
+an argv element, a word in a command): it must be one plain token, never starting with '-',
+with no space, quote or shell character, so it can become neither an option nor code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NAME = re.compile(r"[a-z_][a-z0-9_]*")
+# `{user}`, not `{{json .State}}` (docker's Go templates) nor `${VAR}` (already interpolated).
+PLACEHOLDER = re.compile(r"(?<![{$])\{([a-z_][a-z0-9_]*)\}(?!\})")
+VALUE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+:=-]{0,127}")
+
+
+def parse(options: list[str]) -> dict[str, str]:
+    """`--param` options as a mapping; ValueError naming the bad one."""
+    params: dict[str, str] = {}
+    for text in options:
+        name, sep, value = text.partition("=")
+        if not sep or not NAME.fullmatch(name):
+            raise ValueError(f"--param {text!r}: expected NAME=VALUE (NAME in lowercase letters, digits, _)")
+        check_value(name, value)
+        params[name] = value
+    return params
+
+
+def check_value(name: str, value: str) -> None:
+    if not VALUE.fullmatch(value):
+        raise ValueError(
+            f"--param {name}={value!r}: a value is one plain word (letters, digits, _ . @ + : = -, "
+            "not starting with '-', at most 128 characters): it is data, never an option or code"
+        )
+
+
+def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
+    """The description with every `{name}` in its checks replaced.
+
+    A name comes from --param, else from the description's `params:` default; a placeholder with
+    neither (or a null default) is a ValueError naming the check and its field.
+    """
+    declared = data.get("params") or {}
+    if not isinstance(declared, dict):
+        return data  # the schema says what is wrong with it
+    values = {**{str(k): v for k, v in declared.items()}, **given}
+    for name, value in values.items():
+        if value is not None:
+            check_value(name, str(value))
+    checks = data.get("checks")
+    if not isinstance(checks, dict):
+        return data
+    filled: dict[str, Any] = {}
+    for kind, listed in checks.items():
+        if not isinstance(listed, list):
+            filled[kind] = listed
+            continue
+        filled[kind] = [
+            _substitute(check, values, f"checks.{kind}[{index}]", _id_of(check))
+            for index, check in enumerate(listed)
+        ]
+    used = {name: values.get(name) for name in names_in(data)}
+    return {**data, "checks": filled, "params": {**declared, **used}}
+
+
+def names_in(data: dict[str, Any]) -> set[str]:
+    """The placeholder names the checks use (to refuse a --param no system uses)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str):
+            found.update(PLACEHOLDER.findall(node))
+
+    walk(data.get("checks"))
+    return found
+
+
+def _id_of(check: Any) -> str:
+    return str(check.get("id")) if isinstance(check, dict) and check.get("id") else "?"
+
+
+def _substitute(node: Any, values: dict[str, Any], where: str, check_id: str) -> Any:
+    if isinstance(node, dict):
+        return {key: _substitute(value, values, f"{where}.{key}", check_id) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_substitute(value, values, f"{where}[{i}]", check_id) for i, value in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if values.get(name) is None:
+            raise ValueError(
+                f"check {check_id!r} ({where}) uses {{{name}}}, which has no value: "
+                f"run with --param {name}=VALUE or give it a default under params:"
+            )
+        return str(values[name])
+
+    return PLACEHOLDER.sub(value_of, node)
