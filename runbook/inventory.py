@@ -5,8 +5,9 @@ groups with their hosts and `children` (flattened, so a group lists every host b
 `all` and `ungrouped` as Ansible has them. Variables other than those three are ignored,
 and nothing is evaluated: no Jinja, no dynamic inventory scripts, no plugins.
 
-Why not ansible-core's InventoryManager: it pulls in ansible-core (about 30 MB installed,
-0.6 s to import) for a file format of a few rules; this reader is the few rules.
+Why not ansible-core's InventoryManager (measured, ansible-core 2.19.14 on Python 3.11): 21 MB more
+in this venv (its other dependencies are here already for paramiko), 0.16 s to import against
+0.02 s, GPL-3.0, and it would evaluate Jinja in variables; for the few rules above, this reader.
 """
 
 from __future__ import annotations

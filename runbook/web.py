@@ -58,11 +58,17 @@ def fetch(
     timeout: float,
     verify_tls: bool = True,
     cap: int = BODY_CAP,
+    proxy: str | None = None,
 ) -> Answer:
-    """One request; raises NoAnswer or RequestFailed; never takes longer than `timeout` (+ ~0.1 s)."""
+    """One request; raises NoAnswer or RequestFailed; never takes longer than `timeout` (+ ~0.1 s).
+
+    `proxy`: e.g. socks5://127.0.0.1:PORT, the end-to-end VPN probe's local client.
+    """
     import httpx  # imported when an HTTP check runs, not at start-up
 
-    client = httpx.Client(timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False)
+    client = httpx.Client(
+        timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, proxy=proxy
+    )
     started = time.monotonic()
     deadline = started + timeout
     box: dict[str, Any] = {"chunks": [], "size": 0}

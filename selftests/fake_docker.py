@@ -81,6 +81,7 @@ def inspect(args: list[str]) -> int:
         "HostConfig": {
             "RestartPolicy": {"Name": container.get("restart_policy", "unless-stopped")},
             "Memory": container.get("memory", 0),
+            "LogConfig": container.get("log_config", {"Type": "json-file", "Config": {}}),
         },
         "Mounts": [],
         "Config": {"Image": "map-v12", "Labels": container.get("labels", {})},

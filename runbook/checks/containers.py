@@ -33,6 +33,7 @@ class ContainerCheck(CheckBase, InContainer):
         "no_crash_within",
         "max_restarts",
         "max_memory_percent",
+        "log_options",
     )
 
     container: ContainerName | None = None
@@ -48,6 +49,16 @@ class ContainerCheck(CheckBase, InContainer):
     within: Duration = 86400.0
     max_memory_percent: float | None = Field(default=None, gt=0, le=100)
     crash_exit_codes: list[int] = [137, 139]
+    log_options: dict[str, str] | None = Field(
+        default=None,
+        description="json-file log driver with these options, e.g. {max-size: 10m, max-file: '3'}",
+    )
+    logs_on_failure: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="state: the last N lines of `docker logs` as evidence when it fails",
+    )
 
 
 def verify(check: ContainerCheck, target: Target) -> None:
@@ -63,7 +74,23 @@ def verify(check: ContainerCheck, target: Target) -> None:
             "no_crash_within": _no_crash,
             "max_restarts": _restarts,
             "max_memory_percent": _memory_usage,
+            "log_options": _log_options,
         }[check.aspect](check, target, container)
+
+
+def _log_options(check: ContainerCheck, target: Target, container: Container) -> None:
+    """compose's `logging:` as docker applied it (runbook: docker inspect ... LogConfig)."""
+    info = docker_host.inspect_or_fail(target, container)
+    config = info.get("HostConfig", {}).get("LogConfig") or {}
+    driver, options = config.get("Type") or "json-file", config.get("Config") or {}
+    wanted = dict(check.log_options or {})
+    if driver == "json-file" and all(options.get(key) == value for key, value in wanted.items()):
+        return
+    shown = " ".join(f"{key}={value}" for key, value in sorted(options.items())) or "no options"
+    expected = " ".join(f"{key}={value}" for key, value in sorted(wanted.items()))
+    raise CheckFailed(
+        f"log driver json-file {expected}", f"{container} logs with {driver} {shown} != json-file {expected}"
+    )
 
 
 def _state(check: ContainerCheck, target: Target, found: list[Container]) -> None:
@@ -80,7 +107,12 @@ def _state(check: ContainerCheck, target: Target, found: list[Container]) -> Non
     named = str(check.container_ref)
     if len(found) > 1:
         down.insert(0, f"{len(found) - len(down)} of {len(found)} containers of {named} running")
-    raise CheckFailed(f"{named} running (not restarting, not exited)", "; ".join(down))
+    evidence = {}
+    if check.logs_on_failure:
+        for container in found:
+            tail = target.run("docker logs --tail %s -- %s 2>&1", str(check.logs_on_failure), container.name)
+            evidence[f"docker logs --tail {check.logs_on_failure} {container}"] = tail.stdout
+    raise CheckFailed(f"{named} running (not restarting, not exited)", "; ".join(down), evidence)
 
 
 def _restart_policy(check: ContainerCheck, target: Target, container: Container) -> None:

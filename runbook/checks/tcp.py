@@ -16,7 +16,7 @@ from pydantic import Field
 from runbook import docker_host
 from runbook.hosts import Target
 from runbook.model import CheckBase, ContainerName, InContainer, ServiceName
-from runbook.outcome import CheckFailed
+from runbook.outcome import CheckError, CheckFailed
 
 
 class TcpCheck(CheckBase, InContainer):
@@ -26,7 +26,13 @@ class TcpCheck(CheckBase, InContainer):
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
     container_field: ClassVar[str] = "from_container"
 
-    address: str = Field(min_length=1, max_length=255, description="host name or IP to connect to")
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="host name or IP to connect to; default: the address of the check's host "
+        "(one per host when the check names a group)",
+    )
     port: int = Field(gt=0, lt=65536)
     from_container: ContainerName | None = None
     # Written `from_service:` here: `service:` next to `address:` would read as the target.
@@ -37,18 +43,21 @@ class TcpCheck(CheckBase, InContainer):
 
 
 def verify(check: TcpCheck, target: Target) -> None:
-    expected = f"{check.address}:{check.port} accepts TCP connections"
+    address = check.address or target.address
+    if not address:
+        raise CheckError(f"{target.name}: its host spec has no address; set address: on the check")
+    expected = f"{address}:{check.port} accepts TCP connections"
     ref = check.container_ref
     if ref is None:
         try:
-            socket.create_connection((check.address, check.port), timeout=check.timeout).close()
+            socket.create_connection((address, check.port), timeout=check.timeout).close()
         except OSError as exc:
-            raise CheckFailed(expected, f"cannot connect to {check.address}:{check.port}: {exc}") from None
+            raise CheckFailed(expected, f"cannot connect to {address}:{check.port}: {exc}") from None
         return
     for container in docker_host.containers(target, ref):
-        reason = docker_host.connect_from(target, container, check.address, check.port, check.timeout)
+        reason = docker_host.connect_from(target, container, address, check.port, check.timeout)
         if reason is not None:
             raise CheckFailed(
                 f"{container} reaches {expected}",
-                f"{container} cannot reach {check.address}:{check.port}: {reason}",
+                f"{container} cannot reach {address}:{check.port}: {reason}",
             )
