@@ -70,7 +70,8 @@ class Ahead:
     def __init__(self, collector: Collector, *, hosts_at_once: int) -> None:
         self.collector = collector
         self.pool = ThreadPoolExecutor(max(1, hosts_at_once), thread_name_prefix="runbook-host")
-        self.futures: dict[int, Future[BaseException | None]] = {}
+        # By (check, host): a check naming a group of hosts is one object run on each of them.
+        self.futures: dict[tuple[int, str], Future[BaseException | None]] = {}
         self.started: set[str] = set()
         self.lock = threading.Lock()
 
@@ -86,15 +87,15 @@ class Ahead:
                 if spec in self.started:
                     continue
                 future: Future[BaseException | None] = Future()
-                self.futures[id(case.check)] = future
+                self.futures[(id(case.check), case.host_name)] = future
                 plans.setdefault(spec, HostPlan(target)).cases.append((case, future))
             self.started.update(plans)
         for plan in plans.values():
             self.pool.submit(self._run_host, plan)
 
-    def claim(self, check: CheckBase) -> Future[BaseException | None] | None:
+    def claim(self, check: CheckBase, host_name: str) -> Future[BaseException | None] | None:
         with self.lock:
-            return self.futures.pop(id(check), None)
+            return self.futures.pop((id(check), host_name), None)
 
     def _run_host(self, plan: HostPlan) -> None:
         reachable = [pair for pair in plan.cases if pair[0].check.kind == REACHABLE_KIND]
@@ -136,10 +137,10 @@ def activate(ahead: Ahead | None) -> None:
     _ACTIVE = ahead
 
 
-def outcome_of(check: CheckBase) -> tuple[bool, BaseException | None]:
-    """(whether the check ran ahead, what it raised). Waits for it if it is still running."""
+def outcome_of(check: CheckBase, host_name: str) -> tuple[bool, BaseException | None]:
+    """(whether the check ran ahead on that host, what it raised). Waits for it if still running."""
     ahead = _ACTIVE
-    future = ahead.claim(check) if ahead is not None else None
+    future = ahead.claim(check, host_name) if ahead is not None else None
     if future is None:
         return False, None
     raised = future.result()

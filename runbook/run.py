@@ -9,7 +9,8 @@ from runbook.model import CheckBase
 
 def run_check(check: CheckBase, target: Target) -> None:
     """Raise CheckFailed / CheckError when the host is not as the runbook says."""
-    ran, raised = ahead.outcome_of(check)  # already run with its host's other checks (runbook.ahead)
+    # Already run with its host's other checks (runbook.ahead)?
+    ran, raised = ahead.outcome_of(check, target.name)
     if raised is not None:
         raise raised
     if not ran:
