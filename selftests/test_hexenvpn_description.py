@@ -1,0 +1,81 @@
+"""systems/hexenvpn-xray.yml: its hosts as groups (inline, or either inventory form), its ids per
+host, `--param user=...`, and every check's severity, runbook section and remedy. Loads only."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runbook.collect import cases_of
+from runbook.loader import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCTION = ROOT / "systems" / "hexenvpn-xray.yml"
+LAB = ROOT / "systems" / "lab" / "hexenvpn-xray.yml"
+REPLICAS = ["vpn-replica-1", "vpn-replica-2", "vpn-replica-3"]
+EVERY = ["vpn-master", *REPLICAS]
+
+
+def ids(path: Path, params: dict[str, str] | None = None) -> list[str]:
+    return [case.id for case in cases_of(load_file(path, params))]
+
+
+def test_each_check_runs_on_its_group() -> None:
+    found = ids(PRODUCTION)
+    system = "hexenvpn-xray"
+    assert [f"{system}:replica-in-sync@{host}" for host in REPLICAS] == [i for i in found if "in-sync" in i]
+    assert [f"{system}:user-present@{host}" for host in EVERY] == [i for i in found if "user-present" in i]
+    assert [f"{system}:vless-probe@{host}" for host in REPLICAS] == [i for i in found if "vless-probe" in i]
+    assert f"{system}:xray-config-test@vpn-master" in found
+    assert f"{system}:bot-running@vpn-master" in found
+    assert f"{system}:reachable-vpn-replica-2" in found
+
+
+def test_production_is_placeholders_only() -> None:
+    model = load_file(PRODUCTION).model
+    assert all(
+        re.fullmatch(r"ssh://root@vpn-[a-z0-9-]+\.example\.com", spec) for spec in model.hosts.values()
+    )
+
+
+def test_every_check_has_severity_section_and_remedy() -> None:
+    runbook = (ROOT / "systems" / load_file(PRODUCTION).model.runbook).resolve().read_text()
+    headings = re.findall(r"^## (\d+\))", runbook, re.MULTILINE)
+    for case in cases_of(load_file(PRODUCTION)):
+        check = case.check
+        if not check.describable:
+            continue
+        assert check.severity in {"P1", "P2", "P3", "P4"}, case.id
+        assert check.remedy and check.section, case.id
+        assert set(re.findall(r"\d+\)", check.section)) <= set(headings), (case.id, check.section)
+
+
+def test_param_user_reaches_every_per_user_check() -> None:
+    cases = cases_of(load_file(PRODUCTION, {"user": "alice"}))
+    assert {case.check.has_user for case in cases if case.check.id == "user-present"} == {"alice"}
+    assert {case.check.user for case in cases if case.check.id == "vless-probe"} == {"alice"}
+
+
+@pytest.mark.parametrize("form", ["ini", "yml"])
+def test_the_inventory_forms_give_the_same_tests(tmp_path: Path, form: str) -> None:
+    data = yaml.safe_load(PRODUCTION.read_text())
+    del data["hosts"], data["groups"]
+    data["inventory"] = {"file": f"inventory/hexenvpn-xray.{form}", "spec": "ssh://{user}@{address}"}
+    data["runbook"] = str((PRODUCTION.parent / data["runbook"]).resolve())
+    shutil.copytree(ROOT / "systems" / "inventory", tmp_path / "inventory")
+    path = tmp_path / "hexenvpn-xray.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert ids(path) == ids(PRODUCTION)
+    assert load_file(path).model.hosts == load_file(PRODUCTION).model.hosts
+
+
+def test_the_lab_overlay_changes_only_where_things_are() -> None:
+    production, lab = load_file(PRODUCTION), load_file(LAB)
+    assert ids(LAB) == ids(PRODUCTION)
+    assert set(lab.model.hosts) == set(production.model.hosts)
+    (test,) = [case.check for case in cases_of(lab) if case.check.id == "xray-config-test"]
+    assert (test.test_command, test.file) == (["v2ray", "-test", "-config"], "/opt/vpn_vds/xray/config.json")
