@@ -103,12 +103,14 @@ def replica_unreachable() -> None:
 
 def replica_restart_loop() -> None:
     """Something else took :443 on replica-2; its xray exits at start and docker restarts it."""
-    listener = (
-        "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 443)); s.listen(); time.sleep(86400)"
-    )
+    with REPLICA_2.dockerd.session() as client:
+        containers.stop_and_wait(client, vpn.XRAY)  # frees :443 for the squatter
+    listener = "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 443)); s.listen(); time.sleep(1e5)"
     argv = ["nsenter", f"--net={netns_path(REPLICA_2.netns)}", "/usr/bin/python3", "-c", listener]
     vpn.squatter_pidfile(REPLICA_2).write_text(f"{spawn_daemon(argv, REPLICA_2.hostdir / 'squatter.log')}\n")
-    _restart_xray(REPLICA_2)
+    wait_until(lambda: vpn.xray_answers(REPLICA_2), timeout=10, what="the squatter on replica-2's :443")
+    with REPLICA_2.dockerd.session() as client:
+        containers.existing_container(client, vpn.XRAY).start()
     _wait_looping(REPLICA_2)
 
 
@@ -139,30 +141,31 @@ def on(host: Host, *check_ids: str) -> set[str]:
     return {f"{check_id}@{vpn.HOST_NAMES[host]}" for check_id in check_ids}
 
 
+REPLICAS_OUT_OF_SYNC = {
+    *on(REPLICA_1, "replica-in-sync"),
+    *on(REPLICA_2, "replica-in-sync"),
+    *on(REPLICA_3, "replica-in-sync"),
+}
+MASTER_LOOPING = on(MASTER, "xray-running", "xray-restarts", "xray-config-test")
+
 FAULTS: list[Fault] = [
     fault(
         "duplicate-user-case",
         "`Test1` added by hand beside `test1`: xray exits 23 (User Test1 already exists), restart loop",
-        fails={
-            *on(MASTER, "xray-running", "xray-config-unique-users", "xray-config-test"),
-            *on(REPLICA_1, "replica-in-sync"),
-            *on(REPLICA_2, "replica-in-sync"),
-            *on(REPLICA_3, "replica-in-sync"),
-        },
+        fails={*MASTER_LOOPING, *on(MASTER, "xray-config-unique-users"), *REPLICAS_OUT_OF_SYNC},
         inject=duplicate_user_by_case,
-        recreate={"master/hexenvpn-xray"},
+        recreate={"vpn-master/hexenvpn-xray"},
     ),
     fault(
         "broken-config-json",
         "the master's config.json cut off mid-object by a hand edit: xray cannot start",
         fails={
-            *on(MASTER, "xray-running", "xray-config-json", "xray-config-unique-users", "xray-config-test"),
-            *on(REPLICA_1, "replica-in-sync"),
-            *on(REPLICA_2, "replica-in-sync"),
-            *on(REPLICA_3, "replica-in-sync"),
+            *MASTER_LOOPING,
+            *on(MASTER, "xray-config-json", "xray-config-unique-users", "user-present"),
+            *REPLICAS_OUT_OF_SYNC,
         },
         inject=broken_json,
-        recreate={"master/hexenvpn-xray"},
+        recreate={"vpn-master/hexenvpn-xray"},
     ),
     fault(
         "config-test-failing",
@@ -175,41 +178,41 @@ FAULTS: list[Fault] = [
         "replica-2 missed a sync: bob is on the master only",
         fails=on(REPLICA_2, "replica-in-sync"),
         inject=user_missing_on_replica,
-        recreate={"replica-2/hexenvpn-xray"},
+        recreate={"vpn-replica-2/hexenvpn-xray"},
     ),
     fault(
         "extra-user-on-replica",
         "mallory added on replica-3 by hand, never on the master",
         fails=on(REPLICA_3, "replica-in-sync"),
         inject=extra_user_on_replica,
-        recreate={"replica-3/hexenvpn-xray"},
+        recreate={"vpn-replica-3/hexenvpn-xray"},
     ),
     fault(
         "replica-unreachable",
         "replica-1 off the network: one failure for it, every other host's checks still run",
-        fails={"reachable-replica-1", *on(REPLICA_1, "xray-port", "vless-probe")},
+        fails={"reachable-vpn-replica-1"},
         inject=replica_unreachable,
     ),
     fault(
         "replica-restart-loop",
         "something else holds :443 on replica-2: its xray exits at start, docker restarts it",
-        fails=on(REPLICA_2, "xray-running", "vless-probe"),
+        fails=on(REPLICA_2, "xray-running", "xray-restarts", "vless-probe"),
         inject=replica_restart_loop,
-        recreate={"replica-2/hexenvpn-xray"},
+        recreate={"vpn-replica-2/hexenvpn-xray"},
     ),
     fault(
         "log-rotation-missing",
         "hexenvpn-bot recreated without `logging:`: json-file with no max-size/max-file",
         fails=on(MASTER, "bot-log-rotation"),
         inject=log_rotation_missing,
-        recreate={"master/hexenvpn-bot"},
+        recreate={"vpn-master/hexenvpn-bot"},
     ),
     fault(
         "wrong-restart-policy",
         "hexenvpn-xray recreated with restart: no (it stays down after a reboot)",
         fails=on(MASTER, "xray-restart-policy"),
         inject=wrong_restart_policy,
-        recreate={"master/hexenvpn-xray"},
+        recreate={"vpn-master/hexenvpn-xray"},
     ),
     fault(
         "docker-not-enabled",
@@ -222,6 +225,6 @@ FAULTS: list[Fault] = [
         "replica-3's inbound stopped (docker stop hexenvpn-xray): the user cannot get through it",
         fails=on(REPLICA_3, "xray-running", "xray-port", "vless-probe"),
         inject=probe_failing,
-        recreate={"replica-3/hexenvpn-xray"},
+        recreate={"vpn-replica-3/hexenvpn-xray"},
     ),
 ]

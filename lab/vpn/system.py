@@ -54,7 +54,7 @@ REPLICAS = tuple(
 )
 HOSTS = (MASTER, *REPLICAS)
 # The suite's host names (systems/lab/hexenvpn-xray.yml) for each lab host.
-HOST_NAMES = {MASTER: "master", **{replica: f"replica-{n}" for n, replica in enumerate(REPLICAS, 1)}}
+HOST_NAMES = {MASTER: "vpn-master", **{replica: f"vpn-replica-{n}" for n, replica in enumerate(REPLICAS, 1)}}
 
 XRAY, BOT = "hexenvpn-xray", "hexenvpn-bot"
 PROJECT_DIR = "/opt/vpn_vds/project"
