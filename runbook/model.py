@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 Severity = Literal["P1", "P2", "P3", "P4"]
 Marker = Literal["daily", "smoke", "incident"]
@@ -139,6 +139,13 @@ class CheckBase(Model):
     requires_feature: str | None = Field(
         default=None, description="skip unless the system declares this feature (e.g. monitoring)"
     )
+
+    # Set by the system after loading (never from YAML): its description says `allow_writes: true`.
+    _system_allows_writes: bool = PrivateAttr(default=False)
+
+    @property
+    def system_allows_writes(self) -> bool:
+        return self._system_allows_writes
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -637,7 +637,8 @@ def test_the_smoke_scenario_skips_mutations_unless_allowed(
         scenario.verify(scenario_check(base), local)
     assert passed.value.note == (
         "2 of 3 steps passed; "
-        "skipped purchase (mutates: runs only with --allow-writes or SMOKE_ALLOW_MUTATIONS=1)"
+        "skipped purchase (mutates: runs only with --allow-writes, allow_writes: true "
+        "or SMOKE_ALLOW_MUTATIONS=1)"
     )
     assert app.purchases == []
     monkeypatch.setenv("SMOKE_ALLOW_MUTATIONS", "1")
@@ -656,6 +657,38 @@ def test_allow_writes_runs_the_mutations_too(
     steps = [*smoke_steps(), {"name": "again", "url": "/api/integrations/customers/{{customer_id}}/balance"}]
     scenario.verify(scenario_check(base, steps=steps), local)
     assert len(app.purchases) == 1
+
+
+def test_a_description_allowing_writes_runs_the_mutations(
+    loyalty: tuple[LoyaltyApp, str], local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`allow_writes: true` (a staging description) is the same opt-in as --allow-writes."""
+    app, base = loyalty
+    monkeypatch.delenv("SMOKE_ALLOW_MUTATIONS", raising=False)
+    check = scenario_check(base)
+    assert check.mutations_allowed()[0] is False
+    check._system_allows_writes = True  # what System does for every check when allow_writes: true
+    scenario.verify(check, local)
+    assert len(app.purchases) == 1
+
+
+def test_allow_writes_in_the_description_reaches_its_checks() -> None:
+    from runbook.schema import System
+
+    def system(allow: bool) -> System:
+        check = {**COMMON, "id": "smoke", "base_url": "http://127.0.0.1:9", "steps": smoke_steps()}
+        return System.model_validate(
+            {
+                "system": "loyalty-api",
+                "runbook": "x.md",
+                "hosts": {"api": "local://"},
+                "allow_writes": allow,
+                "checks": {"scenario": [check]},
+            }
+        )
+
+    assert system(True).checks.scenario[0].system_allows_writes is True
+    assert system(False).checks.scenario[0].system_allows_writes is False
 
 
 def test_a_step_over_its_time_limit(
@@ -804,7 +837,8 @@ def test_a_whole_run_records_a_baseline_then_judges_the_rate(
     assert first["smoke-integrations"]["outcome"] == "passed"
     assert first["smoke-integrations"]["message"] == (
         "2 of 3 steps passed; "
-        "skipped purchase (mutates: runs only with --allow-writes or SMOKE_ALLOW_MUTATIONS=1)"
+        "skipped purchase (mutates: runs only with --allow-writes, allow_writes: true "
+        "or SMOKE_ALLOW_MUTATIONS=1)"
     )
     assert (reports / ".state" / "samples.json").exists()
     app.metrics.requests.labels("GET", "503").inc(1000)

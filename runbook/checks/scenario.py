@@ -7,7 +7,7 @@ answer time (`max_ms`, a number or `${SMOKE_MAX_MS_CODE}`). `capture: {customer_
 customer.id}` keeps a value; `{{customer_id}}` puts it into a later step's URL path
 (quoted as one path segment), a header value or a JSON body, and nowhere else: nothing of
 an answer is ever executed. A step that changes data (`mutates: true`) runs only with
---allow-writes, or with the description's own switch (`allow_mutations_env:
+--allow-writes, `allow_writes: true` in the description, or with its own switch (`allow_mutations_env:
 SMOKE_ALLOW_MUTATIONS` set to 1); otherwise it is skipped, and so are the steps that
 need what it would have captured, and the check passes saying which were skipped.
 """
@@ -119,8 +119,12 @@ class ScenarioCheck(CheckBase):
     def mutations_allowed(self) -> tuple[bool, str]:
         """Whether mutating steps run, and how a description turns them on."""
         switch = self.allow_mutations_env
-        on = WRITES_ALLOWED or bool(switch and os.environ.get(switch, "").strip().lower() in SWITCHED_ON)
-        how = "--allow-writes" + (f" or {switch}=1" if switch else "")
+        on = (
+            WRITES_ALLOWED
+            or self.system_allows_writes
+            or bool(switch and os.environ.get(switch, "").strip().lower() in SWITCHED_ON)
+        )
+        how = "--allow-writes, allow_writes: true" + (f" or {switch}=1" if switch else "")
         return on, how
 
 
