@@ -250,3 +250,22 @@ def test_a_group_run_reports_each_host(tmp_path: Path, sshd: LoopbackSshd) -> No
     assert failed == ["fleet:reachable-replica-2"]
     names = {case.get("name", "") for case in junit.iter("testcase")}
     assert any("user-echo@replica-1" in name for name in names), names
+
+
+@pytest.mark.parametrize("options", [(), ("--parallel-hosts", "0")], ids=["ahead", "one-by-one"])
+def test_each_host_of_a_group_has_its_own_outcome(
+    tmp_path: Path, sshd: LoopbackSshd, options: tuple[str, ...]
+) -> None:
+    # One check object on two hosts, green over ssh and red on local://: run ahead per host,
+    # each host's test must get its own outcome (not the last host's).
+    folder = tmp_path / "systems"
+    folder.mkdir()
+    path = describe(folder)
+    data = yaml.safe_load(path.read_text())
+    data["hosts"] = {"master": "local://", "replica-1": sshd.spec("ssh"), "replica-2": "local://"}
+    data["checks"]["commands"][0].update(id="over-ssh", run='test -n "$SSH_CONNECTION"', expect_stdout=None)
+    path.write_text(yaml.safe_dump(data))
+    found, _, _ = run(folder, tmp_path / "reports", *options)
+    assert found["fleet:over-ssh@replica-1"]["outcome"] == "passed"
+    assert found["fleet:over-ssh@replica-2"]["outcome"] == "failed"
+    assert found["fleet:over-ssh@replica-2"]["host"] == "replica-2"
