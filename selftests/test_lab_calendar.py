@@ -50,7 +50,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "backup-integrity": r"lacks radicale_data\.tar\.gz, bot_data\.tar\.gz, \.env\.backup",
     },
     "corrupt-backup": {"backup-integrity": r"\.tar\.gz\.gpg is corrupt"},
-    "retention-broken": {"backup-retention": r"1 backup\(s\) older than 31 days; oldest 40\.\dd"},
+    # The archive is stamped 03:00 forty days ago: before 03:00 UTC it is 39.x days old.
+    "retention-broken": {"backup-retention": r"1 backup\(s\) older than 31 days; oldest (39|40)\.\dd"},
     "cron-missing": {"backup-cron": r"none runs backup-calendar\.sh"},
     "redis-down": {
         "redis-running": r"calendar-redis is exited",
