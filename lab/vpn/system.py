@@ -208,20 +208,11 @@ def start_probe_target(host: Host) -> None:
     probe_pidfile(host).write_text(f"{spawn_daemon(argv, host.hostdir / 'probe.log')}\n")
 
 
-def stop_probe_target(host: Host) -> None:
-    stop_pid(read_pidfile(probe_pidfile(host)), what="probe target")
-
-
 def probe_target_ok(host: Host) -> bool:
-    code, _ = exec_probe(host)
-    return code == 0
-
-
-def exec_probe(host: Host) -> tuple[int, str]:
-    """curl the probe file inside the replica (what its xray's egress reaches)."""
+    """The probe file answers on the replica's loopback, as its xray's egress will ask for it."""
+    url = f"http://127.0.0.1:{xray.PROBE_PORT}{xray.PROBE_PATH}"
     with host.dockerd.session() as client:
-        url = f"http://127.0.0.1:{xray.PROBE_PORT}{xray.PROBE_PATH}"
-        return exec_output(client, XRAY, ["/usr/bin/curl", "-fsS", "--max-time", "2", url])
+        return exec_output(client, XRAY, ["/usr/bin/curl", "-fsS", "--max-time", "2", url])[0] == 0
 
 
 # ---- the system -----------------------------------------------------------------------
@@ -249,6 +240,10 @@ class VpnSystem(LabSystem):
                 start_probe_target(host)
         for host in HOSTS:
             wait_until(lambda host=host: xray_answers(host), timeout=30, what=f"{XRAY} on {host.label}:443")
+        for host in REPLICAS:  # a probe right after `up` must not find the target still starting
+            wait_until(
+                lambda host=host: probe_target_ok(host), timeout=30, what=f"the probe target on {host.label}"
+            )
 
     def service_components(self) -> list[Component]:
         lines = []
