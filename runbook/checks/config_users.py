@@ -16,7 +16,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from runbook import docker_host
 from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, HostPath
+from runbook.model import CheckBase, ContainerName, HostPath, Model
 from runbook.outcome import CheckError, CheckFailed
 
 Names = list[str]
@@ -24,7 +24,22 @@ Names = list[str]
 Argument = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00\n]+$")]
 
 
-class ConfigUsersCheck(CheckBase):
+class UsersFile(Model):
+    """Where a JSON config lists its users; shared by config_users and vless_probe."""
+
+    file: HostPath
+    container: ContainerName | None = Field(default=None, description="read the file inside this container")
+    users_at: str = Field(
+        default="inbounds[*].settings.clients",
+        pattern=r"^[A-Za-z0-9_-]+(\[\*\])?(\.[A-Za-z0-9_-]+(\[\*\])?)*$",
+        description="where the user entries are: keys joined by '.', '[*]' for every item of a list",
+    )
+    name_keys: list[str] = Field(
+        default=["email", "name"], min_length=1, description="first one present names a user"
+    )
+
+
+class ConfigUsersCheck(CheckBase, UsersFile):
     """One fact about the user list of a JSON config file."""
 
     kind: ClassVar[str] = "config_users"
@@ -38,16 +53,6 @@ class ConfigUsersCheck(CheckBase):
         "test_command",
     )
 
-    file: HostPath
-    container: ContainerName | None = Field(default=None, description="read the file inside this container")
-    users_at: str = Field(
-        default="inbounds[*].settings.clients",
-        pattern=r"^[A-Za-z0-9_-]+(\[\*\])?(\.[A-Za-z0-9_-]+(\[\*\])?)*$",
-        description="where the user entries are: keys joined by '.', '[*]' for every item of a list",
-    )
-    name_keys: list[str] = Field(
-        default=["email", "name"], min_length=1, description="first one present names a user"
-    )
     valid_json: bool | None = Field(default=None, description="true: the file parses as JSON")
     unique_names: bool | None = Field(
         default=None, description="true: no two users named alike ignoring case"
@@ -132,13 +137,13 @@ def entries(document: Any, users_at: str) -> list[dict[str, Any]]:
     return [item for item in flat if isinstance(item, dict)]
 
 
-def names(check: ConfigUsersCheck, document: Any) -> Names:
+def names(where: UsersFile, document: Any) -> Names:
     """The user names, in file order."""
-    found = (_name(check.name_keys, entry) for entry in entries(document, check.users_at))
+    found = (name_of(where.name_keys, entry) for entry in entries(document, where.users_at))
     return [name for name in found if name is not None]
 
 
-def _name(keys: list[str], entry: dict[str, Any]) -> str | None:
+def name_of(keys: list[str], entry: dict[str, Any]) -> str | None:
     """The first of `keys` that holds a string names the user."""
     for key in keys:
         if isinstance(entry.get(key), str):

@@ -23,9 +23,9 @@ import pytest
 from pydantic import Field
 
 from runbook import web
-from runbook.checks.config_users import entries, parse, read
+from runbook.checks.config_users import UsersFile, entries, name_of, parse, read
 from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, HostPath
+from runbook.model import CheckBase
 from runbook.outcome import CheckError, CheckFailed
 from runbook.transports.base import child_environment, kill_group, spawn
 
@@ -33,20 +33,16 @@ CLIENTS = ("xray", "v2ray")
 STARTUP = 5.0  # how long the client may take to open its SOCKS port
 
 
-class VlessProbeCheck(CheckBase):
-    """The user gets through this server's VLESS inbound to the probe URL."""
+class VlessProbeCheck(CheckBase, UsersFile):
+    """The user gets through this server's VLESS inbound to the probe URL (its id from `file`)."""
 
     kind: ClassVar[str] = "vless_probe"
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
 
     user: str = Field(min_length=1, description="the user to probe as, e.g. '{user}'")
-    file: HostPath = Field(description="the config.json holding the user's id")
-    container: ContainerName | None = None
     id_from: str | None = Field(
         default=None, description="host whose config gives the id (default: this one)"
     )
-    users_at: str = "inbounds[*].settings.clients"
-    name_keys: list[str] = ["email", "name"]
     address: str | None = Field(default=None, max_length=255, description="default: the host spec's address")
     port: int = Field(default=443, gt=0, lt=65536)
     probe_url: str = Field(pattern=r"^https?://", description="fetched through the tunnel")
@@ -118,7 +114,8 @@ def _user_id(check: VlessProbeCheck, target: Target) -> str:
     source = target.peer(check.id_from) if check.id_from and check.id_from != target.name else target
     document = parse(source, check.file, read(source, check.file, check.container))
     for entry in entries(document, check.users_at):
-        if any(entry.get(key) == check.user for key in check.name_keys) and isinstance(entry.get("id"), str):
+        # Named as config_users names users: the first of name_keys the entry has.
+        if name_of(check.name_keys, entry) == check.user and isinstance(entry.get("id"), str):
             return str(entry["id"])
     raise CheckFailed(
         f"user {check.user} in {check.file} on {source.name}",
