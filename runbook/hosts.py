@@ -32,6 +32,7 @@ from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
 from runbook.secrets import SECRETS
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
 from runbook.transports.base import SpawnError, host_key_checking, spec_options
+from runbook.transports.shell_session import LEFT_BEHIND
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ EXIT_MARK = "__runbook_exit__ "
 WRAPPER = (
     "timeout -k 2 {limit} /bin/sh -c {line} & p=$!; wait $p; rc=$?; "
     "if kill -0 -$p 2>/dev/null; then kill -9 -$p 2>/dev/null; "
-    "echo '[runbook: the command left processes running in the background; they were killed]' >&2; fi; "
+    f"echo '{LEFT_BEHIND}' >&2; fi; "
     'echo "{mark}$rc" >&2'
 )
 # Over a transport that runs each command as a job of its own (ssh+persist://), the host-side
