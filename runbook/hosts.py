@@ -31,7 +31,7 @@ from typing import IO, Any, TypeVar
 from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
 from runbook.secrets import SECRETS
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
-from runbook.transports.base import SpawnError, host_key_checking, spec_options
+from runbook.transports.base import CommandLost, SpawnError, host_key_checking, spec_options
 from runbook.transports.shell_session import LEFT_BEHIND
 
 T = TypeVar("T")
@@ -208,6 +208,8 @@ class Target:
             raise self._mark_unreachable(str(exc)) from None
         except SpawnError as exc:
             raise CheckError(f"{self.display}: `{line}` not run: {exc}") from None
+        except CommandLost as exc:
+            raise CheckError(f"{self.display}: `{line}` has no result: {exc}") from None
         except Exception as exc:
             raise self._classify(exc) from None
         duration = time.monotonic() - started

@@ -21,9 +21,9 @@ import pytest
 from test_foundation import run_pytest
 
 from runbook.hosts import Target, TargetPool
-from runbook.outcome import CommandTimeout, HostUnreachable
+from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
 from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
-from runbook.transports.base import OUTPUT_CAP
+from runbook.transports.base import OUTPUT_CAP, CommandLost
 from selftests.sshd import LoopbackSshd
 
 
@@ -183,12 +183,36 @@ def test_a_shell_killed_between_commands_is_replaced_transparently(transport: Tr
     assert shell_pid(transport) != first
 
 
-def test_a_shell_killed_during_a_command_is_a_transport_error(transport: Transport) -> None:
+def test_a_shell_killed_during_a_command_loses_that_command_only(transport: Transport) -> None:
     first = shell_pid(transport)
-    with pytest.raises(TransportError, match="ended while it ran the command"):
+    with pytest.raises(CommandLost, match="ended while it ran the command"):
         transport.run('kill -KILL "$$"; sleep 0.2', timeout=10)
     assert transport.run("echo next", timeout=5).stdout == b"next\n"
     assert shell_pid(transport) != first
+
+
+def test_a_lost_command_fails_its_check_and_the_host_stays_reachable(target: Target) -> None:
+    """One shell that dies must not skip every later check of the host as unreachable."""
+    with pytest.raises(CheckError, match="has no result: the session's shell ended while it ran"):
+        target.run(f"kill -KILL {shell_pid(target.connection.transport)}; sleep 0.2")
+    assert target.connection.unreachable is None
+    assert target.run("echo next").stdout == "next\n"
+
+
+@pytest.mark.parametrize("scheme", ["paramiko", "ssh+persist"])
+def test_stdin_is_dev_null_on_every_channel(sshd: LoopbackSshd, scheme: str) -> None:
+    """Commands and streams read /dev/null: no EOF is sent on a channel the server may have freed."""
+    opened = open_transport(sshd.spec(scheme), connect_timeout=5)
+    try:
+        started = time.monotonic()
+        assert opened.run("cat; echo done", timeout=10).stdout == b"done\n"
+        for _ in range(50):  # commands that end at once: the race that dropped the connection
+            assert opened.run("true", timeout=10).rc == 0
+        with opened.stream("cat; echo streamed", timeout=10) as (stream, _end):
+            assert stream.read() == b"streamed\n"
+        assert time.monotonic() - started < 10
+    finally:
+        opened.close()
 
 
 def test_commands_from_several_threads_run_at_once(transport: Transport) -> None:

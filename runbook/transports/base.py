@@ -29,6 +29,12 @@ class TransportTimeout(Exception):
     """The transport itself did not finish by the deadline (the command may still run)."""
 
 
+class CommandLost(Exception):
+    """The host took the command, then the shell running it ended before it answered: this
+    command has no result, but the host answered; the next command opens a new shell (and
+    finds the host unreachable then, if it is)."""
+
+
 class SpawnError(Exception):
     """This machine could not start the transport's own program (out of processes, memory):
     a fault of the runner, not of the host, so the host keeps its verdict."""

@@ -119,13 +119,23 @@ class ParamikoTransport(Transport):
 
     # -- commands ---------------------------------------------------------------------
 
+    @staticmethod
+    def _exec(channel: Any, line: str) -> None:
+        """Run `line` with stdin at /dev/null on the host, and send no EOF of our own.
+
+        Why: paramiko builds a channel's EOF under its lock but sends it after, so a command that
+        ends at once can have the server's CLOSE answered before our EOF goes out. sshd takes an
+        EOF for a channel it already freed as a protocol error and drops the whole connection,
+        ending every other channel on it (the persistent shell's too).
+        """
+        channel.exec_command(f"exec </dev/null; {line}")
+
     def run(self, line: str, *, timeout: float) -> Raw:
         deadline = time.monotonic() + timeout
         channel = self._channel()
         stdout, stderr = Capped(), Capped()
         try:
-            channel.exec_command(line)
-            channel.shutdown_write()
+            self._exec(channel, line)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -158,8 +168,7 @@ class ParamikoTransport(Transport):
         timer.start()
         try:
             channel.settimeout(timeout)
-            channel.exec_command(line)
-            channel.shutdown_write()
+            self._exec(channel, line)
             yield channel.makefile("rb"), end
         finally:
             timer.cancel()

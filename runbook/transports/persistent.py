@@ -30,7 +30,7 @@ from typing import Any
 
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from runbook.transports.base import Raw, TransportError, TransportTimeout, spec_options
+from runbook.transports.base import CommandLost, Raw, TransportError, TransportTimeout, spec_options
 from runbook.transports.paramiko import ParamikoTransport
 from runbook.transports.shell_session import SessionLost, ShellSession
 
@@ -103,7 +103,9 @@ class PersistentSshTransport(ParamikoTransport):
                 raw = session.run(line, deadline=deadline)
             except SessionLost as lost:
                 session.close()
-                if lost.started or retried:
+                if lost.started:
+                    raise CommandLost(str(lost)) from None
+                if retried:
                     raise TransportError(str(lost)) from None
                 retried = True  # it never ran: send it to a new shell
                 continue

@@ -165,6 +165,9 @@ class ShellSession:
         said = stderr.before.value() + stderr.pending + stdout.before.value() + stdout.pending
         when = "while it ran the command" if started else "before it took the command"
         detail = f" (exit status {status})" if status is not None and status >= 0 else ""
+        ssh = self.channel.get_transport()
+        if ssh is not None and not ssh.is_active():
+            detail += " (the SSH connection was dropped)"
         text = said.decode("utf-8", errors="backslashreplace").strip()[-300:]
         return SessionLost(
             f"the session's shell ended {when}{detail}{': ' + text if text else ''}", started=started
