@@ -22,7 +22,7 @@ from test_foundation import run_pytest
 
 from runbook.hosts import Target, TargetPool
 from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
-from runbook.transports import Transport, TransportError, TransportTimeout, open_transport
+from runbook.transports import Transport, TransportTimeout, open_transport
 from runbook.transports.base import OUTPUT_CAP, CommandLost
 from selftests.sshd import LoopbackSshd
 
