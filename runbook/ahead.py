@@ -44,8 +44,10 @@ def runs_ahead(case: Case) -> bool:
     check = case.check
     if check.kind in TIMED_KINDS or getattr(check, "max_seconds", None) is not None:
         return False
-    if check.writes:
-        return False  # allowed or not, writes run in their turn, never beside reads of the system
+    if check.writes or check.is_download:
+        # Allowed or not (the gate is at call time), these run in their turn: writes never
+        # beside reads of the system, and a download never before it was allowed.
+        return False
     feature = check.requires_feature
     if feature and not case.system.model.features.get(feature, False):
         return False

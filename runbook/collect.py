@@ -150,6 +150,12 @@ class Collector:
                 f"writes to the system ({writes}): runs only with --allow-writes "
                 f"or allow_writes: true in the description of {case.system.name}"
             )
+        allowed = item.config.getoption("runbook_allow_writes") or case.system.model.allow_writes
+        if case.check.is_download and not (allowed or item.config.getoption("runbook_allow_downloads")):
+            pytest.skip(
+                "downloads a whole file from the service (its load and disk): runs only with "
+                "--allow-downloads or --allow-writes"
+            )
         missing = case.missing_env()
         if missing:
             pytest.fail(

@@ -33,7 +33,7 @@ class Endpoint(InContainer):
     """An HTTP endpoint and where it is asked from."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
-    method: Literal["GET", "HEAD", "POST"] = "GET"
+    method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
     via: Literal["runner", "host"] = Field(
         default="runner", description="runner: from this machine (httpx); host: curl on the host"
     )

@@ -147,6 +147,11 @@ class CheckBase(Model):
     def system_allows_writes(self) -> bool:
         return self._system_allows_writes
 
+    @property
+    def is_download(self) -> bool:
+        """True for a check that fetches a whole download (runs only with --allow-downloads)."""
+        return False
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)

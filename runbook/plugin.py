@@ -57,6 +57,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "restore tests into scratch databases); off by default: the suite only reads",
     )
     group.addoption(
+        "--allow-downloads",
+        dest="runbook_allow_downloads",
+        action="store_true",
+        default=False,
+        help="run the checks that download a whole file from the service (an admin database "
+        "backup); implied by --allow-writes",
+    )
+    group.addoption(
         "--param",
         dest="runbook_params",
         metavar="NAME=VALUE",

@@ -28,6 +28,7 @@ from typing import IO, ClassVar, Literal, Protocol
 from pydantic import Field
 
 from runbook import pg_archive, sql_dump
+from runbook.checks import sqlite
 from runbook.hosts import Target
 from runbook.model import CheckBase, HostPath
 from runbook.outcome import CheckError, CheckFailed
@@ -56,11 +57,13 @@ class BackupCheck(CheckBase):
     max_age_hours: float | None = Field(default=None, gt=0, le=24 * 366)
     min_bytes: int | None = Field(default=None, ge=0, le=1 << 50)
     integrity: bool | None = None
-    format: Literal["tar_gz", "pg_custom", "sql_gz"] = Field(
+    format: Literal["tar_gz", "pg_custom", "sql_gz", "sqlite"] = Field(
         default="tar_gz",
-        description="tar_gz (tar tzf, gzip CRC), pg_custom (pg_dump -Fc, pg_restore) "
-        "or sql_gz (plain pg_dump | gzip: CRC, header, CREATE TABLE/COPY, trailer)",
+        description="tar_gz (tar tzf, gzip CRC), pg_custom (pg_dump -Fc, pg_restore), "
+        "sql_gz (plain pg_dump | gzip: CRC, header, CREATE TABLE/COPY, trailer) "
+        "or sqlite (a SQLite copy: integrity_check on a read-only open, `tables` present)",
     )
+    tables: list[str] = Field(default=[], description="sqlite: tables every backup must hold")
     pg_restore_on: Literal["runner", "host"] = Field(
         default="runner", description="pg_custom: read the dump with the runner's or the host's pg_restore"
     )
@@ -157,6 +160,8 @@ def verify(check: BackupCheck, target: Target) -> None:
         _pg_dump_integrity(check, target)
     elif check.format == "sql_gz":
         _sql_dump_integrity(check, target)
+    elif check.format == "sqlite":
+        _sqlite_copy_integrity(check, target)
     else:
         _integrity(check, target)
 
@@ -200,6 +205,22 @@ def _sql_dump_integrity(check: BackupCheck, target: Target) -> None:
             f"{latest.path} is a whole plain pg_dump (header, CREATE TABLE or COPY, completion trailer)",
             f"{latest.path} {problem}",
             {"dump (start)": dump.head, "dump (end)": dump.tail},
+        )
+
+
+def _sqlite_copy_integrity(check: BackupCheck, target: Target) -> None:
+    """A valid SQLite database (read-only, on the host) with the tables the service needs."""
+    latest, _ = newest(check, target)
+    sqlite.check_integrity(latest.path, target)
+    if not check.tables:
+        return
+    present = sqlite.table_names(latest.path, target)
+    missing = [table for table in check.tables if table not in present]
+    if missing:
+        raise CheckFailed(
+            f"{latest.path} holds the tables {', '.join(check.tables)}",
+            f"{latest.path} lacks table(s) {', '.join(missing)} ({len(present)} tables: "
+            f"{', '.join(present[:20]) or 'none'})",
         )
 
 

@@ -8,9 +8,9 @@ travel to the runner, so they cannot end up in a report.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from runbook import docker_host
 from runbook.docker_host import Container
@@ -32,6 +32,11 @@ class EnvFileCheck(CheckBase, InContainer):
     required: list[str] = Field(min_length=1)
     placeholder_pattern: str = DEFAULT_PLACEHOLDERS
     container: ContainerName | None = None
+    formats: dict[str, Literal["ip_list"]] = Field(
+        default={},
+        description="key -> what its value must be: ip_list = comma-separated IP addresses or "
+        "networks (a webhook's IP whitelist); judged on the host, only counts come back",
+    )
 
     @field_validator("placeholder_pattern")
     @classmethod
@@ -46,10 +51,20 @@ class EnvFileCheck(CheckBase, InContainer):
                 raise ValueError(f"{key!r} is not an environment variable name")
         return keys
 
+    @model_validator(mode="after")
+    def _formats_of_required_keys(self) -> EnvFileCheck:
+        stray = sorted(set(self.formats) - set(self.required))
+        if stray:
+            raise ValueError(f"formats names keys not in required: {', '.join(stray)}")
+        return self
+
 
 # Later lines win, as in docker compose's env_file; `export KEY=` and quotes allowed.
 AWK_PROGRAM = r"""
-BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
+BEGIN {
+  n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1
+  n = split(iplists, k, " "); for (i = 1; i <= n; i++) iplist[k[i]] = 1
+}
 {
   line = $0
   sub(/^[ \t]*export[ \t]+/, "", line)
@@ -64,8 +79,25 @@ BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
     val = substr(val, 2, length(val) - 2)
   if (val == "") state = "empty"
   else if (tolower(val) ~ ph) state = "placeholder"
+  else if (key in iplist) state = ip_list(val)
   else state = "set"
   print key, state
+}
+# "set", or how many comma-separated entries are not an IPv4/IPv6 address or network.
+function ip_list(val,   n, e, i, bad, item, parts, octets, j, ok) {
+  n = split(val, e, ","); bad = 0
+  for (i = 1; i <= n; i++) {
+    item = e[i]; gsub(/^[ \t]+|[ \t]+$/, "", item); ok = 0
+    if (item ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(\/[0-9]+)?$/) {
+      split(item, parts, "/"); split(parts[1], octets, "."); ok = 1
+      for (j = 1; j <= 4; j++) if (octets[j] + 0 > 255) ok = 0
+      if (parts[2] != "" && parts[2] + 0 > 32) ok = 0
+    } else if (item ~ /^[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(\/[0-9]+)?$/ && item ~ /:.*:/) {
+      split(item, parts, "/"); ok = (parts[2] == "" || parts[2] + 0 <= 128)
+    }
+    if (!ok) bad++
+  }
+  return bad ? "invalid (" bad " of " n " entries not an IP address or network)" : "set"
 }
 """
 
@@ -78,9 +110,10 @@ def verify(check: EnvFileCheck, target: Target) -> None:
 
 def _verify_one(check: EnvFileCheck, target: Target, container: Container | None) -> None:
     keys = " ".join(check.required)
-    awk = "awk -v keys=%s -v ph=%s -- %s %s"
+    iplists = " ".join(key for key, kind in check.formats.items() if kind == "ip_list")
+    awk = "awk -v keys=%s -v iplists=%s -v ph=%s -- %s %s"
     # awk expands escapes in -v values, so the regex's backslashes are doubled.
-    args = (keys, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM, check.path)
+    args = (keys, iplists, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM, check.path)
     result = docker_host.exec_in(target, container, awk, *args) if container else target.run(awk, *args)
     where = f" in {container}" if container else ""
     if result.rc != 0:

@@ -43,7 +43,17 @@ class HttpCheck(CheckBase, Endpoint):
         default=[], description="{path: components.db, equals: ok}, {path: total, exists: true}, ..."
     )
     expect_headers: dict[str, str] = Field(default={}, description="header name -> regex searched in it")
+    forbid_headers: dict[str, str] = Field(
+        default={},
+        description="header name -> regex that must not match it (an absent header passes): "
+        "a CORS preflight from a foreign origin must not get Access-Control-Allow-Origin",
+    )
     body_matches: str | None = Field(default=None, description="regex searched in the body")
+    download: bool = Field(
+        default=False,
+        description="the answer is a whole download (a database backup): runs only with "
+        "--allow-downloads or --allow-writes, as it loads the service and its disk",
+    )
     max_body_bytes: ByteSize | None = None
     max_seconds: float | None = Field(default=None, gt=0, le=120, description="answer time limit")
     show: list[str] = Field(default=[], description="JSON paths every failure message shows")
@@ -51,12 +61,16 @@ class HttpCheck(CheckBase, Endpoint):
         default=None, description="the service behind a proxy: on 502/504 the failure says why"
     )
 
+    @property
+    def is_download(self) -> bool:
+        return self.download
+
     @field_validator("body_matches")
     @classmethod
     def _body_regex(cls, value: str | None) -> str | None:
         return None if value is None else regex(value)
 
-    @field_validator("expect_headers")
+    @field_validator("expect_headers", "forbid_headers")
     @classmethod
     def _header_regexes(cls, headers: dict[str, str]) -> dict[str, str]:
         return {name: regex(pattern) for name, pattern in headers.items()}
@@ -96,6 +110,7 @@ def judge(check: HttpCheck, target: Target, origin: Container | None, answer: we
             evidence,
         )
     _headers(check, answer, where)
+    _forbidden_headers(check, answer, where)
     _body(check, answer, where, evidence)
     if check.expect_json is None and not check.expect_keys and not check.json_conditions:
         return
@@ -133,6 +148,17 @@ def _headers(check: HttpCheck, answer: web.Answer, where: str) -> None:
             raise CheckFailed(
                 f"header {name} matching {pattern!r}",
                 f"header {name} {found} does not match {pattern!r} ({where})",
+                {"response headers": "\n".join(f"{key}: {text}" for key, text in answer.headers.items())},
+            )
+
+
+def _forbidden_headers(check: HttpCheck, answer: web.Answer, where: str) -> None:
+    for name, pattern in check.forbid_headers.items():
+        value = answer.headers.get(name.lower())
+        if value is not None and re.search(pattern, value):
+            raise CheckFailed(
+                f"no header {name} matching {pattern!r}",
+                f"header {name}: {value!r} matches {pattern!r} (status {answer.status}, {where})",
                 {"response headers": "\n".join(f"{key}: {text}" for key, text in answer.headers.items())},
             )
 

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from runbook import docker_host
 from runbook.checks.systemd import UnitName, environment, read_unit
 from runbook.docker_host import Container
-from runbook.hosts import Target
+from runbook.hosts import Result, Target
 from runbook.model import CheckBase, ContainerName, HostPath, InContainer, Model
 from runbook.outcome import CheckError, CheckFailed
 
@@ -80,7 +80,7 @@ MODES = {(2, 2): "wal", (1, 1): "rollback"}
 
 def verify(check: SqliteCheck, target: Target) -> None:
     if check.integrity is not None:
-        _integrity(database_path(check, target), target)
+        check_integrity(database_path(check, target), target)
         return
     if check.readable_by is not None:
         _readable(database_path(check, target), check.readable_by, target)
@@ -160,14 +160,15 @@ def env_file_value(target: Target, env_file: str, variable: str) -> str:
     return result.stdout.strip()
 
 
-# Exit 3: no such file; 4: neither sqlite3 nor python3 on the host.
-INTEGRITY = (
-    'p=%s; uri=%s; [ -f "$p" ] || exit 3; '
-    "if command -v sqlite3 >/dev/null 2>&1; then sqlite3 -bail \"$uri\" 'PRAGMA integrity_check;'; "
+# One read-only query (the last argument) on the host. Exit 3: no such file; 4: neither
+# sqlite3 nor python3 there.
+QUERY = (
+    'p=%s; uri=%s; q=%s; [ -f "$p" ] || exit 3; '
+    'if command -v sqlite3 >/dev/null 2>&1; then sqlite3 -bail "$uri" "$q"; '
     "elif command -v python3 >/dev/null 2>&1; then python3 -c 'import sqlite3, sys; "
-    'rows = sqlite3.connect(sys.argv[1], uri=True).execute("PRAGMA integrity_check"); '
+    "rows = sqlite3.connect(sys.argv[1], uri=True).execute(sys.argv[2]); "
     'print("\\n".join(str(row[0]) for row in rows))'
-    '\' "$uri"; else exit 4; fi'
+    '\' "$uri" "$q"; else exit 4; fi'
 )
 NOT_A_DATABASE = ("not a database", "malformed", "corrupt", "DatabaseError")
 
@@ -177,10 +178,25 @@ def immutable_uri(path: str) -> str:
     return f"file:{urllib.parse.quote(path, safe='/')}?mode=ro&immutable=1"
 
 
-def _integrity(path: str, target: Target) -> None:
+def query(path: str, sql: str, target: Target) -> Result:
+    """One read-only query on an immutable open of the file, on the host."""
+    return target.run(QUERY, path, immutable_uri(path), sql)
+
+
+def table_names(path: str, target: Target) -> list[str]:
+    """The tables of a SQLite file (CheckError if it cannot be read)."""
+    result = query(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;", target)
+    if result.rc != 0:
+        said = result.stderr.strip()[:300] or f"exit {result.rc}"
+        raise CheckError(f"listing the tables of {path}: {said}")
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def check_integrity(path: str, target: Target) -> None:
+    """CheckFailed unless PRAGMA integrity_check says ok (read twice: a write may be under way)."""
     expected = f"{path} passes PRAGMA integrity_check"
     for _attempt in range(2):
-        result = target.run(INTEGRITY, path, immutable_uri(path))
+        result = query(path, "PRAGMA integrity_check;", target)
         lines = [line for line in result.stdout.splitlines() if line.strip()]
         if result.rc == 0 and lines == ["ok"]:
             return
