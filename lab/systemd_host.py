@@ -116,6 +116,8 @@ class SystemdHost(Placement):
     """A systemd lab host; its container is named like its directories (`label`)."""
 
     image: SystemdImage = SystemdImage()
+    # Extra tmpfs mounts (path, options): a small filesystem of its own, e.g. a service's temp_dir.
+    tmpfs: tuple[tuple[str, str], ...] = ()
 
     # ---- paths -------------------------------------------------------------------------
     @property
@@ -143,7 +145,7 @@ class SystemdHost(Placement):
             network_mode="none",
             cap_add=["SYS_ADMIN"],
             volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}},
-            tmpfs={"/run": "", "/run/lock": ""},
+            tmpfs={"/run": "", "/run/lock": "", **dict(self.tmpfs)},
             environment={"container": "docker"},
             stop_signal="SIGRTMIN+3",  # systemd's "shut down cleanly"
         )
