@@ -234,3 +234,12 @@ def test_a_backup_that_is_not_sqlite_or_lacks_tables_fails(tmp_path: Path, local
             backup_check(tmp_path), Target("local", "local://", command_timeout=10, connect_timeout=5)
         )
     assert info.value.found.startswith(f"{page} is damaged: ") and "not a database" in info.value.found
+
+
+def test_env_files_read_a_file_or_a_unit_not_both() -> None:
+    for fields in ({}, {"path": "/opt/app/.env", "unit": "magic-master"}):
+        with pytest.raises(ValidationError, match="set path .* or unit"):
+            EnvFileCheck(**COMMON, id="x", required=[WHITELIST], **fields)
+    with pytest.raises(ValidationError, match="takes no container"):
+        EnvFileCheck(**COMMON, id="x", required=[WHITELIST], unit="magic-master", container="web")
+    EnvFileCheck(**COMMON, id="x", required=[WHITELIST], unit="magic-master")

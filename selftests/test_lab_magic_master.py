@@ -150,3 +150,32 @@ class TestMagicMasterLab(LabChecklistTests):
             lab.heal(SYSTEM)
         assert outcomes(records, "failed") | outcomes(records, "error") == fails, output[-3000:]
         assert code == 1
+
+    def test_env_files_can_read_what_the_running_unit_has(self, healthy_lab: None) -> None:
+        """`unit:` reads the main process's environment (EnvironmentFile= and Environment= applied)."""
+        from lab.magic_master import system as mm
+        from lab.ssh import ssh_config_path
+        from runbook.checks import env_files
+        from runbook.checks.env_files import EnvFileCheck
+        from runbook.hosts import Target
+        from runbook.outcome import CheckFailed
+
+        def check(*required: str) -> EnvFileCheck:
+            common = {"title": "settings", "severity": "P2", "section": "5.", "remedy": "set them"}
+            return EnvFileCheck(**common, id="unit-env", unit=mm.UNIT, required=list(required))
+
+        spec = f"ssh+persist://root@{mm.HOST.addr}?ssh_config={ssh_config_path()}"
+        target = Target("server", spec, command_timeout=20, connect_timeout=10)
+        try:
+            env_files.verify(check("MAGIC_MASTER_CORS_ORIGINS", "PATH", "MAGIC_MASTER_JWT_SECRET"), target)
+            with pytest.raises(CheckFailed) as info:
+                env_files.verify(check("MAGIC_MASTER_CORS_ORIGINS", "MAGIC_MASTER_SENTRY_DSN"), target)
+            assert info.value.found == (
+                "the environment of magic-master: MAGIC_MASTER_SENTRY_DSN missing (values not shown)"
+            )
+            ssh(f"systemctl stop {mm.UNIT}")
+            with pytest.raises(CheckFailed, match="magic-master is not running"):
+                env_files.verify(check("PATH"), target)
+        finally:
+            target.connection.close()
+            ssh(f"systemctl start {mm.UNIT}")

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from runbook import docker_host
+from runbook.checks.systemd import UnitName
 from runbook.docker_host import Container
 from runbook.hosts import Target
 from runbook.model import CheckBase, ContainerName, HostPath, InContainer, regex
@@ -28,7 +29,12 @@ class EnvFileCheck(CheckBase, InContainer):
     group: ClassVar[str] = "config"
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke")
 
-    path: HostPath
+    path: HostPath | None = Field(default=None, description="the dotenv file (on the host or in `container`)")
+    unit: UnitName | None = Field(
+        default=None,
+        description="instead of a file: what this systemd unit's main process runs with "
+        "(/proc/<MainPID>/environ: Environment= and EnvironmentFile= as applied)",
+    )
     required: list[str] = Field(min_length=1)
     placeholder_pattern: str = DEFAULT_PLACEHOLDERS
     container: ContainerName | None = None
@@ -50,6 +56,14 @@ class EnvFileCheck(CheckBase, InContainer):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise ValueError(f"{key!r} is not an environment variable name")
         return keys
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvFileCheck:
+        if (self.path is None) == (self.unit is None):
+            raise ValueError("set path (a dotenv file) or unit (a running unit's environment), one of them")
+        if self.unit is not None and self.container_ref is not None:
+            raise ValueError("unit reads a systemd unit of the host; it takes no container or service")
+        return self
 
     @model_validator(mode="after")
     def _formats_of_required_keys(self) -> EnvFileCheck:
@@ -108,19 +122,35 @@ def verify(check: EnvFileCheck, target: Target) -> None:
         _verify_one(check, target, container)
 
 
+# The unit's main process environment, one KEY=VALUE a line; exit 5 when it does not run.
+UNIT_ENVIRONMENT = (
+    'pid=$(systemctl show -p MainPID --value -- %s); [ "${pid:-0}" -gt 0 ] 2>/dev/null || exit 5; '
+    "tr '\\000' '\\n' < /proc/$pid/environ | "
+)
+
+
 def _verify_one(check: EnvFileCheck, target: Target, container: Container | None) -> None:
     keys = " ".join(check.required)
     iplists = " ".join(key for key, kind in check.formats.items() if kind == "ip_list")
-    awk = "awk -v keys=%s -v iplists=%s -v ph=%s -- %s %s"
     # awk expands escapes in -v values, so the regex's backslashes are doubled.
-    args = (keys, iplists, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM, check.path)
-    result = docker_host.exec_in(target, container, awk, *args) if container else target.run(awk, *args)
+    args: tuple[str, ...] = (keys, iplists, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM)
+    awk = "awk -v keys=%s -v iplists=%s -v ph=%s -- %s"
+    if check.unit is not None:
+        source = f"the environment of {check.unit}"
+        result = target.run(UNIT_ENVIRONMENT + awk, check.unit, *args)
+        if result.rc == 5:
+            raise CheckFailed(f"{source} defines {', '.join(check.required)}", f"{check.unit} is not running")
+    else:
+        assert check.path is not None
+        source = check.path
+        awk, args = f"{awk} %s", (*args, check.path)
+        result = docker_host.exec_in(target, container, awk, *args) if container else target.run(awk, *args)
     where = f" in {container}" if container else ""
     if result.rc != 0:
         said = result.stderr.strip()[:300]
         if "No such file" in said or "can't open" in said or "cannot open" in said:
-            raise CheckFailed(f"{check.path} exists", f"{check.path} does not exist{where}")
-        raise CheckError(f"cannot read {check.path}{where}: {said or f'exit {result.rc}'}")
+            raise CheckFailed(f"{source} exists", f"{source} does not exist{where}")
+        raise CheckError(f"cannot read {source}{where}: {said or f'exit {result.rc}'}")
     states: dict[str, str] = {}
     for line in result.stdout.splitlines():
         key, _, state = line.partition(" ")
@@ -132,6 +162,6 @@ def _verify_one(check: EnvFileCheck, target: Target, container: Container | None
             problems.append(f"{key} {'is ' if state != 'missing' else ''}{state}")
     if problems:
         raise CheckFailed(
-            f"{check.path} defines {', '.join(check.required)} with real values",
-            f"{check.path}{where}: " + "; ".join(problems) + " (values not shown)",
+            f"{source} defines {', '.join(check.required)} with real values",
+            f"{source}{where}: " + "; ".join(problems) + " (values not shown)",
         )
