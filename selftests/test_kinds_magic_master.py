@@ -238,7 +238,7 @@ def test_a_backup_that_is_not_sqlite_or_lacks_tables_fails(tmp_path: Path, local
 
 def test_env_files_read_a_file_or_a_unit_not_both() -> None:
     for fields in ({}, {"path": "/opt/app/.env", "unit": "magic-master"}):
-        with pytest.raises(ValidationError, match="set path .* or unit"):
+        with pytest.raises(ValidationError, match=r"set path .* or unit"):
             EnvFileCheck(**COMMON, id="x", required=[WHITELIST], **fields)
     with pytest.raises(ValidationError, match="takes no container"):
         EnvFileCheck(**COMMON, id="x", required=[WHITELIST], unit="magic-master", container="web")
