@@ -21,7 +21,14 @@ from runbook.outcome import CheckError, CheckFailed
 if TYPE_CHECKING:
     from runbook.hosts import Result, Target
 
-EXIT_MEANING = {0: "normal exit", 1: "application error", 137: "killed (OOM)", 139: "segfault"}
+# 137 is any SIGKILL: the kernel's OOM killer, or `docker stop` after its grace period; the state's
+# OOMKilled flag (shown beside it) tells the two apart.
+EXIT_MEANING = {
+    0: "normal exit",
+    1: "application error",
+    137: "killed (SIGKILL: out of memory, or a stop that timed out)",
+    139: "segfault",
+}
 # `docker compose run` containers carry oneoff=True: they are not the service.
 COMPOSE_FILTERS = (
     "docker ps -a --filter label=com.docker.compose.project=%s "
@@ -91,22 +98,23 @@ def inspect(target: Target, container: str | Container) -> dict[str, Any] | None
     Only INSPECT_FIELDS travel: the environment's values stay on the host.
     """
     name = Container.of(container).name
+    return target.cached(("docker-inspect", name), lambda: read_inspect(target, name))
 
-    def read() -> dict[str, Any] | None:
-        result = target.run(f"docker inspect --type container --format '{INSPECT_FIELDS}' -- %s", name)
-        if result.rc != 0:
-            if "no such" in (result.stderr + result.stdout).lower():
-                return None
-            raise CheckError(f"docker inspect {name} failed: {result.stderr.strip()[:300]}")
-        try:
-            info = json.loads(result.stdout)
-        except ValueError:
-            info = None
-        if not isinstance(info, dict):
-            raise CheckError(f"docker inspect {name}: unreadable answer")
-        return info
 
-    return target.cached(("docker-inspect", name), read)
+def read_inspect(target: Target, name: str) -> dict[str, Any] | None:
+    """`docker inspect` now, past the run's cache (a second look after a wait)."""
+    result = target.run(f"docker inspect --type container --format '{INSPECT_FIELDS}' -- %s", name)
+    if result.rc != 0:
+        if "no such" in (result.stderr + result.stdout).lower():
+            return None
+        raise CheckError(f"docker inspect {name} failed: {result.stderr.strip()[:300]}")
+    try:
+        info = json.loads(result.stdout)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise CheckError(f"docker inspect {name}: unreadable answer")
+    return info
 
 
 def inspect_or_fail(target: Target, container: str | Container) -> dict[str, Any]:
@@ -136,7 +144,7 @@ def address(target: Target, container: str | Container) -> str:
 
 
 def describe_state(state: dict[str, Any]) -> str:
-    """'running since 2026-11-23 08:00:00 UTC', 'exited (exit code 137: killed (OOM)), OOM-killed'."""
+    """'running since 2026-11-23 08:00:00 UTC', 'exited (exit code 1: application error)'."""
     status = state.get("Status", "?")
     text = status
     if status in {"exited", "dead"} or state.get("Restarting"):

@@ -450,3 +450,25 @@ def test_the_proxy_answering_is_not_diagnosed(
 ) -> None:
     _, base = api
     http.verify(proxy_check(base, 8000), local)  # 200: docker is not even asked
+
+
+def test_a_container_restarted_moments_ago_is_looked_at_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a crash loop docker shows 'running' between a start and the next crash: a state read
+    within SETTLE_SECONDS of a policy restart is read once more after it, and a stable one is not."""
+    from datetime import UTC, datetime, timedelta
+
+    from runbook.checks import containers as containers_kind
+    from runbook.docker_host import Container
+
+    def info(started: datetime, status: str = "running", restarts: int = 2) -> dict[str, Any]:
+        stamp = started.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+        return {"RestartCount": restarts, "State": {"Status": status, "Running": status == "running",
+                                                    "StartedAt": stamp}}  # fmt: skip
+
+    crashed = info(datetime.now(UTC), status="restarting")
+    monkeypatch.setattr(containers_kind, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr(containers_kind.docker_host, "read_inspect", lambda target, name: crashed)
+    just_started = info(datetime.now(UTC))
+    assert containers_kind._settled(None, Container("xray"), just_started) is crashed  # type: ignore[arg-type]
+    for stable in (info(datetime.now(UTC) - timedelta(seconds=5)), info(datetime.now(UTC), restarts=0)):
+        assert containers_kind._settled(None, Container("xray"), stable) is stable  # type: ignore[arg-type]

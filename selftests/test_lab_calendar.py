@@ -37,7 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bot-restarts": r"restarted \d+ times in the last 24h > 0",
     },
     "oom": {
-        "bot-no-crash": r"OOM kill at .* UTC|exit 137 \(killed \(OOM\)\)",
+        "bot-no-crash": r"OOM kill at .* UTC|exit 137 \(killed \(SIGKILL",
         "bot-restarts": r"restarted 1 times in the last 24h > 0 .*exit codes 137",
     },
     "health-unhealthy": {"health": r"status 503 != 200"},

@@ -8,6 +8,7 @@ is every container of it: each must meet the check, and a failure names which.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -97,7 +98,7 @@ def _state(check: ContainerCheck, target: Target, found: list[Container]) -> Non
     """Every container running; for a scaled service, how many are and which are not."""
     down = []
     for container in found:
-        info = docker_host.inspect_or_fail(target, container)
+        info = _settled(target, container, docker_host.inspect_or_fail(target, container))
         if not docker_host.is_running(info):
             said = f"{container} is {docker_host.describe_state(info.get('State', {}))}"
             restarts = info.get("RestartCount", 0)
@@ -113,6 +114,27 @@ def _state(check: ContainerCheck, target: Target, found: list[Container]) -> Non
             tail = target.run("docker logs --tail %s -- %s 2>&1", str(check.logs_on_failure), container.name)
             evidence[f"docker logs --tail {check.logs_on_failure} {container}"] = tail.stdout
     raise CheckFailed(f"{named} running (not restarting, not exited)", "; ".join(down), evidence)
+
+
+# A container its restart policy started again less than this ago may be about to crash again.
+SETTLE_SECONDS = 3.0
+
+
+def _settled(target: Target, container: Container, info: dict[str, Any]) -> dict[str, Any]:
+    """The state once a fresh restart had SETTLE_SECONDS: a container in a crash loop is 'running'
+    for the moments between its start and its crash, and must not pass as running then."""
+    state = info.get("State", {})
+    if not docker_host.is_running(info) or not info.get("RestartCount"):
+        return info
+    try:
+        started = datetime.fromisoformat(str(state.get("StartedAt", ""))[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return info
+    age = (datetime.now(UTC) - started).total_seconds()
+    if not 0 <= age < SETTLE_SECONDS:
+        return info
+    time.sleep(SETTLE_SECONDS - age)
+    return docker_host.read_inspect(target, container.name) or info
 
 
 def _restart_policy(check: ContainerCheck, target: Target, container: Container) -> None:
