@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 SYSTEMS: dict[str, tuple[str, int]] = {
     "ai-calendar-assistant": ("lab.calendar", 0),
     "map-v12": ("lab.map_v12", 1),
+    "loyalty-api": ("lab.loyalty_api", 2),
     "magic-master": ("lab.magic_master", 3),
     "hexenvpn-xray": ("lab.vpn", 4),
 }
-# Taken by systems being built, so nothing else lands on them: loyalty-api 2.
-RESERVED_SLOTS = {"loyalty-api": 2}
+# Slots of systems being built, so nothing else lands on them (none at the moment).
+RESERVED_SLOTS: dict[str, int] = {}
 
 
 def names() -> list[str]:

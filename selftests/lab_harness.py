@@ -66,6 +66,8 @@ class LabChecklistTests:
     messages: ClassVar[dict[str, dict[str, str]]]
     # checks a healthy lab skips -> text their message must contain (the reason)
     skipped_when_healthy: ClassVar[dict[str, str]] = {}
+    # fault -> extra options of its checklist run (a writing check's fault needs --allow-writes)
+    fault_options: ClassVar[dict[str, tuple[str, ...]]] = {}
     min_passed: ClassVar[int] = 1
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -120,7 +122,7 @@ class LabChecklistTests:
         expected = lab.find_fault(fault, self.system).expected_failures
         lab.break_fault(self.system, fault)
         try:
-            code, records, output = self.run_daily(tmp_path)
+            code, records, output = self.run_daily(tmp_path, *self.fault_options.get(fault, ()))
         finally:
             lab.heal(self.system)
         failed = outcomes(records, "failed") | outcomes(records, "error")

@@ -1,0 +1,286 @@
+"""The failures of the Loyalty API runbook, each made the way it happens in production.
+
+Containers are stopped or recreated from a changed .env.production (as `docker compose up -d`
+after an edit); 5xx and slow requests come from real lock waits in PostgreSQL while real
+requests arrive; the outbox faults add real events and let the real worker fail to deliver
+them (the merchant's endpoint answers 429 or 500, or the event's URL refuses connections);
+migration faults lay a folder or a row; dump faults age, corrupt or cut the newest dump. Rate
+faults return once Prometheus has scraped what they caused. Check ids are
+systems/lab/loyalty-api.yml's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import docker
+
+from lab import containers
+from lab.core import Fault, fault, wait_until, write_file
+from lab.loyalty_api import system as loyalty
+
+API, WORKER, POSTGRES, REDIS = loyalty.API, loyalty.WORKER, loyalty.POSTGRES, loyalty.REDIS
+# Heal rebuilds Prometheus (an empty TSDB) after faults whose burst would stay in its 10 min window.
+PROMETHEUS = loyalty.PROMETHEUS
+API_AND_METRICS = {API, PROMETHEUS}
+API_DOWN = {"api-running", "health", "ready", "ready-redis", "live", "metrics-access", "metrics-present",
+            "smoke-integrations", "prisma-migrations"}  # fmt: skip
+
+
+def with_client(action: Callable[[docker.DockerClient], None]) -> None:
+    with loyalty.SERVER.dockerd.session() as client:
+        action(client)
+
+
+def stop(name: str) -> None:
+    with_client(lambda client: containers.existing_container(client, name).stop(timeout=5))
+
+
+def recreate_from_env(key: str, value: str | None, name: str) -> None:
+    """Edit .env.production and recreate `name` from it, as `docker compose up -d` does."""
+    loyalty.set_env_value(key, value)
+
+    def apply(client: docker.DockerClient) -> None:
+        containers.remove_container(client, name)
+        containers.create_container(client, loyalty.specs()[name])
+
+    with_client(apply)
+    if name == API:
+        wait_until(lambda: answers("/health"), timeout=30, what=f"{API} to answer again")
+
+
+def answers(path: str) -> bool:
+    try:
+        loyalty.fetch(path, 2)
+    except OSError:
+        return False
+    return True
+
+
+def psql(sql: str) -> str:
+    with loyalty.SERVER.dockerd.session() as client:
+        return loyalty.psql(client, sql)
+
+
+def lock_customers(seconds: float) -> threading.Thread:
+    """A transaction holding customers exclusively (a long migration, a stuck batch job)."""
+    sql = f"BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); COMMIT;"
+    thread = threading.Thread(target=psql, args=(sql,), daemon=True)
+    thread.start()
+    wait_until(
+        lambda: psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                     "WHERE c.relname = 'customers' AND l.mode = 'AccessExclusiveLock' AND l.granted") != "0",
+        timeout=10, what="the lock on customers", interval=0.05,
+    )  # fmt: skip
+    return thread
+
+
+def integration_get(path: str) -> int:
+    key = loyalty.lab_secrets()["INTEGRATION_API_KEY"]
+    request = urllib.request.Request(loyalty.BASE_URL + path, headers={"X-Api-Key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def at_once(count: int, path: str) -> list[int]:
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(integration_get(path))) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def prometheus_sees(query: str, at_least: float) -> None:
+    wait_until(
+        lambda: (loyalty.prometheus_value(query) or 0) >= at_least,
+        timeout=40,
+        what=f"Prometheus to see {query} >= {at_least:g}",
+        interval=1,
+    )
+
+
+def add_events(count: int, url: str = "http://merchant:8080/webhooks/loyalty") -> None:
+    psql(
+        f"INSERT INTO outbox (url, payload) SELECT '{url}', "
+        f"jsonb_build_object('event', 'purchase.created', 'n', n) FROM generate_series(1, {count}) AS n"
+    )
+
+
+def merchant_answers(mode: str) -> None:
+    write_file(loyalty.PATHS.merchant / "mode", f"{mode}\n")
+
+
+# ---- the injections -------------------------------------------------------------------
+def api_down() -> None:
+    stop(API)
+
+
+def http_5xx_burst() -> None:
+    """Balance lookups give up after 400 ms behind a lock: 40 answers 500."""
+    holder = lock_customers(3)
+    statuses = at_once(40, "/api/integrations/customers/1/balance")
+    holder.join()
+    assert statuses.count(500) >= 30, statuses
+    prometheus_sees('sum(increase(http_requests_total{status=~"5.."}[10m]))', 30)
+
+
+def slow_requests() -> None:
+    """History lookups wait behind a lock for over 500 ms each."""
+    holder = lock_customers(1.5)
+    at_once(15, "/api/integrations/customers/1/history")
+    holder.join()
+    prometheus_sees("sum(increase(http_slow_requests_total[10m]))", 12)
+
+
+def db_down() -> None:
+    stop(POSTGRES)
+
+
+def redis_down() -> None:
+    stop(REDIS)
+
+
+def workers_disabled() -> None:
+    recreate_from_env("WORKERS_ENABLED", "0", WORKER)
+    add_events(12)
+    prometheus_sees("loyalty_outbox_pending", 12)
+
+
+def outbox_dead_rising() -> None:
+    """Events for a merchant whose endpoint refuses connections: 3 attempts each, then dead."""
+    add_events(8, url="http://merchant:9/webhooks/loyalty")
+    prometheus_sees("sum(loyalty_outbox_dead_total)", 8)
+
+
+def external_429_storm() -> None:
+    merchant_answers("429")
+    add_events(12)
+    prometheus_sees('sum(external_requests_total{result="rate_limited"})', 12)
+    prometheus_sees("loyalty_outbox_pending", 12)  # held back, not lost: the queue grows
+
+
+def external_http_error() -> None:
+    """The merchant's handler fails: one event, three attempts answered 500, then dead (under the delta)."""
+    merchant_answers("500")
+    add_events(1)
+    prometheus_sees('sum(external_requests_total{result="http_error"})', 3)
+
+
+def migration_pending() -> None:
+    """A release shipped a migration nobody applied (`prisma migrate deploy` skipped)."""
+    folder = loyalty.PATHS.app / "prisma" / "migrations" / "20240701000000_loyalty_tiers"
+    write_file(folder / "migration.sql", "ALTER TABLE customers ADD COLUMN tier TEXT;\n")
+
+
+def migration_failed() -> None:
+    psql(
+        "INSERT INTO _prisma_migrations "
+        "(id, checksum, migration_name, logs, started_at, applied_steps_count) "
+        "VALUES (gen_random_uuid()::text, repeat('0', 64), '20240620000000_backfill_tiers', "
+        "'ERROR: column \"tier\" does not exist', now(), 0)"
+    )
+
+
+def maintenance_mode() -> None:
+    recreate_from_env("MAINTENANCE_MODE", "1", API)
+
+
+def read_only_mode() -> None:
+    recreate_from_env("READ_ONLY_MODE", "1", API)
+
+
+def notify_token_missing() -> None:
+    recreate_from_env("TELEGRAM_NOTIFY_BOT_TOKEN", None, API)
+
+
+def metrics_token_wrong() -> None:
+    """The api's METRICS_TOKEN rotated on the server; the scrapers still send the old one."""
+    recreate_from_env("METRICS_TOKEN", "rotated-" + os.urandom(8).hex(), API)
+
+
+def newest_dump() -> str:
+    return str(loyalty.dumps()[-1])
+
+
+def dump_stale() -> None:
+    for path in loyalty.dumps():
+        loyalty.SERVER.ssh(f"touch -d '30 hours ago' {path}")
+
+
+def dump_corrupt() -> None:
+    """Bytes in the middle of the gzip stream overwritten (a disk or a copy gone wrong)."""
+    path = loyalty.dumps()[-1]
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+
+
+def dump_truncated() -> None:
+    """pg_dump died half way (disk full, OOM): gzip whole, the SQL cut short."""
+    path = loyalty.dumps()[-1]
+    text = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(text[: len(text) // 2]))
+
+
+def restore_drift() -> None:
+    """A day's new customers since the last dump: the dump is far behind the live rows."""
+    psql(
+        "INSERT INTO customers (user_token, phone) SELECT md5('drift ' || n), 'drift-' || n "
+        "FROM generate_series(1, 600) AS n"
+    )
+
+
+FAULTS: list[Fault] = [
+    fault("api-down", "the api container stopped", fails=API_DOWN, inject=api_down, recreate=API_AND_METRICS),
+    fault("http-5xx-burst", "40 requests answered 500 (statement timeout behind a lock)",
+          fails={"http-5xx-rate"}, inject=http_5xx_burst, recreate=API_AND_METRICS),
+    fault("slow-requests", "15 requests over ALERT_HTTP_SLOW_THRESHOLD_MS (waiting on a lock)",
+          fails={"http-slow-rate"}, inject=slow_requests, recreate=API_AND_METRICS),
+    fault("db-down", "the postgres container stopped",
+          fails={"postgres-running", "ready", "db-select-one", "prisma-migrations", "smoke-integrations",
+                 "metrics-present"},
+          inject=db_down, recreate={POSTGRES, PROMETHEUS}),
+    fault("redis-down", "the redis container stopped: caches, limits and queues degrade, the API answers",
+          fails={"redis-ping", "ready-redis"}, inject=redis_down, recreate={REDIS}),
+    fault("workers-disabled", "worker recreated with WORKERS_ENABLED=0: the outbox only grows",
+          fails={"worker-env", "outbox-pending-growth"}, inject=workers_disabled,
+          recreate={WORKER, PROMETHEUS}),
+    fault("outbox-dead-rising", "8 events to an endpoint that refuses connections: dead after 3 attempts",
+          fails={"outbox-dead-growth", "external-errors"}, inject=outbox_dead_rising,
+          recreate={PROMETHEUS}),
+    fault("external-429-storm", "the merchant's endpoint answers 429 to every delivery",
+          fails={"external-rate-limited", "outbox-pending-growth"}, inject=external_429_storm,
+          recreate={PROMETHEUS}),
+    fault("external-http-error", "the merchant's endpoint answers 500",
+          fails={"external-errors"}, inject=external_http_error, recreate={PROMETHEUS}),
+    fault("migration-pending", "a shipped migration folder without its _prisma_migrations row",
+          fails={"prisma-migrations"}, inject=migration_pending, recreate={API}),
+    fault("migration-failed", "a failed migration's row (finished_at null) in _prisma_migrations",
+          fails={"prisma-migrations"}, inject=migration_failed),
+    fault("maintenance-mode", "MAINTENANCE_MODE=1 left on after an incident",
+          fails={"api-flags", "smoke-integrations"}, inject=maintenance_mode, recreate={API}),
+    fault("read-only-mode", "READ_ONLY_MODE=1 left on",
+          fails={"api-flags", "smoke-integrations"}, inject=read_only_mode, recreate={API}),
+    fault("notify-token-missing", "TELEGRAM_NOTIFY_BOT_TOKEN missing from .env.production",
+          fails={"notify-config"}, inject=notify_token_missing, recreate={API}),
+    fault("metrics-token-wrong", "the api's METRICS_TOKEN rotated; the scrapers send the old one",
+          fails={"metrics-access", "metrics-present"}, inject=metrics_token_wrong, recreate=API_AND_METRICS),
+    fault("dump-stale", "no dump for 30 hours", fails={"backup-fresh"}, inject=dump_stale),
+    fault("dump-corrupt", "the newest dump's gzip stream damaged", fails={"backup-valid"},
+          inject=dump_corrupt),
+    fault("dump-truncated", "the newest dump cut short (no completion trailer)",
+          fails={"backup-valid"}, inject=dump_truncated),
+    fault("restore-drift", "600 customers added since the newest dump (+30% rows)",
+          fails={"restore-test"}, inject=restore_drift),
+]  # fmt: skip
