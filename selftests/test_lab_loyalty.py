@@ -38,10 +38,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "slow-requests": {"http-slow-rate": r"http_slow_requests_total rose \d+\.\d\d/min > 1/min over 10m"},
     "db-down": {
-        "postgres-running": r"postgres is exited \(exit code 137: killed \(SIGKILL",
+        "postgres-running": r"postgres is exited \(exit code (0|137)",  # 137: a client held on past 5 s
         "ready": r"status 503 != 200 .*; status=error components\.db=error components\.redis=ok",
         "metrics-present": NO_EXTERNAL,
         "smoke-integrations": r"status 500 != 200 \(step code: POST ",
+    },
+    "db-auth-failures": {
+        "postgres-fatal": r"\d+ lines of postgres's logs match 'FATAL\|PANIC' in the last 1h > 5",
     },
     "redis-down": {
         "ready-redis": r'components\.redis = "error" != "ok" .*; status=degraded components\.db=ok',

@@ -101,6 +101,8 @@ def at_once(count: int, path: str) -> list[int]:
 
 
 def prometheus_sees(query: str, at_least: float) -> None:
+    """Until Prometheus' answer reaches `at_least`. Counters outlive heal (they are rows), so a
+    counter's condition is on its increase, never on its total."""
     wait_until(
         lambda: (loyalty.prometheus_value(query) or 0) >= at_least,
         timeout=40,
@@ -146,6 +148,20 @@ def db_down() -> None:
     stop(POSTGRES)
 
 
+def db_auth_failures() -> None:
+    """A client with a stale password hammers the database: FATAL lines in postgres' log."""
+
+    def attempts(client: docker.DockerClient) -> None:
+        for _ in range(8):
+            containers.exec_output(
+                client,
+                POSTGRES,
+                ["psql", "postgresql://loyalty:stale-password@127.0.0.1:5432/loyalty", "-c", "SELECT 1"],
+            )
+
+    with_client(attempts)
+
+
 def redis_down() -> None:
     stop(REDIS)
 
@@ -165,7 +181,7 @@ def outbox_dead_rising() -> None:
 def external_429_storm() -> None:
     merchant_answers("429")
     add_events(12)
-    prometheus_sees('sum(external_requests_total{result="rate_limited"})', 12)
+    prometheus_sees('sum(increase(external_requests_total{result="rate_limited"}[10m]))', 10)
     prometheus_sees("loyalty_outbox_pending", 12)  # held back, not lost: the queue grows
 
 
@@ -173,7 +189,7 @@ def external_http_error() -> None:
     """The merchant's handler fails: one event, three attempts answered 500, then dead (under the delta)."""
     merchant_answers("500")
     add_events(1)
-    prometheus_sees('sum(external_requests_total{result="http_error"})', 3)
+    prometheus_sees('sum(increase(external_requests_total{result="http_error"}[10m]))', 2.5)
 
 
 def migration_pending() -> None:
@@ -251,6 +267,8 @@ FAULTS: list[Fault] = [
           fails={"postgres-running", "ready", "db-select-one", "prisma-migrations", "smoke-integrations",
                  "metrics-present"},
           inject=db_down, recreate={POSTGRES, PROMETHEUS}),
+    fault("db-auth-failures", "8 logins with a stale password: FATAL lines in the postgres log",
+          fails={"postgres-fatal"}, inject=db_auth_failures, recreate={POSTGRES}),
     fault("redis-down", "the redis container stopped: caches, limits and queues degrade, the API answers",
           fails={"redis-ping", "ready-redis"}, inject=redis_down, recreate={REDIS}),
     fault("workers-disabled", "worker recreated with WORKERS_ENABLED=0: the outbox only grows",
