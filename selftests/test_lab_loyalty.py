@@ -33,10 +33,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "prisma-migrations": r"service api \(loyalty-api-1\) is exited",
     },
     "http-5xx-burst": {
-        "http-5xx-rate": r'http_requests_total\{status=~"5\.\."\} rose \d+\.\d\d/min > 2/min over 10m '
+        "http-5xx-rate": r'http_requests_total\{status=~"5\.\."\} rose \d+(\.\d+)?/min > 2/min over 10m '
         + PROMETHEUS
     },
-    "slow-requests": {"http-slow-rate": r"http_slow_requests_total rose \d+\.\d\d/min > 1/min over 10m"},
+    "slow-requests": {"http-slow-rate": r"http_slow_requests_total rose \d+(\.\d+)?/min > 1/min over 10m"},
     "db-down": {
         "postgres-running": r"postgres is exited \(exit code (0|137)",  # 137: a client held on past 5 s
         "ready": r"status 503 != 200 .*; status=error components\.db=error components\.redis=ok",
