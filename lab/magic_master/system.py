@@ -36,7 +36,7 @@ HOST = SystemdHost(
     netns="rbs-mm",
     machine_if="rbs-mm0",
     image=SystemdImage(packages=("cron", "ffmpeg", "python3", "sqlite3")),
-    tmpfs=((TEMP_DIR, "size=256m,mode=1777"),),
+    tmpfs=((TEMP_DIR, "size=256m"),),
 )
 UNIT = "magic-master"
 ROOT = "/opt/magic-master"
@@ -165,6 +165,9 @@ def install(*, strict: bool) -> None:
         "id magic >/dev/null 2>&1 || "
         f"useradd --system --home-dir {ROOT} --shell /usr/sbin/nologin magic; "
         f"chgrp magic {ENV_FILE}; mkdir -p {BACKUPS} {STASH}; chown magic:magic {ROOT}/backend; "
+        # temp_dir is the service's own: a fresh tmpfs came up root's, 0755, even with mode=1777
+        # asked (a restarted host), and then every mastering job and backup download died.
+        f"chown magic:magic {TEMP_DIR}; chmod 0750 {TEMP_DIR}; "
         f"test -f {DB} || {{ sqlite3 {DB}.new {schema} && mv {DB}.new {DB}; }}; "
         f"chown magic:magic {DB}; chmod 640 {DB}; "
         f"(crontab -l 2>/dev/null | grep -vF {shlex.quote(ROOT + '/deploy/backup_db.sh')}; "
