@@ -13,6 +13,7 @@ ffmpeg). What the runbook says of the real one, answered truthfully from the hos
   a failure is logged as an ERROR line (stdout, so journald has it).
 - CORS as Starlette's middleware does it: origins from MAGIC_MASTER_CORS_ORIGINS (unset: `*`);
   a preflight from another origin gets 400 "Disallowed CORS origin".
+- Anything unexpected answers 500 and logs ERROR with the traceback, never a dropped connection.
 Settings come from the environment (the unit's EnvironmentFile, /opt/magic-master/.env).
 """
 
@@ -30,6 +31,8 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -185,7 +188,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(200, b"OK", "text/plain", {"Access-Control-Allow-Methods": "GET, POST, OPTIONS"})
 
+    def _guarded(self, handler: Callable[[], None]) -> None:
+        """An unexpected error answers 500 and logs ERROR with its traceback, as uvicorn does."""
+        try:
+            handler()
+        except Exception:
+            log("ERROR", f"{self.command} {self.path} failed: {traceback.format_exc()}")
+            self._json(500, {"detail": "Internal Server Error"})
+
     def do_GET(self) -> None:
+        self._guarded(self._get)
+
+    def do_POST(self) -> None:
+        self._guarded(self._post)
+
+    def _get(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/api/health":
             self._json(200, health())
@@ -213,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         if self.path.split("?", 1)[0] != "/api/master":
             self._json(404, {"detail": "Not Found"})
             return
