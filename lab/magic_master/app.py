@@ -178,7 +178,7 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, document: Any) -> None:
         self._send(status, json.dumps(document).encode(), "application/json")
 
-    def do_OPTIONS(self) -> None:
+    def _options(self) -> None:
         origin = self.headers.get("Origin")
         if origin is None or self.headers.get("Access-Control-Request-Method") is None:
             self._send(405, b"", "text/plain")
@@ -192,6 +192,8 @@ class Handler(BaseHTTPRequestHandler):
         """An unexpected error answers 500 and logs ERROR with its traceback, as uvicorn does."""
         try:
             handler()
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client went away mid-answer: nothing to answer, and not the service's error
         except Exception:
             log("ERROR", f"{self.command} {self.path} failed: {traceback.format_exc()}")
             self._json(500, {"detail": "Internal Server Error"})
@@ -201,6 +203,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._guarded(self._post)
+
+    def do_OPTIONS(self) -> None:
+        self._guarded(self._options)
 
     def _get(self) -> None:
         path = self.path.split("?", 1)[0]
