@@ -24,8 +24,11 @@ BACKUP = "{id: fresh, title: fresh backup, severity: P2, section: '4.', remedy: 
 class Hostile:
     name: str
     build: Callable[[Path], Path]
-    says: str  # what the one message must contain
+    says: str | tuple[str, ...]  # what the one message must contain (one of them, for a tuple)
     heavy: bool = False  # costs minutes or gigabytes if not refused: only run in a bounded subprocess
+
+    def said_in(self, text: str) -> bool:
+        return any(says in text for says in ((self.says,) if isinstance(self.says, str) else self.says))
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:
@@ -82,7 +85,9 @@ CASES: tuple[Hostile, ...] = (
     Hostile(
         "20,000-deep nesting",
         lambda d: write(d, "x.yml", MINIMAL + "checks: " + "[" * 20000 + "]" * 20000),
-        ":4:58: nested more than 50 levels deep",
+        # Our composer refuses level 51; libyaml 0.2.6 (in the PyYAML 6.0.4 wheel) scans a flow
+        # collection ahead and refuses level 1001 first. Either is the one clear message wanted.
+        (":4:58: nested more than 50 levels deep", ":4:1008: invalid YAML: exceeded maximum nesting depth"),
     ),
     Hostile(
         "self-referencing anchor",

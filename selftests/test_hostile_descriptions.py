@@ -36,7 +36,7 @@ def test_hostile_description_is_one_message_naming_the_file(tmp_path: Path, case
     path = case.build(tmp_path)
     message = _message(path)
     assert str(path) in message
-    assert case.says in message
+    assert case.said_in(message), message
 
 
 def _limit_memory() -> None:
@@ -62,7 +62,7 @@ def test_the_run_exits_4_in_bounded_time_and_memory(tmp_path: Path, case: Hostil
     assert done.returncode == 4, output
     assert "Traceback" not in output
     assert f"ERROR: {path}" in output or f"(named by extends: in {path})" in output
-    assert case.says in output
+    assert case.said_in(output), output
 
 
 # -- more odd input: each a DescriptionError, none a traceback ---------------------------------
