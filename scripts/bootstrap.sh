@@ -60,11 +60,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when pyproject.toml or the pinned versions changed since the last install.
 stamp=.venv/.runbook-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing runbook-suite and its dependencies into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+  echo "bootstrap: installing runbook-suite and its dependencies into .venv (versions from constraints.txt)"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import runbook, testinfra, pytest_html, httpx, docker, psycopg, pydantic" 
   touch "$stamp"
 fi
