@@ -9,8 +9,9 @@ raised, where `run_check` would have. Test ids, order, outcomes, messages, recor
 reports are the ones a sequential run gives; only the waiting overlaps.
 
 Left to their own test, as before: checks that write (--allow-writes), checks that
-measure time (load, rate limits, `max_seconds`: they would measure our own concurrency),
-checks skipped or failed before they run (feature, writes, missing environment), and
+measure time (load, rate limits, `max_seconds`: they would measure our own concurrency;
+they start only once every check run ahead has finished, see `settle`), checks skipped
+or failed before they run (feature, writes, missing environment), and
 every check of a host found unreachable (its tests skip with a pointer, as before).
 Under xdist, a worker runs ahead the hosts of the tests it is given (see runbook.by_host).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import pytest
@@ -39,10 +40,15 @@ CONCURRENT_SCHEMES = frozenset({"ssh+persist", "ssh", "safe-ssh", "local"})
 TIMED_KINDS = frozenset({"load", "rate_limit"})
 
 
+def measures_time(check: CheckBase) -> bool:
+    """A check that times answers: run beside others, it would measure them (and slow them)."""
+    return check.kind in TIMED_KINDS or getattr(check, "max_seconds", None) is not None
+
+
 def runs_ahead(case: Case) -> bool:
     """Whether the check's outcome cannot depend on when or beside what it runs."""
     check = case.check
-    if check.kind in TIMED_KINDS or getattr(check, "max_seconds", None) is not None:
+    if measures_time(check):
         return False
     if check.writes or check.is_download:
         # Allowed or not (the gate is at call time), these run in their turn: writes never
@@ -74,6 +80,7 @@ class Ahead:
         self.pool = ThreadPoolExecutor(max(1, hosts_at_once), thread_name_prefix="runbook-host")
         # By (check, host): a check naming a group of hosts is one object run on each of them.
         self.futures: dict[tuple[int, str], Future[BaseException | None]] = {}
+        self.every_future: list[Future[BaseException | None]] = []
         self.started: set[str] = set()
         self.lock = threading.Lock()
 
@@ -90,10 +97,17 @@ class Ahead:
                     continue
                 future: Future[BaseException | None] = Future()
                 self.futures[(id(case.check), case.host_name)] = future
+                self.every_future.append(future)
                 plans.setdefault(spec, HostPlan(target)).cases.append((case, future))
             self.started.update(plans)
         for plan in plans.values():
             self.pool.submit(self._run_host, plan)
+
+    def settle(self) -> None:
+        """Wait until every check started ahead has finished, claimed by its test or not."""
+        with self.lock:
+            started = list(self.every_future)
+        wait(started)
 
     def claim(self, check: CheckBase, host_name: str) -> Future[BaseException | None] | None:
         with self.lock:
@@ -137,6 +151,13 @@ def activate(ahead: Ahead | None) -> None:
     if _ACTIVE is not None:
         _ACTIVE.close()
     _ACTIVE = ahead
+
+
+def settle() -> None:
+    """Let the checks run ahead finish before a check that measures time runs in its turn:
+    a load test beside them would slow them (CI saw /metrics time out) and time them too."""
+    if _ACTIVE is not None:
+        _ACTIVE.settle()
 
 
 def outcome_of(check: CheckBase, host_name: str) -> tuple[bool, BaseException | None]:

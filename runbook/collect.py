@@ -113,7 +113,7 @@ class Collector:
             if case is not None:
                 item.extra_keyword_matches.add(case.check.kind)
         self._refuse_unrun_checks(config, items)
-        items.sort(key=lambda item: 0 if _kind(item) == REACHABLE_KIND else 1)
+        items.sort(key=_turn)
 
     def _refuse_unrun_checks(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """'kind X has N checks but no test runs them', when the run covers the whole suite."""
@@ -217,3 +217,13 @@ def case_of(item: pytest.Item) -> Case | None:
 def _kind(item: pytest.Item) -> str | None:
     case = case_of(item)
     return case.check.kind if case else None
+
+
+def _turn(item: pytest.Item) -> int:
+    """Reachability first; a load test last (see CheckBase.runs_last); the rest as collected."""
+    case = case_of(item)
+    if case is None:
+        return 1
+    if case.check.kind == REACHABLE_KIND:
+        return 0
+    return 2 if case.check.runs_last else 1

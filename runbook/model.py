@@ -127,6 +127,9 @@ class CheckBase(Model):
     # What the check changes on the system it checks ("failed logins on /login"), or "" for a
     # read-only check. A check that writes runs only with --allow-writes or `allow_writes: true`.
     writes: ClassVar[str] = ""
+    # True for a check whose own traffic loads the service (a load test): it runs after every
+    # other check, so what it leaves queued on the service cannot slow the checks after it.
+    runs_last: ClassVar[bool] = False
 
     id: CheckId
     title: str = Field(min_length=3)

@@ -8,8 +8,10 @@ and red, with its exact message, on the broken one (selftests/map_app.py).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from map_app import METRICS_KEY, App, Faults, serve
 from pydantic import ValidationError
 from test_foundation import run_pytest
 
-from runbook import prometheus
+from runbook import ahead, kinds, prometheus
 from runbook.checks import access, http, load, metrics, rate_limit
 from runbook.checks.access import AccessCheck
 from runbook.checks.http import HttpCheck
@@ -420,6 +422,53 @@ def test_load_is_bounded_by_its_deadline(api: tuple[Faults, str], local: Target)
     found = failure(load.verify, check, local).found
     assert time.monotonic() - started < 2.5
     assert "unfinished at the deadline x" in found
+
+
+def test_a_check_that_measures_time_waits_for_the_checks_run_ahead(
+    api: tuple[Faults, str], local: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load test beside checks still running ahead slowed them (CI: /metrics timed out) and
+    timed them too: it starts once every check started ahead has finished."""
+    _, base = api
+    still_running: Future[BaseException | None] = Future()
+    runner = ahead.Ahead(collector=None, hosts_at_once=1)  # type: ignore[arg-type]  # only settle runs
+    runner.every_future.append(still_running)
+    ahead.activate(runner)
+    threading.Timer(0.3, still_running.set_result, [None]).start()
+    seen: list[bool] = []
+    monkeypatch.setattr(kinds, "verifier", lambda check: lambda *_: seen.append(still_running.done()))
+    try:
+        run_check(load_check(base), local)
+    finally:
+        ahead.activate(None)
+    assert seen == [True]
+
+
+LOAD_LAST = """\
+system: map-v12
+runbook: map-v12.md
+hosts: {{server: "local://"}}
+checks:
+  load:
+    - {{id: perf-sanity, title: perf sanity, urls: ["{base}/health"], requests: 20, concurrency: 5,
+       severity: P3, section: Perf sanity, remedy: look at web's resources}}
+  http:
+    - {{id: health, title: health answers, url: "{base}/health", severity: P1, section: Health,
+       remedy: restart web}}
+  files:
+    - {{id: etc, title: etc exists, path: /etc, type: directory, severity: P4, section: x, remedy: x}}
+"""
+
+
+def test_a_load_test_runs_after_every_other_check(api: tuple[Faults, str], tmp_path: Path) -> None:
+    """What a load test leaves queued on the service must not slow the checks after it."""
+    _, base = api
+    description = tmp_path / "map-v12.yml"
+    description.write_text(LOAD_LAST.format(base=base), encoding="utf-8")
+    done = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path / 'reports'}", "-v")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = re.findall(r"\[map-v12:([\w-]+)\] PASSED", done.stdout)
+    assert ran[-1] == "perf-sanity" and set(ran) == {"reachable-server", "health", "etc", "perf-sanity"}, ran
 
 
 def test_load_is_bounded_in_count() -> None:
