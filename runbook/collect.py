@@ -214,11 +214,6 @@ def case_of(item: pytest.Item) -> Case | None:
     return param if isinstance(param, Case) else None
 
 
-def _kind(item: pytest.Item) -> str | None:
-    case = case_of(item)
-    return case.check.kind if case else None
-
-
 def _turn(item: pytest.Item) -> int:
     """Reachability first; a load test last (see CheckBase.runs_last); the rest as collected."""
     case = case_of(item)
