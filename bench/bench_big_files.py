@@ -104,8 +104,8 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, in
 LOG_CHECK = """
 import sys
 from runbook.checks import logs
-from runbook.hosts import Target
-from runbook.outcome import CheckFailed
+from runbook.host.target import Target
+from runbook.errors import CheckFailed
 check = logs.LogCheck(id="e", title="errors", severity="P2", section="1", remedy="r", container="bot",
                       pattern="error|exception|traceback", since=86400, max_matches=0, show_lines=20)
 target = Target("local", "local://", command_timeout=600, connect_timeout=5)

@@ -4,7 +4,7 @@ Every row sends `true` to the same host, one command after another. Two APIs, ea
 its own "ours" row to compare against:
 - testinfra: `testinfra.get_host(spec).run("true")`, stock `ssh://` and `paramiko://`
   against `ssh+persist://` (our backend, registered into testinfra);
-- Target: the suite's host seam (runbook.hosts), which also wraps each command in its
+- Target: the suite's host seam (runbook.host.target), which also wraps each command in its
   host-side deadline, in-band exit code and orphan cleanup (`timeout` + `sh`), over
   ssh://, paramiko://, ssh+persist:// and local://.
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import testinfra
 
-from runbook.hosts import Target
-from runbook.transports import TRANSPORTS  # noqa: F401 - registers ssh+persist into testinfra
+from runbook.host.target import Target
+from runbook.host.transports import TRANSPORTS  # noqa: F401 - registers ssh+persist into testinfra
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_HOST = "198.18.0.2"

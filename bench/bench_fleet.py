@@ -219,7 +219,7 @@ def latency_proxy(members: list[FleetHost], delay_ms: float) -> Iterator[None]:
 
 def command_round_trip(host: FleetHost, slow: bool) -> float:
     """Median seconds of `true` through our Target over an open connection."""
-    from runbook.hosts import Target
+    from runbook.host.target import Target
 
     addr, port = address(host, slow)
     spec = f"ssh+persist://root@{addr}:{port}?ssh_config={fleet.ssh_config_path()}"

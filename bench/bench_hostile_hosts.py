@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from runbook.hosts import Target
-    from runbook.outcome import CheckError, CheckFailed
+    from runbook.host.target import Target
+    from runbook.errors import CheckError, CheckFailed
     kind, argument = sys.argv[1], sys.argv[2]
     target = Target("local", "local://", command_timeout=5, connect_timeout=5)
     started = time.monotonic()

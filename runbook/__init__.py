@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from runbook.outcome import CheckError, CheckFailed, require
+from runbook.errors import CheckError, CheckFailed, require
 
 __all__ = ["CheckError", "CheckFailed", "require"]

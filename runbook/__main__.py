@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runbook import bundle
-from runbook.changes import FlapPolicy, parse_time, short_time, span, state
-from runbook.history import DEFAULT_NAME, HistoryError, HistoryStore, Result, RunInfo, display
+from runbook.readers import bundle
+from runbook.readers.changes import FlapPolicy, parse_time, short_time, span, state
+from runbook.readers.history import DEFAULT_NAME, HistoryError, HistoryStore, Result, RunInfo, display
+from runbook.readers.retention import run_folders
 from runbook.report.options import HISTORY_ENV
 from runbook.report.summary import iso
-from runbook.retention import run_folders
 from runbook.secrets import SECRETS
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 4

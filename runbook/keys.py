@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 SYSTEMS = pytest.StashKey["list[LoadedSystem]"]()
 COLLECTOR = pytest.StashKey["Collector"]()
 RUN_PATHS = pytest.StashKey["RunPaths"]()
-# config.stash: the readers' state (runbook.waivers, runbook.changes), read by every report writer.
+# config.stash: the readers' state (runbook.readers.waivers, .changes), read by every report writer.
 WAIVERS = pytest.StashKey["WaiverBook"]()
 CHANGES = pytest.StashKey["RunChanges"]()
 # item.stash: what the test became (built once, updated per phase).

@@ -13,16 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from runbook import collect, fixtures, keys, logmask, params, samples, verdict
-from runbook.ahead import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
+from runbook import keys
 from runbook.checks import scenario
-from runbook.collect import GROUP_MARKER
-from runbook.loader import DescriptionError, LoadedSystem, load_systems
-from runbook.model import MARKERS
+from runbook.describe import params
+from runbook.describe.loader import DescriptionError, LoadedSystem, load_systems
+from runbook.describe.model import MARKERS
+from runbook.host import samples
+from runbook.readers.rundir import reports_dir
 from runbook.report import options as report_options
-from runbook.report.rundir import reports_dir
-from runbook.secrets import SECRETS
-from runbook.shard import ShardSelection, parse_shard
+from runbook.run import collect, fixtures, verdict
+from runbook.run.collect import GROUP_MARKER
+from runbook.run.prefetch import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
+from runbook.run.shard import ShardSelection, parse_shard
+from runbook.secrets import SECRETS, logmask
 
 MARKER_HELP = {
     "daily": "the morning checklist (pytest -m daily)",
@@ -85,7 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         type=int,
         default=DEFAULT_HOSTS_AT_ONCE,
-        help=f"check up to N hosts at once, reports unchanged (runbook.ahead; default "
+        help=f"check up to N hosts at once, reports unchanged (runbook.run.prefetch; default "
         f"{DEFAULT_HOSTS_AT_ONCE}; 0: each check runs in its own test, one after another)",
     )
     group.addoption(
@@ -144,7 +147,7 @@ def _register_host_splitting(config: pytest.Config, collector: collect.Collector
     on_worker = hasattr(config, "workerinput")
     if not on_worker and config.getoption("numprocesses", None):  # the xdist controller runs no test
         if dist_hosts:
-            from runbook.by_host import HostDistribution
+            from runbook.run.host_scheduling import HostDistribution
 
             config.pluginmanager.register(HostDistribution(collector.systems), "runbook-by-host")
         return

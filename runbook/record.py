@@ -1,6 +1,6 @@
 """The run record: what one check (or any test) became, as one typed object.
 
-Built once per test by `runbook.verdict`, kept in `item.stash[RECORD]`, and
+Built once per test by `runbook.run.verdict`, kept in `item.stash[RECORD]`, and
 attached to each of the test's reports (`record_of(report)`), so every writer
 (terminal, JUnit, HTML, summary.json, history) reads the same facts and none
 reads another writer. It travels with the report to an xdist controller
@@ -18,7 +18,7 @@ import pytest
 
 from runbook.secrets import SECRETS
 
-# "waived": a failure a waiver file accepts (runbook.waivers); it does not fail the run.
+# "waived": a failure a waiver file accepts (runbook.readers.waivers); it does not fail the run.
 OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "error", "waived")
 SEVERITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
 CUSTOM_KIND = "custom"

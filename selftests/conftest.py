@@ -7,7 +7,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from runbook.hosts import Target
+from runbook.host.target import Target
 from runbook.secrets import SECRETS
 from selftests.data_servers import Postgres, Redis, start_postgres, start_redis
 from selftests.readers_kit import serve_health

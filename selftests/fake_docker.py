@@ -1,7 +1,7 @@
 """A `docker` stand-in for the compose kinds' tests: containers from a JSON file, exec runs locally.
 
 Put first on PATH by the `docker` fixture (selftests/compose_fixtures.py), it answers the
-commands runbook.docker_host sends: `ps -a --filter label=K=V ...`, `inspect --type container
+commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspect --type container
 [--format T] -- NAME` (the slim JSON, the environment or the network lines), `exec NAME CMD...` (run on
 this machine, as if inside), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
 {"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory"}]}.
@@ -63,13 +63,13 @@ def inspect(args: list[str]) -> int:
     if container is None:
         return no_such(name)
     template = args[args.index("--format") + 1] if "--format" in args else ""
-    # The argv the host's shell made of runbook.docker_host's templates, exactly.
+    # The argv the host's shell made of runbook.host.docker_host's templates, exactly.
     assert template in ("", ENV_TEMPLATE, NETWORKS_TEMPLATE) or template.startswith(SLIM_TEMPLATE), template
     if template == ENV_TEMPLATE:
         for line in container.get("env", []):
             print(go_quote(line))
         return 0
-    if template == NETWORKS_TEMPLATE:  # runbook.reach: a container's address, "NETWORK ADDRESS" lines
+    if template == NETWORKS_TEMPLATE:  # runbook.host.routes: a container's address, "NETWORK ADDRESS" lines
         for network, address in sorted(container.get("networks", {}).items()):
             print(f"{network} {address}")
         return 0

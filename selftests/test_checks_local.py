@@ -31,9 +31,9 @@ from runbook.checks.http import HttpCheck
 from runbook.checks.resources import ResourceCheck
 from runbook.checks.sqlite import SqliteCheck
 from runbook.checks.tcp import TcpCheck
-from runbook.deadline import call_with_deadline
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed, CommandTimeout, HostUnreachable
+from runbook.errors import CheckError, CheckFailed, CommandTimeout, HostUnreachable
+from runbook.host.deadline import call_with_deadline
+from runbook.host.target import Target
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 HOUR = 3600.0

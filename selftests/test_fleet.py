@@ -1,7 +1,7 @@
 """A fleet of lab hosts (lab.fleet, 6 bare sshd hosts): checked at once, on workers, in shards.
 
 The same description runs one check per test (`--parallel-hosts 0`), with checks run
-ahead (the default), under xdist by host, and as 3 shards merged by `runbook.merge`: every
+ahead (the default), under xdist by host, and as 3 shards merged by `runbook.readers.merge`: every
 way must give the same records (outcome, severity, message) and JUnit failure messages
 that still start with severity and section. One host is down (its checks skip with a
 pointer) and one check fails on every host. Needs root (network namespaces).

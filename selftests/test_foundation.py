@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from runbook import kinds, schema
 from runbook.checks.containers import classify_restarts
 from runbook.checks.files import FileCheck
 from runbook.checks.files import verify as verify_file
 from runbook.checks.logs import COUNT_AND_TAIL
-from runbook.hosts import Target
-from runbook.outcome import CheckFailed, HostUnreachable
-from runbook.run import run_check
+from runbook.describe import kinds, schema
+from runbook.errors import CheckFailed, HostUnreachable
+from runbook.host.target import Target
+from runbook.run.execute import run_check
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
@@ -129,7 +129,7 @@ def test_ssh_failing_to_connect_marks_the_host_unreachable() -> None:
 
 
 def test_connections_are_shared_by_spec_and_closed() -> None:
-    from runbook.hosts import TargetPool
+    from runbook.host.target import TargetPool
 
     pool = TargetPool()
     first = pool.get("server", "local://", command_timeout=5, connect_timeout=5)

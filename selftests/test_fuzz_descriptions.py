@@ -26,7 +26,7 @@ from hostile import PRODUCTION, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbook.loader import DescriptionError, load_systems
+from runbook.describe.loader import DescriptionError, load_systems
 
 TEXT = PRODUCTION.read_text(encoding="utf-8")
 LINES = TEXT.splitlines(keepends=True)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook import inventory, params
-from runbook.collect import cases_of
-from runbook.loader import DescriptionError, load_file, load_systems
+from runbook.describe import inventory, params
+from runbook.describe.loader import DescriptionError, load_file, load_systems
+from runbook.run.collect import cases_of
 from selftests.sshd import LoopbackSshd
 
 ROOT = Path(__file__).resolve().parents[1]

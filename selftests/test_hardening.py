@@ -20,16 +20,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook import web
 from runbook.checks.backups import BackupCheck, listing
 from runbook.checks.backups import verify as verify_backup
 from runbook.checks.http import HttpCheck
 from runbook.checks.http import verify as verify_http
 from runbook.checks.logs import LogCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed, CommandTimeout, HostUnreachable
-from runbook.report import rundir
-from runbook.transports.base import OUTPUT_CAP
+from runbook.errors import CheckError, CheckFailed, CommandTimeout, HostUnreachable
+from runbook.host import http_client
+from runbook.host.target import Target
+from runbook.host.transports.base import OUTPUT_CAP
+from runbook.readers import rundir
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
 
@@ -95,9 +95,9 @@ def test_an_endless_body_is_cut_and_said_so(
 ) -> None:
     url, mode = hostile_server
     mode["kind"] = "endless"
-    answer = web.fetch("GET", url, timeout=5)
+    answer = http_client.fetch("GET", url, timeout=5)
     assert answer.status == 200
-    assert answer.truncated and len(answer.body) <= web.BODY_CAP
+    assert answer.truncated and len(answer.body) <= http_client.BODY_CAP
     with pytest.raises(CheckFailed, match=r"body is not JSON: .*\(body cut at \d+ bytes\)"):
         verify_http(http_check(url, timeout=5, expect_json={"status": "ok"}), local)
 

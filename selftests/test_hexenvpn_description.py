@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook.collect import cases_of
-from runbook.loader import load_file
+from runbook.describe.loader import load_file
+from runbook.run.collect import cases_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ROOT / "systems" / "hexenvpn-xray.yml"

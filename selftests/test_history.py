@@ -25,8 +25,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runbook.changes import FlapPolicy, compare, iso_time
-from runbook.history import HistoryError, HistoryStore, Past, Result, RunInfo, Streak
+from runbook.readers.changes import FlapPolicy, compare, iso_time
+from runbook.readers.history import HistoryError, HistoryStore, Past, Result, RunInfo, Streak
 from selftests.data_servers import Postgres
 from selftests.readers_kit import ROOT, ReadersApp, Run
 from selftests.test_reports import chromium

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from hostile import BACKUP, CASES, MINIMAL, REPO, Hostile, write
 
-from runbook.loader import DescriptionError, load_file, load_systems
-from runbook.yamlfile import MAX_BYTES
+from runbook.describe.loader import DescriptionError, load_file, load_systems
+from runbook.describe.yamlfile import MAX_BYTES
 
 BOUNDED_SECONDS = 30
 BOUNDED_BYTES = 2 * 1024**3
@@ -244,6 +244,6 @@ def test_an_unexpected_error_still_names_the_file(tmp_path: Path, monkeypatch: p
     def broken(*_: object) -> None:
         raise TypeError("boom")
 
-    monkeypatch.setattr("runbook.loader.interpolate", broken)
+    monkeypatch.setattr("runbook.describe.loader.interpolate", broken)
     path = write(tmp_path, "demo.yml", MINIMAL + "checks: {}\n")
     assert _message(path) == f"{path}: cannot load: TypeError: boom"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook import incident, retention
-from runbook.changes import iso_time, scope_of
-from runbook.escalation import escalate, read_contacts
-from runbook.history import HistoryStore, Result, RunInfo
+from runbook.readers import incident, retention
+from runbook.readers.changes import iso_time, scope_of
+from runbook.readers.escalation import escalate, read_contacts
+from runbook.readers.history import HistoryStore, Result, RunInfo
 from runbook.record import CheckRecord
 from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, SECRET, SYSTEM, ReadersApp, Run
 from selftests.test_never_leak import derived_forms

@@ -24,7 +24,6 @@ import pytest
 from map_app import App, Faults, serve
 from pydantic import ValidationError
 
-from runbook import docker_host
 from runbook.checks import container_env, containers, env_files, http, logs, sqlite, tcp
 from runbook.checks.container_env import ContainerEnvCheck
 from runbook.checks.containers import ContainerCheck
@@ -33,10 +32,11 @@ from runbook.checks.http import HttpCheck
 from runbook.checks.logs import LogCheck
 from runbook.checks.sqlite import SqliteCheck
 from runbook.checks.tcp import TcpCheck
-from runbook.hosts import Target
-from runbook.loader import DescriptionError, load_file
-from runbook.model import ContainerRef
-from runbook.outcome import CheckFailed
+from runbook.describe.loader import DescriptionError, load_file
+from runbook.describe.model import ContainerRef
+from runbook.errors import CheckFailed
+from runbook.host import docker_host
+from runbook.host.target import Target
 
 HERE = Path(__file__).resolve().parent
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
@@ -458,7 +458,7 @@ def test_a_container_restarted_moments_ago_is_looked_at_again(monkeypatch: pytes
     from datetime import UTC, datetime, timedelta
 
     from runbook.checks import containers as containers_kind
-    from runbook.docker_host import Container
+    from runbook.host.docker_host import Container
 
     def info(started: datetime, status: str = "running", restarts: int = 2) -> dict[str, Any]:
         stamp = started.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook import pg
 from runbook.checks import backups, postgres, redis, restore
 from runbook.checks.backups import BackupCheck
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.redis import RedisCheck
 from runbook.checks.restore import RestoreCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed
-from runbook.reach import Reachable
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import pg
+from runbook.host.routes import Reachable
+from runbook.host.target import Target
 from selftests.data_servers import (
     FakeDocker,
     Postgres,

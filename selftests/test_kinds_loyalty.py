@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook import prometheus, samples
 from runbook.checks import backups, postgres, rates, restore, scenario
 from runbook.checks.backups import BackupCheck
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.rates import RatesCheck
 from runbook.checks.restore import RestoreCheck
 from runbook.checks.scenario import ScenarioCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed, CheckPassed
+from runbook.errors import CheckError, CheckFailed, CheckPassed
+from runbook.host import prometheus, samples
+from runbook.host.target import Target
 from selftests.data_servers import FakeDocker, Postgres, free_port, install_fake_docker, wait_for
 from selftests.loyalty_app import API_KEY, CUSTOMER_ID, METRICS_TOKEN, USER_TOKEN, LoyaltyApp, serve
 from selftests.prometheus_server import start_prometheus
@@ -673,7 +673,7 @@ def test_a_description_allowing_writes_runs_the_mutations(
 
 
 def test_allow_writes_in_the_description_reaches_its_checks() -> None:
-    from runbook.schema import System
+    from runbook.describe.schema import System
 
     def system(allow: bool) -> System:
         check = {**COMMON, "id": "smoke", "base_url": "http://127.0.0.1:9", "steps": smoke_steps()}

@@ -25,8 +25,8 @@ from runbook.checks import backups, env_files, http
 from runbook.checks.backups import BackupCheck
 from runbook.checks.env_files import EnvFileCheck
 from runbook.checks.http import HttpCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckFailed
+from runbook.errors import CheckFailed
+from runbook.host.target import Target
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "5.", "remedy": "fix it"}
 FOREIGN = "https://foreign.example.net"

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook import schema
 from runbook.checks import journald, resources, sqlite, systemd
 from runbook.checks.journald import JournaldCheck
 from runbook.checks.resources import ResourceCheck
 from runbook.checks.sqlite import SqliteCheck
 from runbook.checks.systemd import SystemdCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed, CheckPassed
-from runbook.samples import STORE
+from runbook.describe import schema
+from runbook.errors import CheckError, CheckFailed, CheckPassed
+from runbook.host.samples import STORE
+from runbook.host.target import Target
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 SHOW = {

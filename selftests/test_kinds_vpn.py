@@ -27,8 +27,8 @@ from runbook.checks.config_users import ConfigUsersCheck
 from runbook.checks.containers import ContainerCheck
 from runbook.checks.tcp import TcpCheck
 from runbook.checks.vless_probe import VlessProbeCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckFailed
+from runbook.errors import CheckFailed
+from runbook.host.target import Target
 from selftests import test_kinds_compose
 from selftests.sshd import LoopbackSshd
 from selftests.test_kinds_compose import FakeDocker

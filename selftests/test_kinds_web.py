@@ -20,17 +20,19 @@ from map_app import METRICS_KEY, App, Faults, serve
 from pydantic import ValidationError
 from test_foundation import run_pytest
 
-from runbook import ahead, kinds, prometheus
 from runbook.checks import access, http, load, metrics, rate_limit
 from runbook.checks.access import AccessCheck
 from runbook.checks.http import HttpCheck
 from runbook.checks.load import LoadCheck
 from runbook.checks.metrics import MetricsCheck
 from runbook.checks.rate_limit import RateLimitCheck
-from runbook.hosts import Target
-from runbook.loader import load_file
-from runbook.outcome import CheckFailed
-from runbook.run import run_check
+from runbook.describe import kinds
+from runbook.describe.loader import load_file
+from runbook.errors import CheckFailed
+from runbook.host import prometheus
+from runbook.host.target import Target
+from runbook.run import prefetch
+from runbook.run.execute import run_check
 from runbook.secrets import SECRETS
 
 COMMON: dict[str, Any] = {
@@ -431,16 +433,16 @@ def test_a_check_that_measures_time_waits_for_the_checks_run_ahead(
     timed them too: it starts once every check started ahead has finished."""
     _, base = api
     still_running: Future[BaseException | None] = Future()
-    runner = ahead.Ahead(collector=None, hosts_at_once=1)  # type: ignore[arg-type]  # only settle runs
+    runner = prefetch.Ahead(collector=None, hosts_at_once=1)  # type: ignore[arg-type]  # only settle runs
     runner.every_future.append(still_running)
-    ahead.activate(runner)
+    prefetch.activate(runner)
     threading.Timer(0.3, still_running.set_result, [None]).start()
     seen: list[bool] = []
     monkeypatch.setattr(kinds, "verifier", lambda check: lambda *_: seen.append(still_running.done()))
     try:
         run_check(load_check(base), local)
     finally:
-        ahead.activate(None)
+        prefetch.activate(None)
     assert seen == [True]
 
 

@@ -25,9 +25,9 @@ from runbook.checks.journald import JournaldCheck
 from runbook.checks.resources import ResourceCheck
 from runbook.checks.sqlite import SqliteCheck
 from runbook.checks.systemd import SystemdCheck
-from runbook.hosts import Connection, Target
-from runbook.outcome import CheckFailed, CheckPassed
-from runbook.samples import STORE
+from runbook.errors import CheckFailed, CheckPassed
+from runbook.host.samples import STORE
+from runbook.host.target import Connection, Target
 from selftests.magic_master_host import UNIT, emit, install, magic_master_host, put_file
 from selftests.test_foundation import run_pytest
 

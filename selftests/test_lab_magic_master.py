@@ -157,8 +157,8 @@ class TestMagicMasterLab(LabChecklistTests):
         from lab.ssh import ssh_config_path
         from runbook.checks import env_files
         from runbook.checks.env_files import EnvFileCheck
-        from runbook.hosts import Target
-        from runbook.outcome import CheckFailed
+        from runbook.errors import CheckFailed
+        from runbook.host.target import Target
 
         def check(*required: str) -> EnvFileCheck:
             common = {"title": "settings", "severity": "P2", "section": "5.", "remedy": "set them"}

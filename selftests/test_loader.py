@@ -1,4 +1,4 @@
-"""Reading descriptions (runbook.loader): the real files, overlays, ${ENV}, error messages."""
+"""Reading descriptions (runbook.describe.loader): the real files, overlays, ${ENV}, error messages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook.loader import DescriptionError, load_file, load_systems, merge
+from runbook.describe.loader import DescriptionError, load_file, load_systems, merge
 from runbook.secrets import SECRETS
 
 REPO = Path(__file__).resolve().parent.parent

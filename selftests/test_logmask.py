@@ -1,4 +1,4 @@
-"""Log masking (runbook.logmask): a record is masked where it is made, for every handler."""
+"""Log masking (runbook.secrets.logmask): a record is masked where it is made, for every handler."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import pytest
 
-from runbook.logmask import install_log_masking, uninstall_log_masking
 from runbook.secrets import MASK, SECRETS
+from runbook.secrets.logmask import install_log_masking, uninstall_log_masking
 
 SECRET = 'q7"Zebra<Lantern>&5521'
 
@@ -64,7 +64,7 @@ def test_traceback_and_thread_name_are_masked(
         except ValueError:
             log.exception("check failed")
 
-    # runbook.web names its worker threads after the URL they fetch.
+    # runbook.host.http_client names its worker threads after the URL they fetch.
     worker = threading.Thread(target=fail, name=f"runbook http GET http://robot:{SECRET}@host/")
     worker.start()
     worker.join()

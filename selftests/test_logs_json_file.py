@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from runbook.checks import logs
-from runbook.hosts import Target
-from runbook.outcome import CheckFailed
+from runbook.errors import CheckFailed
+from runbook.host.target import Target
 
 FAKE_DOCKER = """#!{python}
 import json, os, sys

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from test_foundation import run_pytest
 
-from runbook.hosts import Target, TargetPool
-from runbook.outcome import CheckError, CommandTimeout, HostUnreachable
-from runbook.transports import Transport, TransportTimeout, open_transport
-from runbook.transports.base import OUTPUT_CAP, CommandLost
+from runbook.errors import CheckError, CommandTimeout, HostUnreachable
+from runbook.host.target import Target, TargetPool
+from runbook.host.transports import Transport, TransportTimeout, open_transport
+from runbook.host.transports.base import OUTPUT_CAP, CommandLost
 from selftests.sshd import LoopbackSshd
 
 

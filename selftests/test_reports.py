@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
+from runbook.readers import rundir
 from runbook.record import CheckRecord
-from runbook.report import rundir
 from runbook.report.html import clean_metadata, title_for
 from runbook.secrets import SECRETS
 

@@ -1,4 +1,4 @@
-"""The description schema (runbook.schema): units, aspects, validation messages."""
+"""The description schema (runbook.describe.schema): units, aspects, validation messages."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from runbook.checks.http import HttpCheck
 from runbook.checks.logs import LogCheck
 from runbook.checks.resources import ResourceCheck
 from runbook.checks.tcp import TcpCheck
-from runbook.model import parse_duration, parse_size
-from runbook.schema import CHECK_KINDS, Checks, System
+from runbook.describe.model import parse_duration, parse_size
+from runbook.describe.schema import CHECK_KINDS, Checks, System
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}
 

@@ -15,8 +15,8 @@ import markupsafe
 import pytest
 import yaml
 
-from runbook.hosts import Target
-from runbook.loader import load_file
+from runbook.describe.loader import load_file
+from runbook.host.target import Target
 from runbook.secrets import MASK, MIN_SECRET_LENGTH, SECRETS, SecretRegistry
 
 

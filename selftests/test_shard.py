@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook import merge
-from runbook.loader import load_systems
-from runbook.shard import parse_shard, shard_of_hosts
+from runbook.describe.loader import load_systems
+from runbook.readers import merge
+from runbook.run.shard import parse_shard, shard_of_hosts
 
 DESCRIPTION = """
 system: {name}

@@ -21,9 +21,9 @@ from runbook.checks import postgres, redis, restore
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.redis import RedisCheck
 from runbook.checks.restore import RestoreCheck
-from runbook.hosts import Target
-from runbook.outcome import CheckError, CheckFailed
-from runbook.transports.tunnel import ChannelTunnel, SshTunnel
+from runbook.errors import CheckError, CheckFailed
+from runbook.host.target import Target
+from runbook.host.transports.tunnel import ChannelTunnel, SshTunnel
 from selftests.data_servers import Postgres, Redis, free_port, pg_dump
 from selftests.sshd import LoopbackSshd
 

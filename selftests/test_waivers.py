@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.waivers import load_waivers
+from runbook.readers.waivers import load_waivers
 from selftests.readers_kit import SYSTEM, ReadersApp, Run
 
 # Set again when the waivers file is written: a run that starts before midnight UTC and reaches

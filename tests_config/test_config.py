@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.hosts import Target
-from runbook.model import CheckBase
-from runbook.run import run_check
+from runbook.describe.model import CheckBase
+from runbook.host.target import Target
+from runbook.run.execute import run_check
 
 
 @pytest.mark.runbook_group("config")

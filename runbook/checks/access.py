@@ -14,11 +14,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from runbook import endpoint, prometheus, web
-from runbook.endpoint import Endpoint, valid_headers
-from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, InContainer
-from runbook.outcome import CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, InContainer
+from runbook.errors import CheckFailed
+from runbook.host import endpoint, http_client, prometheus
+from runbook.host.endpoint import Endpoint, valid_headers
+from runbook.host.target import Target
 
 BODY_EVIDENCE = 2000
 
@@ -95,7 +95,7 @@ def granted_endpoint(check: AccessCheck, granted: Granted) -> Endpoint:
     return Endpoint.model_validate(fields)
 
 
-def _what(answer: web.Answer) -> str:
+def _what(answer: http_client.Answer) -> str:
     """' (Prometheus text, 14 metric families)' when the open endpoint serves metrics."""
     try:
         exposition = prometheus.parse(answer.text, answer.headers.get("content-type", ""))

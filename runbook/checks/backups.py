@@ -6,8 +6,8 @@ tarfile in streaming mode, so the whole archive is never held in memory; a
 `.gpg` archive is decrypted on the way by a local gpg, with the passphrase from
 the environment given on a pipe (never on a command line, never on the host).
 A PostgreSQL custom dump (`format: pg_custom`) is read by pg_restore instead
-(`runbook.pg_archive`), a plain `pg_dump | gzip` (`format: sql_gz`) by
-`runbook.sql_dump`. "Keep backups off the host" (`copy_on: backup-host`): the
+(`runbook.host.pg_archive`), a plain `pg_dump | gzip` (`format: sql_gz`) by
+`runbook.host.sql_dump`. "Keep backups off the host" (`copy_on: backup-host`): the
 newest backup is also on that host, same name, size and sha256.
 """
 
@@ -27,13 +27,13 @@ from typing import IO, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
-from runbook import pg_archive, sql_dump
 from runbook.checks import sqlite
-from runbook.hosts import Target
-from runbook.model import CheckBase, HostPath
-from runbook.outcome import CheckError, CheckFailed
-from runbook.transports.base import child_environment
-from runbook.units import human_age
+from runbook.describe.model import CheckBase, HostPath
+from runbook.describe.units import human_age
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import pg_archive, sql_dump
+from runbook.host.target import Target
+from runbook.host.transports.base import child_environment
 
 CHUNK = 1 << 16
 

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runbook.hosts import Target
-from runbook.model import CheckBase
-from runbook.outcome import CheckFailed
+from runbook.describe.model import CheckBase
+from runbook.errors import CheckFailed
+from runbook.host.target import Target
 
 
 class CommandCheck(CheckBase):

@@ -14,10 +14,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StringConstraints, field_validator
 
-from runbook import docker_host
-from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, HostPath, Model
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, HostPath, Model
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import docker_host
+from runbook.host.target import Target
 
 Names = list[str]
 # One argv element of test_command: no NUL or newline; the first is the program, never an option.

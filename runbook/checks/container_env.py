@@ -19,12 +19,12 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 
-from runbook import docker_host
 from runbook.checks.env_files import DEFAULT_PLACEHOLDERS
-from runbook.docker_host import Container
-from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, InContainer, regex
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, InContainer, regex
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import docker_host
+from runbook.host.docker_host import Container
+from runbook.host.target import Target
 
 EnvKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
 FLAG_VALUES = r"^(0|1|true|false|yes|no|on|off)$"

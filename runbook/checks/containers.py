@@ -14,12 +14,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from runbook import docker_host
-from runbook.docker_host import Container
-from runbook.hosts import Target
-from runbook.model import ByteSize, CheckBase, ContainerName, Duration, InContainer, format_duration
-from runbook.outcome import CheckFailed
-from runbook.units import human_bytes
+from runbook.describe.model import ByteSize, CheckBase, ContainerName, Duration, InContainer, format_duration
+from runbook.describe.units import human_bytes
+from runbook.errors import CheckFailed
+from runbook.host import docker_host
+from runbook.host.docker_host import Container
+from runbook.host.target import Target
 
 
 class ContainerCheck(CheckBase, InContainer):

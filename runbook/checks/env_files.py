@@ -12,12 +12,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook import docker_host
 from runbook.checks.systemd import UnitName
-from runbook.docker_host import Container
-from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, HostPath, InContainer, regex
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, HostPath, InContainer, regex
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import docker_host
+from runbook.host.docker_host import Container
+from runbook.host.target import Target
 
 DEFAULT_PLACEHOLDERS = r"^(changeme|change_me|change-me|your[_-].*|xxx+|\.\.\.|<.*>|todo|tbd|placeholder|example.*|dummy|none|null|secret|token|\*+)$"  # noqa: E501
 

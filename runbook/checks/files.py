@@ -10,9 +10,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from runbook.hosts import Target
-from runbook.model import CheckBase, HostPath
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, HostPath
+from runbook.errors import CheckError, CheckFailed
+from runbook.host.target import Target
 
 TYPES = {
     "regular file": "file",

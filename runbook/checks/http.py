@@ -2,10 +2,10 @@
 
 Status, JSON values at nested paths, headers, body size and text, answer time.
 Where the request is sent from (runner, host, inside a container or each container
-of a compose service) is `runbook.endpoint`'s. A failure shows resolved values
+of a compose service) is `runbook.host.endpoint`'s. A failure shows resolved values
 and, with `show:`, the fields that explain it (`status 503 != 200 (...); db=ok
 redis=error`); with `upstream:`, a 502/504 says why the service behind the proxy
-does not answer (runbook.upstream).
+does not answer (runbook.host.upstream).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from runbook import endpoint, web
-from runbook.docker_host import Container
-from runbook.endpoint import Endpoint
-from runbook.hosts import Target
-from runbook.json_conditions import MISSING, JsonCondition, lookup, shown_fields
-from runbook.model import ByteSize, CheckBase, regex
-from runbook.outcome import CheckFailed
-from runbook.units import human_bytes
-from runbook.upstream import Upstream, diagnose
+from runbook.describe.json_conditions import MISSING, JsonCondition, lookup, shown_fields
+from runbook.describe.model import ByteSize, CheckBase, regex
+from runbook.describe.units import human_bytes
+from runbook.errors import CheckFailed
+from runbook.host import endpoint, http_client
+from runbook.host.docker_host import Container
+from runbook.host.endpoint import Endpoint
+from runbook.host.target import Target
+from runbook.host.upstream import Upstream, diagnose
 
 BODY_EVIDENCE = 4000
 GATEWAY_ERRORS = {502, 504}
@@ -81,7 +81,7 @@ def verify(check: HttpCheck, target: Target) -> None:
         judge(check, target, origin, endpoint.send(check, target, origin))
 
 
-def judge(check: HttpCheck, target: Target, origin: Container | None, answer: web.Answer) -> None:
+def judge(check: HttpCheck, target: Target, origin: Container | None, answer: http_client.Answer) -> None:
     """Every condition of the check on one answer; CheckFailed at the first that fails."""
     where = endpoint.describe(check, origin)
     body = answer.text
@@ -140,7 +140,7 @@ def _json_or_none(body: str) -> Any:
         return None
 
 
-def _headers(check: HttpCheck, answer: web.Answer, where: str) -> None:
+def _headers(check: HttpCheck, answer: http_client.Answer, where: str) -> None:
     for name, pattern in check.expect_headers.items():
         value = answer.headers.get(name.lower())
         if value is None or not re.search(pattern, value):
@@ -152,7 +152,7 @@ def _headers(check: HttpCheck, answer: web.Answer, where: str) -> None:
             )
 
 
-def _forbidden_headers(check: HttpCheck, answer: web.Answer, where: str) -> None:
+def _forbidden_headers(check: HttpCheck, answer: http_client.Answer, where: str) -> None:
     for name, pattern in check.forbid_headers.items():
         value = answer.headers.get(name.lower())
         if value is not None and re.search(pattern, value):
@@ -163,7 +163,7 @@ def _forbidden_headers(check: HttpCheck, answer: web.Answer, where: str) -> None
             )
 
 
-def _body(check: HttpCheck, answer: web.Answer, where: str, evidence: dict[str, str]) -> None:
+def _body(check: HttpCheck, answer: http_client.Answer, where: str, evidence: dict[str, str]) -> None:
     size = len(answer.body)
     if check.max_body_bytes is not None and size > check.max_body_bytes:
         more = " or more" if answer.truncated else ""

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runbook.hosts import Target
-from runbook.model import CheckBase
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase
+from runbook.errors import CheckError, CheckFailed
+from runbook.host.target import Target
 
 
 class InstancesCheck(CheckBase):

@@ -1,7 +1,7 @@
 """Load sanity (runbook: `tools/perf_sanity.py --runs 200 --concurrency 20`).
 
 N GET requests at concurrency C against named read-only endpoints, from the
-runner through one httpx client (runbook.web.fetch_many): the error rate and
+runner through one httpx client (runbook.host.http_client.fetch_many): the error rate and
 the 95th percentile of the answer time within limits. Bounded in count (2000),
 concurrency (50) and total time (`deadline`), so a slow server ends the check,
 never the run; p50/p95/max are in the message and per URL in the evidence.
@@ -16,11 +16,11 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 
-from runbook import web
-from runbook.endpoint import valid_headers
-from runbook.hosts import Target
-from runbook.model import CheckBase
-from runbook.outcome import CheckFailed
+from runbook.describe.model import CheckBase
+from runbook.errors import CheckFailed
+from runbook.host import http_client
+from runbook.host.endpoint import valid_headers
+from runbook.host.target import Target
 
 Url = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=4096)]
 SHOWN_ERRORS = 5
@@ -67,7 +67,7 @@ def latency(seconds: list[float]) -> str:
 def verify(check: LoadCheck, target: Target) -> None:
     urls = [check.urls[index % len(check.urls)] for index in range(check.requests)]
     started = time.monotonic()
-    results = web.fetch_many(
+    results = http_client.fetch_many(
         urls,
         headers=check.headers,
         timeout=check.timeout,
@@ -81,7 +81,7 @@ def verify(check: LoadCheck, target: Target) -> None:
     per_url: dict[str, list[float]] = {url: [] for url in check.urls}
     failed_per_url: Counter[str] = Counter()
     for url, result in zip(urls, results, strict=True):
-        if isinstance(result, web.Answer):
+        if isinstance(result, http_client.Answer):
             seconds.append(result.seconds)
             per_url[url].append(result.seconds)
             if result.status in check.expect_status:

@@ -19,11 +19,11 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from runbook import docker_host
-from runbook.docker_host import Container
-from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, Duration, InContainer, format_duration, regex
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, Duration, InContainer, format_duration, regex
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import docker_host
+from runbook.host.docker_host import Container
+from runbook.host.target import Target
 
 # Prints the number of lines it read, then the last n of them (n may be 0).
 COUNT_AND_TAIL = (

@@ -1,8 +1,8 @@
 """Prometheus metrics of a service (runbook: "`GET /metrics` serves Prometheus text format").
 
-The endpoint is scraped like any (runbook.endpoint: from the runner with the key
+The endpoint is scraped like any (runbook.host.endpoint: from the runner with the key
 in a header, or inside the container when the app answers localhost only) and
-parsed with prometheus_client's parser (runbook.prometheus). A check asserts that
+parsed with prometheus_client's parser (runbook.host.prometheus). A check asserts that
 named metrics exist and that samples, picked by name and label regexes, are
 within bounds; the failure shows the values found.
 """
@@ -14,11 +14,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook import endpoint, prometheus
-from runbook.endpoint import Endpoint
-from runbook.hosts import Target
-from runbook.model import CheckBase, Model, regex
-from runbook.outcome import CheckFailed
+from runbook.describe.model import CheckBase, Model, regex
+from runbook.errors import CheckFailed
+from runbook.host import endpoint, prometheus
+from runbook.host.endpoint import Endpoint
+from runbook.host.target import Target
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 SHOWN_SAMPLES = 10

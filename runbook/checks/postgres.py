@@ -1,9 +1,9 @@
 """PostgreSQL (Map v12 runbook: `/health` is "a light SELECT 1", migrations `alembic upgrade head`).
 
-Each aspect is one function over a read-only session (`runbook.pg`): the
+Each aspect is one function over a read-only session (`runbook.host.pg`): the
 server answers `SELECT 1` (and how long the connection took), `alembic_version`
 is at the head revision (Alembic), every shipped Prisma migration is applied
-and none failed (runbook.prisma), named tables exist, tables hold at least N
+and none failed (runbook.host.prisma), named tables exist, tables hold at least N
 rows. A new SQL-backed aspect is a field in the model and a function in
 `ASPECTS`. The database is reached from the runner, or
 through the host's SSH connection (`via: tunnel`, `container: db`).
@@ -18,14 +18,14 @@ import psycopg
 from psycopg import sql
 from pydantic import Field, model_validator
 
-from runbook import migrations, pg, prisma
-from runbook.hosts import Target
-from runbook.migrations import AlembicHead
-from runbook.model import CheckBase
-from runbook.outcome import CheckFailed, CommandTimeout
-from runbook.pg import Session, TableName
-from runbook.prisma import PrismaMigrations
-from runbook.reach import Reachable
+from runbook.describe.model import CheckBase
+from runbook.errors import CheckFailed, CommandTimeout
+from runbook.host import migrations, pg, prisma
+from runbook.host.migrations import AlembicHead
+from runbook.host.pg import Session, TableName
+from runbook.host.prisma import PrismaMigrations
+from runbook.host.routes import Reachable
+from runbook.host.target import Target
 
 T = TypeVar("T")
 TABLE_KINDS = {

@@ -17,11 +17,11 @@ from urllib.parse import urlencode
 
 from pydantic import Field, model_validator
 
-from runbook import endpoint
-from runbook.endpoint import Endpoint
-from runbook.hosts import Target
-from runbook.model import CheckBase, Duration, format_duration
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, Duration, format_duration
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import endpoint
+from runbook.host.endpoint import Endpoint
+from runbook.host.target import Target
 
 
 class RateLimitCheck(CheckBase, Endpoint):

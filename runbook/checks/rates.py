@@ -7,7 +7,7 @@ the failure names the one that rose), a window and one limit: per minute or a gr
 Two sources. With `prometheus: {url: ...}` the server computes it, as a team with
 Prometheus alerts: `sum by (provider) (increase(metric{...}[10m]))` (`delta` for a gauge)
 over its HTTP API. Without one, the suite scrapes the endpoint itself (`scrape:`, as the
-`metrics` kind does) and compares with the samples earlier runs stored (runbook.samples):
+`metrics` kind does) and compares with the samples earlier runs stored (runbook.host.samples):
 the first run records a baseline and passes saying so; counters that went down were reset
 (the process restarted) and count from zero, as Prometheus counts them.
 """
@@ -23,14 +23,14 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook import endpoint, prometheus
 from runbook.checks.metrics import METRIC_NAME
-from runbook.endpoint import Endpoint, Headers
-from runbook.hosts import Target
-from runbook.model import CheckBase, Duration, Model, format_duration, regex
-from runbook.outcome import CheckError, CheckFailed, CheckPassed
-from runbook.samples import STORE, Snapshot
-from runbook.thresholds import Threshold, resolved
+from runbook.describe.model import CheckBase, Duration, Model, format_duration, regex
+from runbook.describe.thresholds import Threshold, resolved
+from runbook.errors import CheckError, CheckFailed, CheckPassed
+from runbook.host import endpoint, prometheus
+from runbook.host.endpoint import Endpoint, Headers
+from runbook.host.samples import STORE, Snapshot
+from runbook.host.target import Target
 
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
 SHOWN_GROUPS = 5

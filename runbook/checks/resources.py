@@ -6,10 +6,10 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from runbook.hosts import Target
-from runbook.model import CheckBase, HostPath
-from runbook.outcome import CheckError, CheckFailed
-from runbook.units import human_bytes
+from runbook.describe.model import CheckBase, HostPath
+from runbook.describe.units import human_bytes
+from runbook.errors import CheckError, CheckFailed
+from runbook.host.target import Target
 
 
 class ResourceCheck(CheckBase):

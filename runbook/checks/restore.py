@@ -31,15 +31,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
-from runbook import pg, pg_archive
 from runbook.checks.backups import newest
-from runbook.hosts import Target
-from runbook.model import CheckBase, HostPath
-from runbook.outcome import CheckError, CheckFailed, CommandTimeout
-from runbook.pg import Session, TableName
-from runbook.reach import Reachable
-from runbook.transports import TransportTimeout
-from runbook.transports.process import feed_processes
+from runbook.describe.model import CheckBase, HostPath
+from runbook.errors import CheckError, CheckFailed, CommandTimeout
+from runbook.host import pg, pg_archive
+from runbook.host.pg import Session, TableName
+from runbook.host.routes import Reachable
+from runbook.host.target import Target
+from runbook.host.transports import TransportTimeout
+from runbook.host.transports.process import feed_processes
 
 SCRATCH_PREFIX = "runbook_scratch_"
 # CREATE and DROP DATABASE: quick unless something is wrong.

@@ -1,8 +1,8 @@
 """An HTTP scenario (the Loyalty API's smoke-integrations.sh): a few requests in order, later
 ones using values captured from earlier answers, each within its own time limit.
 
-Steps are sent from the runner (runbook.web: one total deadline, a capped body) and
-judged with the http kind's vocabulary: status, JSON conditions (runbook.json_conditions),
+Steps are sent from the runner (runbook.host.http_client: one total deadline, a capped body) and
+judged with the http kind's vocabulary: status, JSON conditions (runbook.describe.json_conditions),
 answer time (`max_ms`, a number or `${SMOKE_MAX_MS_CODE}`). `capture: {customer_id:
 customer.id}` keeps a value; `{{customer_id}}` puts it into a later step's URL path
 (quoted as one path segment), a header value or a JSON body, and nowhere else: nothing of
@@ -22,15 +22,15 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from runbook import endpoint
 from runbook.checks.http import BODY_EVIDENCE
-from runbook.endpoint import Endpoint, Headers, valid_headers
-from runbook.hosts import Target
-from runbook.json_conditions import MISSING, JsonCondition, lookup
-from runbook.model import CheckBase, Model
-from runbook.outcome import CheckFailed, CheckPassed
+from runbook.describe.json_conditions import MISSING, JsonCondition, lookup
+from runbook.describe.model import CheckBase, Model
+from runbook.describe.thresholds import Threshold, resolved
+from runbook.errors import CheckFailed, CheckPassed
+from runbook.host import endpoint
+from runbook.host.endpoint import Endpoint, Headers, valid_headers
+from runbook.host.target import Target
 from runbook.secrets import SECRET_NAME, SECRETS
-from runbook.thresholds import Threshold, resolved
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Set by the plugin from --allow-writes: verify() has no config of its own.

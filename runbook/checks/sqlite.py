@@ -18,12 +18,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from runbook import docker_host
 from runbook.checks.systemd import UnitName, environment, read_unit
-from runbook.docker_host import Container
-from runbook.hosts import Result, Target
-from runbook.model import CheckBase, ContainerName, HostPath, InContainer, Model
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, HostPath, InContainer, Model
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import docker_host
+from runbook.host.docker_host import Container
+from runbook.host.target import Result, Target
 
 
 class PathFrom(Model):

@@ -6,7 +6,7 @@ round trip. `NRestarts` counts the restarts systemd made by `Restart=` since the
 last started by hand; `activating (auto-restart)` is a unit between two such restarts.
 A restart since the last run is not a failure but information the runbook cares about
 ("in-memory mastering jobs are lost"): the start time is kept in the suite's state store
-(runbook.samples) and a changed one passes with the runbook's note (CheckPassed).
+(runbook.host.samples) and a changed one passes with the runbook's note (CheckPassed).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from runbook.hosts import Target
-from runbook.model import CheckBase
-from runbook.outcome import CheckError, CheckFailed, CheckPassed
-from runbook.samples import STORE, Snapshot
+from runbook.describe.model import CheckBase
+from runbook.errors import CheckError, CheckFailed, CheckPassed
+from runbook.host.samples import STORE, Snapshot
+from runbook.host.target import Target
 
 # A unit name as systemctl takes it; never starts with '-', so never an option.
 UnitName = Annotated[str, Field(pattern=r"^[A-Za-z0-9@._:][A-Za-z0-9@._:-]*$", max_length=256)]

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runbook import docker_host
-from runbook.hosts import Target
-from runbook.model import CheckBase, ContainerName, InContainer, ServiceName
-from runbook.outcome import CheckError, CheckFailed
+from runbook.describe.model import CheckBase, ContainerName, InContainer, ServiceName
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import docker_host
+from runbook.host.target import Target
 
 
 class TcpCheck(CheckBase, InContainer):

@@ -22,12 +22,12 @@ from typing import IO, ClassVar, Literal
 import pytest
 from pydantic import Field
 
-from runbook import web
 from runbook.checks.config_users import UsersFile, entries, name_of, parse, read
-from runbook.hosts import Target
-from runbook.model import CheckBase
-from runbook.outcome import CheckError, CheckFailed
-from runbook.transports.base import child_environment, kill_group, spawn
+from runbook.describe.model import CheckBase
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import http_client
+from runbook.host.target import Target
+from runbook.host.transports.base import child_environment, kill_group, spawn
 
 CLIENTS = ("xray", "v2ray")
 STARTUP = 5.0  # how long the client may take to open its SOCKS port
@@ -79,8 +79,10 @@ def verify(check: VlessProbeCheck, target: Target) -> None:
                     _expected(check, address), f"no time left after the client started ({check.timeout:g}s)"
                 )
             try:
-                answer = web.fetch("GET", check.probe_url, timeout=left, proxy=f"socks5://127.0.0.1:{port}")
-            except (web.NoAnswer, web.RequestFailed) as exc:
+                answer = http_client.fetch(
+                    "GET", check.probe_url, timeout=left, proxy=f"socks5://127.0.0.1:{port}"
+                )
+            except (http_client.NoAnswer, http_client.RequestFailed) as exc:
                 raise CheckFailed(
                     _expected(check, address), f"through {address}:{check.port}: {exc}"
                 ) from None

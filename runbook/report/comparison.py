@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from runbook import keys
-from runbook.changes import FlapPolicy, RunChanges, compare, iso_time, scope_of, short_time
-from runbook.history import HistoryError, HistoryStore, Result, RunInfo
+from runbook.readers.changes import FlapPolicy, RunChanges, compare, iso_time, scope_of, short_time
+from runbook.readers.history import HistoryError, HistoryStore, Result, RunInfo
 from runbook.record import CheckRecord
 from runbook.report.summary import RunRecorder, utc_now
 from runbook.secrets import SECRETS

@@ -1,8 +1,8 @@
 """What a finished run hands on once its reports are written: the ticket, metrics, alerts, cleanup.
 
-In order: incident.md (runbook.incident), the bundle for the ticket with the evidence
-files (runbook.bundle), Prometheus metrics (runbook.export), notifications (runbook.notify),
-then retention of old run folders (runbook.retention). Each step is independent: one that
+In order (all in runbook.readers): incident.md (incident), the bundle for the ticket with the
+evidence files (bundle), Prometheus metrics (export), notifications (notify), then retention of
+old run folders (retention). Each step is independent: one that
 fails is reported on the terminal and the others still run; none changes the exit status,
 which is the checks' verdict.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook import bundle, export, incident, keys, notify, retention
-from runbook.changes import RunChanges, iso_time
+from runbook import keys
+from runbook.readers import bundle, export, incident, notify, retention, rundir
+from runbook.readers.changes import RunChanges, iso_time
 from runbook.record import CheckRecord
-from runbook.report import rundir
 from runbook.report.html import title_for
 from runbook.report.options import ReaderSettings
 from runbook.report.summary import RunRecorder, iso

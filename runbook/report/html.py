@@ -7,7 +7,7 @@ default for failures), with its evidence (command output, log lines, response
 body) inline and attached as text extras. The top of the report is the morning's
 to-do list: failures by severity and by system, then what changed since the
 previous run of the same scope (new failures, still failing oldest first,
-flapping, resolved; runbook.changes), waivers, then pytest-html's full table.
+flapping, resolved; runbook.readers.changes), waivers, then pytest-html's full table.
 Skipped rows give their reason in words, waived rows read "Waived". The
 environment table (pytest-metadata) is scrubbed of credentials by
 `runbook.report.environment`.
@@ -27,8 +27,8 @@ from jinja2 import Environment
 from pytest_html import extras
 
 from runbook import keys
-from runbook.changes import CheckChange, RunChanges, short_time, span
-from runbook.hosts import display_spec
+from runbook.host.target import display_spec
+from runbook.readers.changes import CheckChange, RunChanges, short_time, span
 from runbook.record import CheckRecord, record_of
 from runbook.report.environment import clean_metadata
 from runbook.report.summary import RunRecorder

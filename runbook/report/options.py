@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from runbook.changes import FlapPolicy
-from runbook.history import DEFAULT_NAME as HISTORY_FILE
-from runbook.incident import LANGUAGES
-from runbook.notify import DEFAULT_TELEGRAM_API, MODES, WEBHOOK_ENV, Telegram
-from runbook.readiness import parse_wait
-from runbook.report.rundir import reports_dir
-from runbook.retention import DEFAULT_KEEP_DAYS
+from runbook.readers.changes import FlapPolicy
+from runbook.readers.history import DEFAULT_NAME as HISTORY_FILE
+from runbook.readers.incident import LANGUAGES
+from runbook.readers.notify import DEFAULT_TELEGRAM_API, MODES, WEBHOOK_ENV, Telegram
+from runbook.readers.retention import DEFAULT_KEEP_DAYS
+from runbook.readers.rundir import reports_dir
+from runbook.run.readiness import parse_wait
 from runbook.secrets import SECRETS
 
 HISTORY_ENV = "RUNBOOK_HISTORY_DSN"

@@ -3,12 +3,12 @@
 Called by `runbook.plugin.pytest_configure` (tryfirst), before pytest-html and
 junitxml read their paths. The reader options are checked first (`options`), so a
 bad one stops the run before it makes a folder. `rundir` picks the paths, `summary`
-records every test, `runbook.waivers` turns accepted failures into xfails,
+records every test, `runbook.readers.waivers` turns accepted failures into xfails,
 `comparison` records the run in its history and compares it with the previous runs,
 `html` and `junit` add the runbook's facts to pytest-html's and junitxml's output,
 and `RunOutput` (here) finishes the run: summary.json, `latest`, then `handoff`
 (incident.md, bundle, metrics, notifications, retention), and the terminal lines
-saying where everything is. `runbook.readiness` (--wait-ready) is registered where
+saying where everything is. `runbook.run.readiness` (--wait-ready) is registered where
 tests run, also on xdist workers.
 """
 
@@ -19,15 +19,16 @@ from typing import Any
 
 import pytest
 
-from runbook import keys, readiness, waivers
-from runbook.history import HistoryError, HistoryStore
+from runbook import keys
+from runbook.readers import rundir, waivers
+from runbook.readers.history import HistoryError, HistoryStore
 from runbook.record import CheckRecord
-from runbook.report import rundir
 from runbook.report.comparison import HistoryComparison
 from runbook.report.handoff import Handoff
 from runbook.report.junit import JunitProperties
 from runbook.report.options import ReaderSettings
 from runbook.report.summary import RunRecorder, utc_now
+from runbook.run import readiness
 from runbook.secrets import SECRETS
 
 # Runs that only print something (help, markers, fixtures, collection) write no reports.

@@ -1,0 +1,273 @@
+"""What every check is made of: the base model, severities, markers and typed units.
+
+A check kind is one module under `runbook/checks/`: its model (a `CheckBase`
+subclass with a `kind`) and its `verify(check, target)`. Defining the model
+registers the kind (see `runbook.describe.kinds`); nothing else needs wiring. Every
+check carries what every report needs (InSpec's title / impact / description):
+an id, a title, a severity, the markers it runs under, the runbook section it
+comes from and the runbook's own remedy. A check asserts one fact (the fields
+of one "aspect"), so that one runbook failure fails the checks describing it
+and nothing else.
+
+Durations and sizes are parsed once here (`Duration`, `ByteSize`): a check's
+code reads seconds and bytes, never '24h' or '1G'.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+
+Severity = Literal["P1", "P2", "P3", "P4"]
+Marker = Literal["daily", "smoke", "incident"]
+MARKERS: tuple[str, ...] = ("daily", "smoke", "incident")
+# Where a kind's checks become pytest tests: tests_health/, tests_backup/, tests_config/.
+GROUPS: tuple[str, ...] = ("health", "backup", "config")
+
+CheckId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=80)]
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# A year: longer windows and ages are typos, and inf would make a check pass forever.
+MAX_SECONDS = 366 * 86400
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from '1G', '512m', '1000' (docker's binary units)."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a size: {text!r}")
+    if isinstance(text, int):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"not a size: {text!r} (use e.g. 1000, 512M, 1G)")
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use e.g. 1000, 512M, 1G)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds from '24h', '30m', '90s', '2d' or a plain number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    elif isinstance(text, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+        if not match:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 2d)")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 2d)")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_SECONDS:
+        raise ValueError(f"duration {text!r} out of range (0 to 366d)")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """'24h', '30m', '90s', '2d', '1.5h': how a description writes a window."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0 and (unit != "d" or seconds >= 2 * 86400):
+            return f"{seconds / size:g}{unit}"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds:g}s"
+
+
+def _host_path(value: str) -> str:
+    if "\0" in value or "\n" in value:
+        raise ValueError(f"{value!r}: a path on the host has no NUL or newline")
+    return value
+
+
+# An absolute path on the host: it can never be read as an option by the command that gets it.
+HostPath = Annotated[str, Field(pattern=r"^/", min_length=1, max_length=4096), BeforeValidator(_host_path)]
+# A docker container name (docker's own rule): never an option, never a shell word to fear.
+ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", max_length=255)]
+# Seconds, written '24h' / '30m' / 90 in YAML.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Bytes, written '1G' / '512M' / 1000 in YAML.
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+def regex(value: str) -> str:
+    """The value if it compiles; pydantic reports only ValueError, and re.error is not one.
+
+    Patterns run as grep/awk EREs on the host, where `[[:space:]]` is a class: Python's
+    warning that it reads it as a nested set is about Python, not about the pattern.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {value!r} ({exc})") from None
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class CheckBase(Model):
+    """Fields every check has, whatever its kind. Subclassing with a `kind` registers the kind."""
+
+    kind: ClassVar[str] = ""
+    group: ClassVar[str] = "health"
+    default_markers: ClassVar[tuple[str, ...]] = ("daily", "incident")
+    # Aspect fields: exactly one must be set on a check of a kind that has them.
+    aspects: ClassVar[tuple[str, ...]] = ()
+    # False for checks the suite makes itself (host reachability), not described in YAML.
+    describable: ClassVar[bool] = True
+    # What the check changes on the system it checks ("failed logins on /login"), or "" for a
+    # read-only check. A check that writes runs only with --allow-writes or `allow_writes: true`.
+    writes: ClassVar[str] = ""
+    # True for a check whose own traffic loads the service (a load test): it runs after every
+    # other check, so what it leaves queued on the service cannot slow the checks after it.
+    runs_last: ClassVar[bool] = False
+
+    id: CheckId
+    title: str = Field(min_length=3)
+    severity: Severity
+    section: str = Field(min_length=1, description="runbook section the check comes from")
+    remedy: str = Field(min_length=1, description="the runbook's 'what to do', quoted")
+    markers: list[Marker] | None = None
+    host: str | None = Field(default=None, description="host name from `hosts`; default: the first")
+    description: str | None = None
+    requires_feature: str | None = Field(
+        default=None, description="skip unless the system declares this feature (e.g. monitoring)"
+    )
+
+    # Set by the system after loading (never from YAML): its description says `allow_writes: true`.
+    _system_allows_writes: bool = PrivateAttr(default=False)
+
+    @property
+    def system_allows_writes(self) -> bool:
+        return self._system_allows_writes
+
+    @property
+    def is_download(self) -> bool:
+        """True for a check that fetches a whole download (runs only with --allow-downloads)."""
+        return False
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.kind:
+            from runbook.describe.kinds import register
+
+            register(cls)
+
+    @model_validator(mode="after")
+    def _one_aspect(self) -> CheckBase:
+        if self.aspects:
+            given = [name for name in self.aspects if getattr(self, name) is not None]
+            if len(given) != 1:
+                names = ", ".join(self.aspects)
+                found = ", ".join(given) or "none"
+                raise ValueError(f"set exactly one of: {names} (found: {found})")
+        return self
+
+    @property
+    def effective_markers(self) -> tuple[str, ...]:
+        return tuple(self.markers) if self.markers is not None else self.default_markers
+
+    @property
+    def aspect(self) -> str:
+        """The single fact this check asserts (for kinds with aspects)."""
+        for name in self.aspects:
+            if getattr(self, name) is not None:
+                return name
+        return self.kind
+
+
+# A compose service or project name (compose's own rules), never an option.
+ServiceName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", max_length=255)]
+ProjectName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=255)]
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    """A container as a description names it: outright, or by compose project and service."""
+
+    name: str | None = None
+    service: str | None = None
+    project: str | None = None
+
+    def __str__(self) -> str:
+        return self.name or f"compose service {self.service} (project {self.project})"
+
+
+class InContainer(Model):
+    """A model that names a container: `container: NAME`, or `service: web` (+ `project:`).
+
+    Compose names containers `<project>-<service>-<n>`, so a description names the
+    service and runbook.host.docker_host finds its containers by compose's labels. A
+    missing `project` is the system's `compose_project`, filled in at load.
+    """
+
+    # The field holding a container name in the subclass, and whether one of the two is required.
+    container_field: ClassVar[str] = "container"
+    container_required: ClassVar[bool] = False
+
+    service: ServiceName | None = Field(default=None, description="compose service, instead of a container")
+    project: ProjectName | None = Field(
+        default=None, description="compose project of `service`; default: the system's compose_project"
+    )
+
+    @model_validator(mode="after")
+    def _container_or_service(self) -> InContainer:
+        named = getattr(self, self.container_field, None)
+        service = type(self).model_fields["service"].alias or "service"
+        if named and self.service:
+            raise ValueError(f"set {self.container_field} or {service}, not both")
+        if self.project and not self.service:
+            raise ValueError(f"project names the compose project of `{service}`; set {service} too")
+        if self.container_required and not named and not self.service:
+            raise ValueError(
+                f"set {self.container_field} (a container name) or {service} (a compose service)"
+            )
+        return self
+
+    @property
+    def container_ref(self) -> ContainerRef | None:
+        named = getattr(self, self.container_field, None)
+        if named:
+            return ContainerRef(name=named)
+        if self.service:
+            return ContainerRef(service=self.service, project=self.project)
+        return None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def with_compose_project(model: M, project: str) -> M:
+    """`model` with `project` filled into it and into its nested container references lacking one."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, InContainer):
+            filled = with_compose_project(value, project)
+            if filled is not value:
+                update[name] = filled
+    if isinstance(model, InContainer) and model.service and model.project is None:
+        update["project"] = project
+    return model.model_copy(update=update) if update else model
+
+
+def services_without_project(model: BaseModel) -> list[str]:
+    """Compose services named in `model` (or nested in it) whose project is unknown."""
+    found = []
+    if isinstance(model, InContainer) and model.service and model.project is None:
+        found.append(model.service)
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, InContainer):
+            found += services_without_project(value)
+    return found

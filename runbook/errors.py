@@ -1,0 +1,59 @@
+"""How a check says it failed: expected, found, and the evidence behind it.
+
+Checks raise `CheckFailed`; the plugin turns it into a short report (no
+traceback) with the check's severity, runbook section and remedy added, so a
+check's code only states facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class CheckFailed(AssertionError):
+    """The system is not as the runbook says it should be."""
+
+    def __init__(
+        self,
+        expected: str,
+        found: str,
+        evidence: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{found} (expected: {expected})")
+        self.expected = expected
+        self.found = found
+        self.evidence = dict(evidence or {})
+
+
+class CheckError(Exception):
+    """The check could not look: host unreachable, command timed out, missing secret.
+
+    Reported as a failure too (a checklist item that could not be ticked is not
+    green), with the reason instead of a traceback.
+    """
+
+
+class CheckPassed(Exception):
+    """The check passed and has something to say beyond "ok" ("baseline recorded").
+
+    Raised, so that it travels like a failure from wherever the check ran (runbook.run.prefetch
+    runs checks in other threads); the verdict records a pass with `note` as its message.
+    """
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note
+
+
+class HostUnreachable(CheckError):
+    pass
+
+
+class CommandTimeout(CheckError):
+    pass
+
+
+def require(condition: bool, expected: str, found: str, evidence: Mapping[str, str] | None = None) -> None:
+    """Raise CheckFailed unless `condition`; for custom checks as much as for ours."""
+    if not condition:
+        raise CheckFailed(expected, found, evidence)

@@ -1,0 +1,175 @@
+"""Join the reports of N shards (`pytest --shard K/N`, one CI job each) into one run's reports.
+
+    python -m runbook.readers.merge OUT_DIR SHARD_DIR [SHARD_DIR ...]
+
+Each SHARD_DIR is a run folder (summary.json, junit.xml). OUT_DIR gets:
+- summary.json: every shard's checks, counts and failures by severity recomputed, the run
+  from the first start to the last finish, exit status the worst of the shards;
+- junit.xml: one <testsuites> with each shard's <testsuite> as it was (messages unchanged,
+  severity and section still first), so CI UIs show one report;
+- report.html: one self-contained table, failures first by severity (pytest-html's own
+  report cannot be rebuilt from records, so this one is plain).
+A check id found in two shards is refused: the split must be a partition.
+Exit status: 0 when the merged run passed, 1 when a check failed, 2 on unusable input.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from runbook.record import OUTCOMES, SEVERITIES
+
+FORMAT = "runbook-summary/1"
+FAILED = {"failed", "error"}
+
+
+class MergeError(Exception):
+    """A shard folder that cannot be merged (missing files, overlapping shards)."""
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    path = folder / "summary.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MergeError(f"{path}: {exc}") from None
+    if document.get("format") != FORMAT:
+        raise MergeError(f"{path}: not a {FORMAT} summary")
+    return document  # type: ignore[no-any-return]
+
+
+def merge_summaries(documents: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    checks: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for document, name in zip(documents, names, strict=True):
+        for check in document["checks"]:
+            key = check.get("id") or check.get("nodeid")
+            if key in seen:
+                raise MergeError(f"{key} is in two shards ({seen[key]} and {name}): shards must not overlap")
+            seen[key] = name
+            checks.append(check)
+    runs = [document["run"] for document in documents]
+    counts = dict.fromkeys(OUTCOMES, 0)
+    counts.update(Counter(check["outcome"] for check in checks))
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    for check in checks:
+        if check["outcome"] in FAILED:
+            severity = check.get("severity") or "unrated"
+            by_severity[severity] = by_severity.get(severity, 0) + 1
+    statuses = [run.get("exit_status") for run in runs if run.get("exit_status") is not None]
+    systems = sorted({system for run in runs for system in run.get("systems", [])})
+    started, finished = min(run["started"] for run in runs), max(run["finished"] for run in runs)
+    header = {
+        "started": started,
+        "finished": finished,
+        "duration": max(run.get("duration", 0) for run in runs),
+        "marker_expression": runs[0].get("marker_expression"),
+        "keyword_expression": runs[0].get("keyword_expression"),
+        "systems": systems,
+        "exit_status": max(statuses) if statuses else None,
+        "counts": counts,
+        "failures_by_severity": by_severity,
+        "shards": [{"folder": name, **run} for name, run in zip(names, runs, strict=True)],
+    }
+    return {"format": FORMAT, "run": header, "checks": checks}
+
+
+def merge_junit(folders: list[Path]) -> ET.Element:
+    merged = ET.Element("testsuites", {"name": "runbook (merged shards)"})
+    for index, folder in enumerate(folders, 1):
+        path = folder / "junit.xml"
+        try:
+            root = ET.parse(path).getroot()
+        except (OSError, ET.ParseError) as exc:
+            raise MergeError(f"{path}: {exc}") from None
+        suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+        for suite in suites:
+            suite.set("name", f"{suite.get('name', 'pytest')} (shard {index} of {len(folders)})")
+            merged.append(suite)
+    totals = Counter[str]()
+    for suite in merged:
+        for key in ("tests", "failures", "errors", "skipped"):
+            totals[key] += int(suite.get(key, "0"))
+    for key, value in totals.items():
+        merged.set(key, str(value))
+    return merged
+
+
+def render_html(document: dict[str, Any]) -> str:
+    order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+    checks = sorted(
+        document["checks"],
+        key=lambda check: (check["outcome"] not in FAILED, order.get(check.get("severity") or "", 9)),
+    )
+    run = document["run"]
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in run["counts"].items() if count)
+    rows = []
+    for check in checks:
+        details = ""
+        if check["outcome"] in FAILED:
+            parts = [f"<b>{label}:</b> {html.escape(str(check.get(key) or ''))}" for label, key in DETAILS]
+            details = "<br>".join(parts)
+        cells = [
+            check.get("system") or "",
+            check.get("id") or check.get("nodeid") or "",
+            check.get("severity") or "",
+            check.get("section") or "",
+            check["outcome"],
+            check.get("message") or "",
+        ]
+        row = "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells)
+        rows.append(f'<tr class="{check["outcome"]}">{row}<td>{details}</td></tr>')
+    return PAGE.format(
+        title=html.escape(f"runbook: {', '.join(run['systems'])}, {len(run['shards'])} shards"),
+        summary=html.escape(f"{run['started']} to {run['finished']}: {counts}"),
+        rows="\n".join(rows),
+    )
+
+
+DETAILS = (("expected", "expected"), ("found", "found"), ("remedy", "remedy"))
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
+tr.failed,tr.error{{background:#fdd}} tr.skipped{{color:#777}}</style></head>
+<body><h1>{title}</h1><p>{summary}</p>
+<table><tr><th>System</th><th>Check</th><th>Severity</th><th>Runbook section</th><th>Outcome</th>
+<th>Message</th><th>Expected / found / remedy</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def merge(out: Path, folders: list[Path]) -> dict[str, Any]:
+    documents = [read_summary(folder) for folder in folders]
+    document = merge_summaries(documents, [str(folder) for folder in folders])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    ET.ElementTree(merge_junit(folders)).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+    (out / "report.html").write_text(render_html(document), encoding="utf-8")
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        document = merge(Path(args[0]), [Path(arg) for arg in args[1:]])
+    except MergeError as exc:
+        print(f"runbook.merge: {exc}", file=sys.stderr)
+        return 2
+    run = document["run"]
+    print(f"merged {len(run['shards'])} shards into {args[0]}: {run['counts']}")
+    return 1 if any(check["outcome"] in FAILED for check in document["checks"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Secrets: what a run must never show, in any encoding, and the masking of logs and artifacts."""
+
+from __future__ import annotations
+
+from runbook.secrets.registry import MASK, MIN_SECRET_LENGTH, SECRET_NAME, SECRETS, SecretRegistry
+
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "SECRETS", "SECRET_NAME", "SecretRegistry"]
