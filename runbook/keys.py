@@ -6,12 +6,7 @@ just to reach its state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
-
-if TYPE_CHECKING:
-    pass
 
 # config.stash: the loaded descriptions, the collector (targets, parametrization), report paths.
 SYSTEMS = pytest.StashKey["list[LoadedSystem]"]()

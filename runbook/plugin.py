@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 from runbook import keys
-from runbook.checks import scenario
 from runbook.describe import params
 from runbook.describe.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.describe.model import MARKERS
 from runbook.host import samples
 from runbook.readers.rundir import reports_dir
 from runbook.report import options as report_options
-from runbook.run import collect, fixtures, verdict
+from runbook.run import collect, fixtures, gate, verdict
 from runbook.run.collect import GROUP_MARKER
 from runbook.run.prefetch import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.run.shard import ShardSelection, parse_shard
@@ -126,8 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
     logmask.install_log_masking(config)
     config.stash[keys.SYSTEMS] = _load(config)
     samples.STORE.folder = reports_dir(config) / samples.STATE_FOLDER
-    scenario.WRITES_ALLOWED = bool(config.getoption("runbook_allow_writes"))
-    collector = collect.Collector(config.stash[keys.SYSTEMS])
+    collector = collect.Collector(config.stash[keys.SYSTEMS], gate.Permissions.of(config))
     config.stash[keys.COLLECTOR] = collector
     config.pluginmanager.register(collector, "runbook-collect")
     config.pluginmanager.register(fixtures, "runbook-fixtures")

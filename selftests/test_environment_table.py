@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook.report.environment import clean_metadata, scrub
+from runbook.report.environment import clean_metadata
 from runbook.secrets import SECRETS
+from runbook.secrets.scrub import scrub
 
 GIT_TOKEN = "glpat-Otter-Maple-4410"
 JOB_TOKEN = "cjt-Heron-Basalt-7782"

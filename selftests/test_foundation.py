@@ -109,6 +109,84 @@ def test_kind_is_a_keyword(tmp_path: Path) -> None:
     assert " 1 passed, " in done.stdout, done.stdout
 
 
+TRAITS_KIND = '''"""A kind made for the test: it times answers and runs last, and says where it ran."""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+from runbook.describe.model import CheckBase, HostPath
+from runbook.host.target import Target
+
+
+class ProbeCheck(CheckBase):
+    kind: ClassVar[str] = "probe_traits"
+    group: ClassVar[str] = "config"
+    timed: ClassVar[bool] = True
+    runs_last: ClassVar[bool] = True
+
+    path: HostPath
+
+
+def verify(check: ProbeCheck, target: Target) -> None:
+    with open(check.path, "a", encoding="utf-8") as out:
+        out.write(threading.current_thread().name + "\\n")
+'''
+TRAITS_DESCRIPTION = """\
+system: traits
+runbook: runbook.md
+hosts:
+  local: "local://"
+checks:
+  probe_traits:
+    - {{id: probe, title: the probe times, path: {path}, severity: P3, section: "1.", remedy: fix}}
+  probe_writes:
+    - {{id: write, title: the probe writes, path: {path}.w, severity: P3, section: "1.", remedy: fix}}
+  files:
+    - {{id: etc, title: etc exists, path: /etc, type: directory, severity: P3, section: "2.", remedy: fix}}
+"""
+
+
+def test_a_new_kind_with_traits_is_one_file(tmp_path: Path) -> None:
+    """A copy of the suite with two more files in runbook/checks/: nothing else is edited, and
+    the kinds' traits alone make the run gate one (writes), keep the other out of the prefetch
+    (timed) and run it after every other check (runs_last)."""
+    import shutil
+
+    copy = tmp_path / "suite"
+    shutil.copytree(ROOT / "runbook", copy / "runbook", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("tests_health", "tests_backup", "tests_config"):
+        shutil.copytree(ROOT / folder, copy / folder)
+    (copy / "runbook" / "checks" / "probe_traits.py").write_text(TRAITS_KIND, encoding="utf-8")
+    writes_kind = (
+        TRAITS_KIND.replace('"probe_traits"', '"probe_writes"')
+        .replace("timed: ClassVar[bool] = True", 'writes: ClassVar[str] = "a line in a probe file"')
+        .replace("    runs_last: ClassVar[bool] = True\n", "")
+    )
+    (copy / "runbook" / "checks" / "probe_writes.py").write_text(writes_kind, encoding="utf-8")
+    probe = tmp_path / "probe.txt"
+    description = tmp_path / "traits.yml"
+    description.write_text(TRAITS_DESCRIPTION.format(path=probe), encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(copy)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", f"--systems={description}"]
+    command += [f"--reports-dir={tmp_path / 'reports'}", "-m", "daily", "-rs"]
+    gated = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=120)
+    assert "writes to the system (a line in a probe file)" in gated.stdout, gated.stdout + gated.stderr
+    assert not Path(f"{probe}.w").exists()
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    assert probe.read_text(encoding="utf-8") == "MainThread\n"  # in its own turn, not run ahead
+    allowed = subprocess.run(
+        [*command, "--allow-writes"], cwd=copy, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert probe.read_text(encoding="utf-8") == "MainThread\n" * 2
+    assert Path(f"{probe}.w").read_text(encoding="utf-8") == "MainThread\n"
+    ran = [line for line in allowed.stdout.splitlines() if " PASSED" in line]
+    assert "traits:probe]" in ran[-1], ran  # after every other check
+
+
 # -- exit 255: the command's own, or the transport's ---------------------------------------
 
 

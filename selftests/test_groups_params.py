@@ -19,7 +19,7 @@ import yaml
 
 from runbook.describe import inventory, params
 from runbook.describe.loader import DescriptionError, load_file, load_systems
-from runbook.run.collect import cases_of
+from runbook.run.case import cases_of
 from selftests.sshd import LoopbackSshd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,15 +20,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook.checks.backups import BackupCheck, listing
+from runbook.checks.backups import BackupCheck
 from runbook.checks.backups import verify as verify_backup
 from runbook.checks.http import HttpCheck
 from runbook.checks.http import verify as verify_http
 from runbook.checks.logs import LogCheck
 from runbook.errors import CheckError, CheckFailed, CommandTimeout, HostUnreachable
 from runbook.host import http_client
+from runbook.host.backups import listing
+from runbook.host.processes import OUTPUT_CAP
 from runbook.host.target import Target
-from runbook.host.transports.base import OUTPUT_CAP
 from runbook.readers import rundir
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "1.", "remedy": "fix it"}

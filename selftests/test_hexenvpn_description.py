@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from runbook.describe.loader import load_file
-from runbook.run.collect import cases_of
+from runbook.run.case import cases_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ROOT / "systems" / "hexenvpn-xray.yml"

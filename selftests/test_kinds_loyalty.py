@@ -653,9 +653,10 @@ def test_allow_writes_runs_the_mutations_too(
 ) -> None:
     app, base = loyalty
     monkeypatch.delenv("SMOKE_ALLOW_MUTATIONS", raising=False)
-    monkeypatch.setattr(scenario, "WRITES_ALLOWED", True)
     steps = [*smoke_steps(), {"name": "again", "url": "/api/integrations/customers/{{customer_id}}/balance"}]
-    scenario.verify(scenario_check(base, steps=steps), local)
+    check = scenario_check(base, steps=steps)
+    check.allow_writes()  # what the collector does for every check under --allow-writes
+    scenario.verify(check, local)
     assert len(app.purchases) == 1
 
 
@@ -667,7 +668,7 @@ def test_a_description_allowing_writes_runs_the_mutations(
     monkeypatch.delenv("SMOKE_ALLOW_MUTATIONS", raising=False)
     check = scenario_check(base)
     assert check.mutations_allowed()[0] is False
-    check._system_allows_writes = True  # what System does for every check when allow_writes: true
+    check.allow_writes()  # what System does for every check when allow_writes: true
     scenario.verify(check, local)
     assert len(app.purchases) == 1
 
@@ -687,8 +688,8 @@ def test_allow_writes_in_the_description_reaches_its_checks() -> None:
             }
         )
 
-    assert system(True).checks.scenario[0].system_allows_writes is True
-    assert system(False).checks.scenario[0].system_allows_writes is False
+    assert system(True).checks.scenario[0].writes_allowed is True
+    assert system(False).checks.scenario[0].writes_allowed is False
 
 
 def test_a_step_over_its_time_limit(

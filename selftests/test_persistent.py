@@ -21,9 +21,10 @@ import pytest
 from test_foundation import run_pytest
 
 from runbook.errors import CheckError, CommandTimeout, HostUnreachable
+from runbook.host.processes import OUTPUT_CAP
 from runbook.host.target import Target, TargetPool
 from runbook.host.transports import Transport, TransportTimeout, open_transport
-from runbook.host.transports.base import OUTPUT_CAP, CommandLost
+from runbook.host.transports.base import CommandLost
 from selftests.sshd import LoopbackSshd
 
 

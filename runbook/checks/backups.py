@@ -22,18 +22,17 @@ import tarfile
 import tempfile
 import threading
 import zlib
-from dataclasses import dataclass
-from typing import IO, ClassVar, Literal, Protocol
+from typing import IO, ClassVar, Literal
 
 from pydantic import Field
 
-from runbook.checks import sqlite
 from runbook.describe.model import CheckBase, HostPath
 from runbook.describe.units import human_age
 from runbook.errors import CheckError, CheckFailed
-from runbook.host import pg_archive, sql_dump
+from runbook.host import pg_archive, sql_dump, sqlite
+from runbook.host.backups import listing, newest
+from runbook.host.processes import child_environment
 from runbook.host.target import Target
-from runbook.host.transports.base import child_environment
 
 CHUNK = 1 << 16
 
@@ -76,64 +75,6 @@ class BackupCheck(CheckBase):
         default=None, description="the copies' folder there (default: same)"
     )
     timeout: float = Field(default=120, gt=0, le=3600)
-
-
-class Folder(Protocol):
-    """Where backups are: a BackupCheck, or another kind that reads them (the restore test)."""
-
-    @property
-    def directory(self) -> str: ...
-
-    @property
-    def pattern(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Archive:
-    path: str
-    mtime: float
-    size: int
-
-
-def listing(check: Folder, target: Target) -> tuple[list[Archive], float]:
-    """All matching archives, newest first, and the host's clock (ages use the host's time)."""
-
-    def read() -> tuple[list[Archive], float]:
-        # -H: a backup folder that is a symlink (a common layout) is followed; NUL-separated
-        # entries: a file name with a newline is one entry, not two phantoms.
-        result = target.run(
-            "date +%%s; find -H %s -maxdepth 1 -type f -name %s -printf '%%T@ %%s %%p\\0'",
-            check.directory,
-            check.pattern,
-        )
-        clock, _, entries = result.stdout.partition("\n")
-        if not clock.strip().isdigit():
-            raise CheckError(f"cannot list {check.directory}: {result.stderr.strip()[:300]}")
-        if result.rc != 0 and not entries:
-            raise CheckFailed(
-                f"backups in {check.directory}",
-                f"cannot list {check.directory}: {result.stderr.strip()[:200]}",
-            )
-        archives = []
-        for entry in entries.split("\0"):
-            fields = entry.split(" ", 2)
-            if len(fields) == 3:
-                mtime, size, path = fields
-                archives.append(Archive(path, float(mtime), int(size)))
-        archives.sort(key=lambda archive: archive.mtime, reverse=True)
-        return archives, float(clock)
-
-    return target.cached(("backups", check.directory, check.pattern), read)
-
-
-def newest(check: Folder, target: Target) -> tuple[Archive, float]:
-    archives, now = listing(check, target)
-    if not archives:
-        raise CheckFailed(
-            f"a backup {check.pattern} in {check.directory}",
-            f"no backups found: {check.directory}/{check.pattern} matches nothing",
-        )
-    return archives[0], now
 
 
 def verify(check: BackupCheck, target: Target) -> None:

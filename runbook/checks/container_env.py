@@ -19,8 +19,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 
-from runbook.checks.env_files import DEFAULT_PLACEHOLDERS
-from runbook.describe.model import CheckBase, ContainerName, InContainer, regex
+from runbook.describe.model import DEFAULT_PLACEHOLDERS, CheckBase, ContainerName, InContainer, regex
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
 from runbook.host.docker_host import Container

@@ -12,14 +12,19 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook.checks.systemd import UnitName
-from runbook.describe.model import CheckBase, ContainerName, HostPath, InContainer, regex
+from runbook.describe.model import (
+    DEFAULT_PLACEHOLDERS,
+    CheckBase,
+    ContainerName,
+    HostPath,
+    InContainer,
+    regex,
+)
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
 from runbook.host.docker_host import Container
+from runbook.host.systemd import UnitName
 from runbook.host.target import Target
-
-DEFAULT_PLACEHOLDERS = r"^(changeme|change_me|change-me|your[_-].*|xxx+|\.\.\.|<.*>|todo|tbd|placeholder|example.*|dummy|none|null|secret|token|\*+)$"  # noqa: E501
 
 
 class EnvFileCheck(CheckBase, InContainer):

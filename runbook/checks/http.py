@@ -22,11 +22,10 @@ from runbook.describe.units import human_bytes
 from runbook.errors import CheckFailed
 from runbook.host import endpoint, http_client
 from runbook.host.docker_host import Container
-from runbook.host.endpoint import Endpoint
+from runbook.host.endpoint import BODY_EVIDENCE, Endpoint
 from runbook.host.target import Target
 from runbook.host.upstream import Upstream, diagnose
 
-BODY_EVIDENCE = 4000
 GATEWAY_ERRORS = {502, 504}
 
 
@@ -60,6 +59,11 @@ class HttpCheck(CheckBase, Endpoint):
     upstream: Upstream | None = Field(
         default=None, description="the service behind a proxy: on 502/504 the failure says why"
     )
+
+    @property
+    def measures_time(self) -> bool:
+        """An answer-time limit times the answer: run beside other checks, it would time them too."""
+        return self.max_seconds is not None
 
     @property
     def is_download(self) -> bool:

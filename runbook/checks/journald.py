@@ -16,9 +16,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook.checks.systemd import UnitName
 from runbook.describe.model import CheckBase, Duration, format_duration, regex
 from runbook.errors import CheckError, CheckFailed
+from runbook.host.systemd import UnitName
 from runbook.host.target import Target
 
 Priority = Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]

@@ -32,6 +32,7 @@ class LoadCheck(CheckBase):
     kind: ClassVar[str] = "load"
     default_markers: ClassVar[tuple[str, ...]] = ("smoke",)
     runs_last: ClassVar[bool] = True
+    timed: ClassVar[bool] = True
 
     urls: list[Url] = Field(min_length=1, max_length=20, description="read-only endpoints, asked in turn")
     requests: int = Field(default=200, ge=1, le=2000)

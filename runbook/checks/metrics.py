@@ -9,7 +9,6 @@ within bounds; the failure shows the values found.
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -18,9 +17,9 @@ from runbook.describe.model import CheckBase, Model, regex
 from runbook.errors import CheckFailed
 from runbook.host import endpoint, prometheus
 from runbook.host.endpoint import Endpoint
+from runbook.host.prometheus import METRIC_NAME
 from runbook.host.target import Target
 
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 SHOWN_SAMPLES = 10
 
 

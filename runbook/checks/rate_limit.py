@@ -30,6 +30,7 @@ class RateLimitCheck(CheckBase, Endpoint):
     kind: ClassVar[str] = "rate_limit"
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke")
     writes: ClassVar[str] = "failed login attempts of a probe user, counted against the runner's address"
+    timed: ClassVar[bool] = True
 
     method: Literal["GET", "HEAD", "POST"] = "POST"
     form: dict[str, str] | None = Field(default=None, description="form fields of each attempt")

@@ -23,12 +23,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook.checks.metrics import METRIC_NAME
 from runbook.describe.model import CheckBase, Duration, Model, format_duration, regex
 from runbook.describe.thresholds import Threshold, resolved
 from runbook.errors import CheckError, CheckFailed, CheckPassed
 from runbook.host import endpoint, prometheus
 from runbook.host.endpoint import Endpoint, Headers
+from runbook.host.prometheus import METRIC_NAME
 from runbook.host.samples import STORE, Snapshot
 from runbook.host.target import Target
 

@@ -12,27 +12,27 @@ from typing import ClassVar
 from runbook.describe.model import MARKERS, CheckBase
 from runbook.host.target import Target
 
-KIND = "hosts"
-
 
 class ReachableCheck(CheckBase):
     """The host answers a trivial command."""
 
-    kind: ClassVar[str] = KIND
+    kind: ClassVar[str] = "hosts"
     default_markers: ClassVar[tuple[str, ...]] = MARKERS
     describable: ClassVar[bool] = False
+    reachability: ClassVar[bool] = True
 
-
-def for_host(name: str) -> ReachableCheck:
-    return ReachableCheck(
-        id=f"reachable-{name}",
-        title=f"Host {name} answers",
-        severity="P1",
-        section="connection (ssh to the server)",
-        remedy="Check that the host is up and reachable over its connection "
-        "(ssh, network, credentials); nothing else on it can be checked until then.",
-        host=name,
-    )
+    @classmethod
+    def for_host(cls, name: str) -> ReachableCheck:
+        """The check the suite adds for each host of a system (see kinds.reachability_for)."""
+        return cls(
+            id=f"reachable-{name}",
+            title=f"Host {name} answers",
+            severity="P1",
+            section="connection (ssh to the server)",
+            remedy="Check that the host is up and reachable over its connection "
+            "(ssh, network, credentials); nothing else on it can be checked until then.",
+            host=name,
+        )
 
 
 def verify(check: ReachableCheck, target: Target) -> None:

@@ -25,10 +25,9 @@ from pydantic import Field, model_validator
 from runbook.describe.model import CheckBase
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
+from runbook.host.processes import Raw, TransportTimeout, run_process
 from runbook.host.routes import Reachable, route, service_container, service_host, where
 from runbook.host.target import Target
-from runbook.host.transports import Raw, TransportTimeout
-from runbook.host.transports.process import run_process
 
 DEFAULT_PORT = 6379
 NUMSUB_COUNT = re.compile(r"^2\) \(integer\) (\d+)$", re.M)

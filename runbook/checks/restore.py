@@ -31,15 +31,14 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
-from runbook.checks.backups import newest
 from runbook.describe.model import CheckBase, HostPath
 from runbook.errors import CheckError, CheckFailed, CommandTimeout
 from runbook.host import pg, pg_archive
+from runbook.host.backups import newest
 from runbook.host.pg import Session, TableName
+from runbook.host.processes import TransportTimeout, feed_processes
 from runbook.host.routes import Reachable
 from runbook.host.target import Target
-from runbook.host.transports import TransportTimeout
-from runbook.host.transports.process import feed_processes
 
 SCRATCH_PREFIX = "runbook_scratch_"
 # CREATE and DROP DATABASE: quick unless something is wrong.

@@ -22,19 +22,16 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from runbook.checks.http import BODY_EVIDENCE
 from runbook.describe.json_conditions import MISSING, JsonCondition, lookup
 from runbook.describe.model import CheckBase, Model
 from runbook.describe.thresholds import Threshold, resolved
 from runbook.errors import CheckFailed, CheckPassed
 from runbook.host import endpoint
-from runbook.host.endpoint import Endpoint, Headers, valid_headers
+from runbook.host.endpoint import BODY_EVIDENCE, Endpoint, Headers, valid_headers
 from runbook.host.target import Target
 from runbook.secrets import SECRET_NAME, SECRETS
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-# Set by the plugin from --allow-writes: verify() has no config of its own.
-WRITES_ALLOWED = False
 SWITCHED_ON = {"1", "true", "yes", "on"}
 
 
@@ -119,11 +116,7 @@ class ScenarioCheck(CheckBase):
     def mutations_allowed(self) -> tuple[bool, str]:
         """Whether mutating steps run, and how a description turns them on."""
         switch = self.allow_mutations_env
-        on = (
-            WRITES_ALLOWED
-            or self.system_allows_writes
-            or bool(switch and os.environ.get(switch, "").strip().lower() in SWITCHED_ON)
-        )
+        on = self.writes_allowed or bool(switch and os.environ.get(switch, "").strip().lower() in SWITCHED_ON)
         how = "--allow-writes, allow_writes: true" + (f" or {switch}=1" if switch else "")
         return on, how
 

@@ -11,7 +11,6 @@ A restart since the last run is not a failure but information the runbook cares 
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Mapping
 from typing import Annotated, ClassVar
@@ -21,28 +20,12 @@ from pydantic import Field
 from runbook.describe.model import CheckBase
 from runbook.errors import CheckError, CheckFailed, CheckPassed
 from runbook.host.samples import STORE, Snapshot
+from runbook.host.systemd import UnitName, environment, parse_show, read_unit
 from runbook.host.target import Target
 
-# A unit name as systemctl takes it; never starts with '-', so never an option.
-UnitName = Annotated[str, Field(pattern=r"^[A-Za-z0-9@._:][A-Za-z0-9@._:-]*$", max_length=256)]
 # A program looked up on a PATH: a plain file name.
 ProgramName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$", max_length=255)]
 
-PROPERTIES = (
-    "Id",
-    "LoadState",
-    "ActiveState",
-    "SubState",
-    "UnitFileState",
-    "NRestarts",
-    "Result",
-    "ActiveEnterTimestamp",
-    "ActiveEnterTimestampMonotonic",
-    "ExecMainStartTimestamp",
-    "ExecMainStatus",
-    "Environment",
-    "WorkingDirectory",
-)
 ENABLED = {"enabled", "enabled-runtime", "linked", "linked-runtime", "alias"}
 # systemd's own PATH for services when neither the unit nor the manager sets one.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -75,38 +58,6 @@ class SystemdCheck(CheckBase):
     program_on_path: ProgramName | None = Field(
         default=None, description="ffmpeg: found on the unit's PATH (its Environment=PATH, else systemd's)"
     )
-
-
-def parse_show(text: str) -> dict[str, str]:
-    """`Key=value` lines of `systemctl show` (a value may itself contain '=')."""
-    found = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            found[key] = value
-    return found
-
-
-def environment(value: str) -> dict[str, str]:
-    """The `Environment=` property: space-separated `K=V`, quoted when a value has spaces."""
-    try:
-        words = shlex.split(value)
-    except ValueError:
-        words = value.split()
-    return dict(word.partition("=")[::2] for word in words if "=" in word)
-
-
-def read_unit(target: Target, unit: str) -> dict[str, str]:
-    """The unit's properties, read once per run and host."""
-
-    def show() -> dict[str, str]:
-        result = target.run(f"systemctl show -p {','.join(PROPERTIES)} -- %s", unit)
-        if result.rc != 0:
-            said = result.stderr.strip()[:300] or f"exit {result.rc}"
-            raise CheckError(f"systemctl show {unit}: {said}")
-        return parse_show(result.stdout)
-
-    return target.cached(("systemd-show", unit), show)
 
 
 def verify(check: SystemdCheck, target: Target) -> None:

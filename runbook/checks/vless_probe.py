@@ -22,12 +22,12 @@ from typing import IO, ClassVar, Literal
 import pytest
 from pydantic import Field
 
-from runbook.checks.config_users import UsersFile, entries, name_of, parse, read
 from runbook.describe.model import CheckBase
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import http_client
+from runbook.host.processes import child_environment, kill_group, spawn
 from runbook.host.target import Target
-from runbook.host.transports.base import child_environment, kill_group, spawn
+from runbook.host.users_file import UsersFile, entries, name_of, parse, read
 
 CLIENTS = ("xray", "v2ray")
 STARTUP = 5.0  # how long the client may take to open its SOCKS port

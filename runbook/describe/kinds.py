@@ -1,10 +1,12 @@
-"""The registry of check kinds, filled where each kind is defined.
+"""The kinds: found by package name, looked up by name or trait, and their verify functions.
 
 A kind is one module in `runbook/checks/`: a `CheckBase` subclass with a `kind`
-(defining it calls `register`) and a module-level `verify(check, target)`.
-`load()` imports every module of that package once, goss-style: dropping a new
-file there is all it takes for descriptions to accept the kind and for the
-group's test (tests_health/, tests_backup/, tests_config/) to run it.
+(defining it registers the model in `model.KINDS`) and a module-level `verify(check, target)`.
+`load()` imports every module of that package once, by name (testinfra's lazily
+loaded modules): dropping a new file there is all it takes for descriptions to
+accept the kind and for the group's test (tests_health/, tests_backup/,
+tests_config/) to run it. The registry sits below the kinds; it names no kind, and
+what core code must know about one it reads from the kind's traits (CheckBase).
 """
 
 from __future__ import annotations
@@ -12,37 +14,22 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from runbook.describe.model import CheckBase
+from runbook.describe.model import KINDS, CheckBase, KindError
 
-KINDS: dict[str, type[CheckBase]] = {}
+__all__ = ["KINDS", "KindError", "describable", "load", "reachability_for", "verifier"]
+
+# The package whose modules are the kinds, imported by name when the registry is first read.
+KINDS_PACKAGE = "runbook.checks"
 _loaded = False
-
-
-class KindError(Exception):
-    """Two modules claim one kind, or a kind has no verify: a programming error, said at import."""
-
-
-def register(model: type[CheckBase]) -> None:
-    """Called by CheckBase.__pydantic_init_subclass__ for every model with a `kind`."""
-    from runbook.describe.model import GROUPS
-
-    known = KINDS.get(model.kind)
-    if known is not None and known.__qualname__ != model.__qualname__:
-        raise KindError(f"kind {model.kind!r} defined twice: {known.__module__} and {model.__module__}")
-    if model.group not in GROUPS:
-        raise KindError(f"kind {model.kind!r}: group {model.group!r} is not one of {GROUPS}")
-    KINDS[model.kind] = model
 
 
 def load() -> dict[str, type[CheckBase]]:
     """Every kind, in the order of their module names (imported once)."""
     global _loaded
     if not _loaded:
-        import runbook.checks as package
-
+        package = importlib.import_module(KINDS_PACKAGE)
         for module in sorted(info.name for info in pkgutil.iter_modules(package.__path__)):
             if not module.startswith("_"):
                 importlib.import_module(f"{package.__name__}.{module}")
@@ -53,6 +40,14 @@ def load() -> dict[str, type[CheckBase]]:
 def describable() -> dict[str, type[CheckBase]]:
     """The kinds a description may list under `checks:`."""
     return {kind: model for kind, model in load().items() if model.describable}
+
+
+def reachability_for(host_name: str) -> CheckBase:
+    """The suite's own check that `host_name` answers, from the kind whose trait says it is one."""
+    found = [model for model in load().values() if model.reachability]
+    if len(found) != 1:
+        raise KindError(f"exactly one kind must have reachability = True, found {len(found)}")
+    return found[0].for_host(host_name)
 
 
 def verifier(check: CheckBase) -> Callable[[Any, Any], None]:

@@ -114,6 +114,24 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class KindError(Exception):
+    """Two modules claim one kind, or a kind has no verify: a programming error, said at import."""
+
+
+# Every kind by name, filled as each kind's model is defined (runbook.describe.kinds reads it).
+KINDS: dict[str, type[CheckBase]] = {}
+
+
+def _register(model: type[CheckBase]) -> None:
+    """Called by CheckBase.__pydantic_init_subclass__ for every model with a `kind`."""
+    known = KINDS.get(model.kind)
+    if known is not None and known.__qualname__ != model.__qualname__:
+        raise KindError(f"kind {model.kind!r} defined twice: {known.__module__} and {model.__module__}")
+    if model.group not in GROUPS:
+        raise KindError(f"kind {model.kind!r}: group {model.group!r} is not one of {GROUPS}")
+    KINDS[model.kind] = model
+
+
 class CheckBase(Model):
     """Fields every check has, whatever its kind. Subclassing with a `kind` registers the kind."""
 
@@ -124,12 +142,20 @@ class CheckBase(Model):
     aspects: ClassVar[tuple[str, ...]] = ()
     # False for checks the suite makes itself (host reachability), not described in YAML.
     describable: ClassVar[bool] = True
-    # What the check changes on the system it checks ("failed logins on /login"), or "" for a
-    # read-only check. A check that writes runs only with --allow-writes or `allow_writes: true`.
+    # Traits: what the run must know about a kind before running it, so that core code never
+    # names a kind. What the check changes on the system it checks ("failed logins on /login"),
+    # or "" for a read-only check. A check that writes runs only with --allow-writes or
+    # `allow_writes: true`, and never beside other checks.
     writes: ClassVar[str] = ""
     # True for a check whose own traffic loads the service (a load test): it runs after every
     # other check, so what it leaves queued on the service cannot slow the checks after it.
     runs_last: ClassVar[bool] = False
+    # True for a kind whose checks time the service's answers (a load test, a rate limit): run
+    # beside other checks they would measure them too, so they run alone, in their turn.
+    timed: ClassVar[bool] = False
+    # True for the suite's own check that a host answers: it runs first on its host, and when it
+    # fails the host's other checks are skipped pointing at it (one failure, not one per check).
+    reachability: ClassVar[bool] = False
 
     id: CheckId
     title: str = Field(min_length=3)
@@ -143,12 +169,27 @@ class CheckBase(Model):
         default=None, description="skip unless the system declares this feature (e.g. monitoring)"
     )
 
-    # Set by the system after loading (never from YAML): its description says `allow_writes: true`.
-    _system_allows_writes: bool = PrivateAttr(default=False)
+    # Set after loading (never from YAML): the description says `allow_writes: true`, or the run
+    # was started with --allow-writes (runbook.run.collect grants it with the run's permissions).
+    _writes_allowed: bool = PrivateAttr(default=False)
 
     @property
-    def system_allows_writes(self) -> bool:
-        return self._system_allows_writes
+    def writes_allowed(self) -> bool:
+        """Whether this run may write to the check's system (a scenario's mutating steps)."""
+        return self._writes_allowed
+
+    def allow_writes(self) -> None:
+        self._writes_allowed = True
+
+    @classmethod
+    def for_host(cls, name: str) -> CheckBase:
+        """The check of a reachability kind for one host (only kinds with `reachability`)."""
+        raise NotImplementedError(f"kind {cls.kind!r} makes no per-host check")
+
+    @property
+    def measures_time(self) -> bool:
+        """Whether the check times the service's answers (see `timed`); a kind may decide per check."""
+        return self.timed
 
     @property
     def is_download(self) -> bool:
@@ -159,9 +200,7 @@ class CheckBase(Model):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if cls.kind:
-            from runbook.describe.kinds import register
-
-            register(cls)
+            _register(cls)
 
     @model_validator(mode="after")
     def _one_aspect(self) -> CheckBase:
@@ -271,3 +310,6 @@ def services_without_project(model: BaseModel) -> list[str]:
         if isinstance(value, InContainer):
             found += services_without_project(value)
     return found
+
+
+DEFAULT_PLACEHOLDERS = r"^(changeme|change_me|change-me|your[_-].*|xxx+|\.\.\.|<.*>|todo|tbd|placeholder|example.*|dummy|none|null|secret|token|\*+)$"  # noqa: E501

@@ -136,7 +136,7 @@ class System(Model):
         object.__setattr__(self, "checks", self.checks.model_copy(update=filled))
         if self.allow_writes:  # e.g. scenario's mutating steps, which decide step by step
             for check in self.checks.all():
-                check._system_allows_writes = True
+                check.allow_writes()
         return self
 
     def host_of(self, check: CheckBase) -> str:

@@ -199,3 +199,6 @@ def split_head(raw: str) -> tuple[dict[str, str], str]:
         if not code.startswith("1"):  # 100 Continue and 103 Early Hints precede the real answer
             break
     return headers, rest
+
+
+BODY_EVIDENCE = 4000

@@ -26,7 +26,7 @@ from runbook.errors import CheckError
 from runbook.host.deadline import call_with_deadline
 from runbook.host.routes import Reachable, route, where
 from runbook.host.target import Target
-from runbook.host.transports.tunnel import Tunnel
+from runbook.host.transports.base import Tunnel
 
 T = TypeVar("T")
 # A statement: a literal, or composed with sql.Identifier / sql.Literal (never by formatting strings).

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import IO
 
 from runbook.errors import CheckError, CheckFailed, CommandTimeout
+from runbook.host.processes import feed_processes
 from runbook.host.target import Target
 from runbook.host.transports import TransportTimeout
-from runbook.host.transports.process import feed_processes
 
 LIST = ["pg_restore", "--list"]
 READ_ALL = ["pg_restore", "--file=/dev/null"]

@@ -133,3 +133,6 @@ def selector(name: str, matchers: Mapping[str, str]) -> str:
     """'http_requests_total{status=~"5.."}': label regexes quoted as PromQL strings (JSON escapes)."""
     inner = ",".join(f"{label}=~{json.dumps(pattern)}" for label, pattern in matchers.items())
     return f"{name}{{{inner}}}" if inner else name
+
+
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

@@ -22,7 +22,7 @@ from runbook.host import docker_host
 from runbook.host.docker_host import Container
 from runbook.host.target import Target
 from runbook.host.transports import TransportError
-from runbook.host.transports.tunnel import Tunnel
+from runbook.host.transports.base import Tunnel
 
 # A host name, an IPv4 or a bracket-less IPv6 address: never an option, never two ssh -L fields.
 SERVICE_HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|[0-9A-Fa-f:.]{2,45})$")

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 from runbook.errors import CheckError, CommandTimeout, HostUnreachable
+from runbook.host.processes import SpawnError
 from runbook.host.transports import Transport, TransportError, TransportTimeout, open_transport
-from runbook.host.transports.base import CommandLost, SpawnError, host_key_checking, spec_options
+from runbook.host.transports.base import CommandLost, host_key_checking, spec_options
 from runbook.host.transports.shell_session import LEFT_BEHIND
 from runbook.secrets import SECRETS
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.record import CheckRecord
-from runbook.report.environment import scrub
+from runbook.secrets.scrub import scrub
 
 NAME = "bundle.tar.gz"
 MANIFEST = "incident.json"

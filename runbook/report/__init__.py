@@ -1,1 +1,1 @@
-"""Run output: the run folder, the HTML report, JUnit details and summary.json."""
+"""The run's writers: the HTML report, JUnit details and summary.json, and what the run hands on."""

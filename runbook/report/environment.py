@@ -11,14 +11,11 @@ HTML-escaped, as pytest-html renders these values as HTML.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from runbook.secrets import MASK, SECRET_NAME, SECRETS
-
-# https://<token>@host: userinfo without a password, in a URL where users are rare and tokens common.
-HTTP_USER_ONLY = re.compile(r"\b(?P<scheme>https?://)(?P<user>[^\s:/?#@]+)@", re.I)
+from runbook.secrets import SECRET_NAME
+from runbook.secrets.scrub import scrub
 
 
 def clean_metadata(metadata: dict[str, Any]) -> None:
@@ -31,12 +28,6 @@ def clean_metadata(metadata: dict[str, Any]) -> None:
             del metadata[key]
         else:
             metadata[key] = _clean_value(metadata[key])
-
-
-def scrub(text: str) -> str:
-    """Registered secrets, URL passwords and token-like URL users out of one value."""
-    masked = SECRETS.mask(text)
-    return HTTP_USER_ONLY.sub(lambda match: f"{match['scheme']}{MASK}@", masked)
 
 
 def _clean_value(value: Any) -> Any:

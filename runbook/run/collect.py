@@ -16,72 +16,31 @@ stops the run at collection: a checklist item must never silently vanish.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 
-from runbook.checks.reachable import KIND as REACHABLE_KIND
-from runbook.checks.reachable import for_host
 from runbook.describe import kinds
 from runbook.describe.loader import LoadedSystem
-from runbook.describe.model import CheckBase
 from runbook.errors import CheckError
 from runbook.host.target import Target, TargetPool, display_spec
+from runbook.run import gate
+from runbook.run.case import Case, case_of, cases_of
 from runbook.secrets import SECRETS
 
 GROUP_MARKER = "runbook_group"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One check of one system: what a test is parametrized with."""
-
-    system: LoadedSystem
-    check: CheckBase
-    place: str  # field path in the description, e.g. checks.backups[2]
-    on_host: str | None = None  # the host of a check that names a group: one Case per host
-
-    @property
-    def check_id(self) -> str:
-        """The check's id in reports: `check-id`, or `check-id@host` for each host of a group."""
-        return f"{self.check.id}@{self.on_host}" if self.on_host else self.check.id
-
-    @property
-    def id(self) -> str:
-        return f"{self.system.name}:{self.check_id}"
-
-    @property
-    def host_name(self) -> str:
-        return self.on_host or self.system.model.host_of(self.check)
-
-    def missing_env(self) -> list[str]:
-        return sorted(
-            name
-            for name, places in self.system.missing_env.items()
-            if any(place == self.place or place.startswith(self.place + ".") for place in places)
-        )
-
-
-def cases_of(system: LoadedSystem) -> list[Case]:
-    """Every check of a system: reachability of each host first, then the described ones."""
-    cases = [Case(system, for_host(name), f"hosts.{name}") for name in system.model.hosts]
-    for kind in kinds.describable():
-        for index, check in enumerate(system.model.checks.of_kind(kind)):
-            place = f"checks.{kind}[{index}]"
-            group = system.model.hosts_of(check)
-            if group is None:
-                cases.append(Case(system, check, place))
-            else:
-                cases += [Case(system, check, place, on_host=host) for host in group]
-    return cases
-
-
 class Collector:
     """Registered by the plugin with the loaded systems."""
 
-    def __init__(self, systems: list[LoadedSystem]) -> None:
+    def __init__(self, systems: list[LoadedSystem], permissions: gate.Permissions = gate.READ_ONLY) -> None:
         self.systems = systems
+        self.permissions = permissions
         self.pool = TargetPool()
+        if permissions.writes:  # --allow-writes reaches the checks that decide step by step (scenario)
+            for system in systems:
+                for check in system.model.checks.all():
+                    check.allow_writes()
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker(GROUP_MARKER)
@@ -141,33 +100,11 @@ class Collector:
         case = case_of(item)
         if case is None:
             return
-        feature = case.check.requires_feature
-        if feature and not case.system.model.features.get(feature, False):
-            pytest.skip(f"{case.system.name} does not declare feature {feature!r} (features.{feature})")
-        writes = case.check.writes
-        if writes and not (item.config.getoption("runbook_allow_writes") or case.system.model.allow_writes):
-            pytest.skip(
-                f"writes to the system ({writes}): runs only with --allow-writes "
-                f"or allow_writes: true in the description of {case.system.name}"
-            )
-        allowed = item.config.getoption("runbook_allow_writes") or case.system.model.allow_writes
-        if case.check.is_download and not (allowed or item.config.getoption("runbook_allow_downloads")):
-            pytest.skip(
-                "downloads a whole file from the service (its load and disk): runs only with "
-                "--allow-downloads or --allow-writes"
-            )
-        missing = case.missing_env()
-        if missing:
-            pytest.fail(
-                f"environment variable {', '.join(missing)} not set (needed by {case.place}); "
-                "secrets come from the environment",
-                pytrace=False,
-            )
-        target = self.target_for(case)
-        if target.unreachable is not None and case.check.kind != REACHABLE_KIND:
-            pytest.skip(
-                f"host {case.host_name} unreachable: see {case.system.name}:reachable-{case.host_name}"
-            )
+        refused = gate.blocked(case, self.permissions, self.target_for(case))
+        if refused is not None:
+            if refused.fails:
+                pytest.fail(refused.reason, pytrace=False)
+            pytest.skip(refused.reason)
 
     def target_for(self, case: Case) -> Target:
         return self.target(case.system, case.host_name)
@@ -207,18 +144,11 @@ def _is_runbook(item: pytest.Item) -> bool:
     return item.get_closest_marker(GROUP_MARKER) is not None
 
 
-def case_of(item: pytest.Item) -> Case | None:
-    """The Case behind a collected test (None for other tests), also for the reporting modules."""
-    callspec = getattr(item, "callspec", None)
-    param = callspec.params.get("check") if callspec else None
-    return param if isinstance(param, Case) else None
-
-
 def _turn(item: pytest.Item) -> int:
     """Reachability first; a load test last (see CheckBase.runs_last); the rest as collected."""
     case = case_of(item)
     if case is None:
         return 1
-    if case.check.kind == REACHABLE_KIND:
+    if case.check.reachability:
         return 0
     return 2 if case.check.runs_last else 1

@@ -15,7 +15,8 @@ from runbook import keys
 from runbook.describe.loader import LoadedSystem
 from runbook.describe.model import CheckBase
 from runbook.host.target import Target
-from runbook.run.collect import Case, Collector
+from runbook.run.case import Case
+from runbook.run.collect import Collector
 
 
 def _collector(config: pytest.Config) -> Collector:

@@ -8,7 +8,7 @@ shell per caller); each test then waits for its own check and raises what the ch
 raised, where `run_check` would have. Test ids, order, outcomes, messages, records and
 reports are the ones a sequential run gives; only the waiting overlaps.
 
-Left to their own test, as before: checks that write (--allow-writes), checks that
+Left to their own test (runbook.run.gate): checks that write or download, checks that
 measure time (load, rate limits, `max_seconds`: they would measure our own concurrency;
 they start only once every check run ahead has finished, see `settle`), checks skipped
 or failed before they run (feature, writes, missing environment), and
@@ -25,39 +25,24 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from runbook.checks.reachable import KIND as REACHABLE_KIND
-from runbook.describe import kinds
 from runbook.describe.model import CheckBase
 from runbook.host.target import Target
-from runbook.run.collect import Case, Collector, case_of
+from runbook.run.case import Case, case_of
+from runbook.run.collect import Collector
+from runbook.run.gate import READ_ONLY, blocked, in_turn_only
 from runbook.run.shard import host_key
+from runbook.run.verify import verify
 
 DEFAULT_HOSTS_AT_ONCE = 16
 # Checks of one host at once: each takes a shell of its own on the host's one connection.
 CHECKS_PER_HOST = 4
 # Transports where concurrent commands are safe and each gets its own session.
 CONCURRENT_SCHEMES = frozenset({"ssh+persist", "ssh", "safe-ssh", "local"})
-TIMED_KINDS = frozenset({"load", "rate_limit"})
-
-
-def measures_time(check: CheckBase) -> bool:
-    """A check that times answers: run beside others, it would measure them (and slow them)."""
-    return check.kind in TIMED_KINDS or getattr(check, "max_seconds", None) is not None
 
 
 def runs_ahead(case: Case) -> bool:
-    """Whether the check's outcome cannot depend on when or beside what it runs."""
-    check = case.check
-    if measures_time(check):
-        return False
-    if check.writes or check.is_download:
-        # Allowed or not (the gate is at call time), these run in their turn: writes never
-        # beside reads of the system, and a download never before it was allowed.
-        return False
-    feature = check.requires_feature
-    if feature and not case.system.model.features.get(feature, False):
-        return False
-    return not case.missing_env()
+    """Whether the check's outcome cannot depend on when or beside what it runs, and it may run."""
+    return not in_turn_only(case.check) and blocked(case, READ_ONLY) is None
 
 
 # What a future holds for a check that was not run ahead after all (its host went down).
@@ -114,8 +99,8 @@ class Ahead:
             return self.futures.pop((id(check), host_name), None)
 
     def _run_host(self, plan: HostPlan) -> None:
-        reachable = [pair for pair in plan.cases if pair[0].check.kind == REACHABLE_KIND]
-        others = [pair for pair in plan.cases if pair[0].check.kind != REACHABLE_KIND]
+        reachable = [pair for pair in plan.cases if pair[0].check.reachability]
+        others = [pair for pair in plan.cases if not pair[0].check.reachability]
         for case, future in reachable:
             self._run_one(case, future)
         width = CHECKS_PER_HOST if plan.target.scheme in CONCURRENT_SCHEMES else 1
@@ -130,10 +115,10 @@ class Ahead:
     def _run_one(self, case: Case, future: Future[BaseException | None]) -> None:
         try:
             target = self.collector.target_for(case)
-            if target.unreachable is not None and case.check.kind != REACHABLE_KIND:
-                future.set_result(NOT_RUN)  # its test skips, pointing at reachable-<host>
+            if blocked(case, READ_ONLY, target) is not None:  # its host went down: its test skips
+                future.set_result(NOT_RUN)
                 return
-            kinds.verifier(case.check)(case.check, target)
+            verify(case.check, target)
         except BaseException as exc:  # handed to the test, raised there
             future.set_result(exc)
             return

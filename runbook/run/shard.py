@@ -7,7 +7,7 @@ the rest skipped" holds in every shard and on every worker.
 `--shard K/N`: the run's distinct hosts, ordered by the sha256 of their spec, go round
 robin to N shards, so every job of a CI matrix computes the same split without talking
 to the others, and shards differ by at most one host. Tests that check no host (custom
-tests) run in shard 1. `python -m runbook.readers.merge` joins the shards' reports.
+tests) run in shard 1. `python -m runbook.merge` joins the shards' reports.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from runbook.describe.loader import LoadedSystem
-from runbook.run.collect import Case, case_of, cases_of
+from runbook.run.case import Case, case_of, cases_of
 
 SHARD = re.compile(r"^(\d+)/(\d+)$")
 

@@ -20,7 +20,7 @@ import pytest
 from runbook import keys
 from runbook.errors import CheckError, CheckFailed, CheckPassed
 from runbook.record import CheckRecord, attach, crash_text, custom_record, record_of
-from runbook.run.collect import Case, case_of
+from runbook.run.case import Case, case_of
 from runbook.secrets import SECRETS
 
 

@@ -15,7 +15,8 @@ import importlib
 
 from testinfra.backend import BACKENDS as TESTINFRA_BACKENDS
 
-from runbook.host.transports.base import Raw, Transport, TransportError, TransportTimeout
+from runbook.host.processes import Raw, TransportTimeout
+from runbook.host.transports.base import Transport, TransportError
 
 __all__ = ["TRANSPORTS", "Raw", "Transport", "TransportError", "TransportTimeout", "open_transport"]
 

@@ -1,107 +1,24 @@
-"""The interface every transport implements, and the capped reading they share."""
+"""The interface every transport implements: run with a deadline, stream, forward a port, close."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import threading
 import urllib.parse
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, ClassVar
 
-if TYPE_CHECKING:
-    from runbook.host.transports.tunnel import Tunnel
-
-# What is kept of one stream of a command's output: the first and the last half.
-OUTPUT_CAP = 4 << 20
-CHUNK = 1 << 16
+from runbook.host.processes import Raw, StreamEnd
 
 
 class TransportError(Exception):
     """The connection failed (not the command): the host is unreachable for this run."""
 
 
-class TransportTimeout(Exception):
-    """The transport itself did not finish by the deadline (the command may still run)."""
-
-
 class CommandLost(Exception):
     """The host took the command, then the shell running it ended before it answered: this
     command has no result, but the host answered; the next command opens a new shell (and
     finds the host unreachable then, if it is)."""
-
-
-class SpawnError(Exception):
-    """This machine could not start the transport's own program (out of processes, memory):
-    a fault of the runner, not of the host, so the host keeps its verdict."""
-
-
-def spawn(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
-    """subprocess.Popen, with a failure to start told apart from a missing program."""
-    try:
-        return subprocess.Popen(argv, **options)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise SpawnError(f"the runner could not start {argv[0]}: {exc.strerror or exc}") from None
-
-
-@dataclass(frozen=True)
-class Raw:
-    """What came back: exit code and bytes, with `dropped` bytes cut out of the middle."""
-
-    rc: int
-    stdout: bytes
-    stderr: bytes
-    dropped: int = 0
-
-
-class Capped:
-    """Keeps the head and the tail of a byte stream up to a cap; counts what it drops."""
-
-    def __init__(self, cap: int = OUTPUT_CAP) -> None:
-        self.half = cap // 2
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def add(self, data: bytes) -> None:
-        room = self.half - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            excess = len(self.tail) - self.half
-            if excess > 0:
-                del self.tail[:excess]
-                self.dropped += excess
-
-    def value(self) -> bytes:
-        if not self.dropped:
-            return bytes(self.head + self.tail)
-        note = f"\n[... {self.dropped} bytes of output not kept ...]\n".encode()
-        return bytes(self.head) + note + bytes(self.tail)
-
-
-def child_environment(env: dict[str, str] | None) -> dict[str, str]:
-    """The environment to start a local process with, always as a copy taken now.
-
-    With env=None the child reads the C `environ` while it execs, and pytest rewrites
-    PYTEST_CURRENT_TEST in the main thread at every phase: a check run ahead in another
-    thread then saw its exec fail with EFAULT ('Bad address: /bin/sh') now and then.
-    """
-    return dict(os.environ) if env is None else env
-
-
-def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a local process started with start_new_session, and everything it started."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def spec_options(spec: str) -> dict[str, str]:
@@ -163,10 +80,17 @@ class Transport(ABC):
         self.close_tunnels()
 
 
-class StreamEnd:
-    """How a streamed command ended, known after the stream is closed."""
+class Tunnel:
+    """An address the runner connects to; `said()` is what the far side reported, if anything."""
 
-    def __init__(self) -> None:
-        self.rc: int | None = None
-        self.stderr = b""
-        self.expired = False
+    def __init__(self, host: str, port: int) -> None:
+        self.local = (host, port)
+
+    def alive(self) -> bool:
+        return True
+
+    def said(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        """Stop forwarding."""

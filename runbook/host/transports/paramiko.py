@@ -17,18 +17,9 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from runbook.host.transports.base import (
-    CHUNK,
-    Capped,
-    Raw,
-    StreamEnd,
-    Transport,
-    TransportError,
-    TransportTimeout,
-    host_key_checking,
-    spec_options,
-)
-from runbook.host.transports.tunnel import ChannelTunnel, Tunnel
+from runbook.host.processes import CHUNK, Capped, Raw, StreamEnd, TransportTimeout
+from runbook.host.transports.base import Transport, TransportError, Tunnel, host_key_checking, spec_options
+from runbook.host.transports.tunnel import ChannelTunnel
 
 
 class ParamikoTransport(Transport):

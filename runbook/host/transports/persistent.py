@@ -30,7 +30,8 @@ from typing import Any
 
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from runbook.host.transports.base import CommandLost, Raw, TransportError, TransportTimeout, spec_options
+from runbook.host.processes import Raw, TransportTimeout
+from runbook.host.transports.base import CommandLost, TransportError, spec_options
 from runbook.host.transports.paramiko import ParamikoTransport
 from runbook.host.transports.shell_session import SessionLost, ShellSession
 

@@ -11,189 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import shutil
-import subprocess
-import threading
-import time
-from collections.abc import Iterator
 from typing import IO
 
 from testinfra.backend.base import BaseBackend
 
-from runbook.host.transports.base import (
-    CHUNK,
-    Capped,
+from runbook.host.processes import (
     Raw,
     StreamEnd,
-    Transport,
-    TransportError,
-    TransportTimeout,
-    child_environment,
-    host_key_checking,
-    kill_group,
-    spawn,
-    spec_options,
+    run_process,
+    stream_process,
 )
-from runbook.host.transports.tunnel import SshTunnel, Tunnel
-
-EXIT_GRACE = 1.0
-KILLED_NOTE = b"\n[runbook: processes the command left behind held its output open; they were killed]\n"
-
-
-def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Raw:
-    """Run argv with its output capped; kill its process group at the deadline."""
-    started = time.monotonic()
-    process = spawn(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=child_environment(env),
-    )
-    outputs = {"stdout": Capped(), "stderr": Capped()}
-    selector = selectors.DefaultSelector()
-    assert process.stdout is not None and process.stderr is not None
-    selector.register(process.stdout, selectors.EVENT_READ, "stdout")
-    selector.register(process.stderr, selectors.EVENT_READ, "stderr")
-    exited_at: float | None = None
-    held_open = False
-    try:
-        while selector.get_map():
-            now = time.monotonic()
-            if now - started > timeout:
-                kill_group(process)
-                raise TransportTimeout(f"no answer within {timeout:g}s")
-            if exited_at is None and process.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > EXIT_GRACE:
-                held_open = True
-                kill_group(process)
-                break
-            for key, _ in selector.select(timeout=0.2):
-                data = os.read(key.fileobj.fileno(), CHUNK)  # type: ignore[union-attr]
-                if data:
-                    outputs[key.data].add(data)
-                else:
-                    selector.unregister(key.fileobj)
-    finally:
-        selector.close()
-        process.stdout.close()
-        process.stderr.close()
-        if process.poll() is None and (time.monotonic() - started > timeout or held_open):
-            kill_group(process)
-        process.wait()
-    stderr = outputs["stderr"].value() + (KILLED_NOTE if held_open else b"")
-    dropped = outputs["stdout"].dropped + outputs["stderr"].dropped
-    return Raw(process.returncode, outputs["stdout"].value(), stderr, dropped)
-
-
-@contextlib.contextmanager
-def stream_process(
-    argv: list[str], *, timeout: float, env: dict[str, str] | None = None
-) -> Iterator[tuple[IO[bytes], StreamEnd]]:
-    """argv's stdout as a stream; the deadline kills the whole group (the reader then sees EOF)."""
-    process = spawn(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=child_environment(env),
-    )
-    end = StreamEnd()
-
-    def expire() -> None:
-        end.expired = True
-        kill_group(process)
-
-    timer = threading.Timer(timeout, expire)
-    timer.start()
-    errors = Capped(64 << 10)
-    reader = threading.Thread(target=_drain_into, args=(process.stderr, errors), daemon=True)
-    reader.start()
-    try:
-        assert process.stdout is not None
-        yield process.stdout, end
-    finally:
-        timer.cancel()
-        kill_group(process)
-        process.wait()
-        reader.join(timeout=5)
-        assert process.stdout is not None
-        process.stdout.close()
-        end.rc = process.returncode
-        end.stderr = errors.value()
-
-
-def feed_processes(
-    source: IO[bytes], argvs: list[list[str]], *, timeout: float, env: dict[str, str] | None = None
-) -> list[Raw]:
-    """Stream `source` into the stdin of several local commands at once (the source is read once).
-
-    A command that stops reading (pg_restore --list after the TOC) just stops being fed;
-    outputs are capped; at the deadline every process group is killed (TransportTimeout).
-    """
-    processes = [
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env=child_environment(env),
-        )
-        for argv in argvs
-    ]
-    outputs = [(Capped(), Capped()) for _ in processes]
-    readers = [
-        threading.Thread(target=_drain_into, args=(stream, sink), daemon=True)
-        for process, sinks in zip(processes, outputs, strict=True)
-        for stream, sink in zip((process.stdout, process.stderr), sinks, strict=True)
-    ]
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        for process in processes:
-            kill_group(process)
-
-    timer = threading.Timer(timeout, expire)
-    timer.start()
-    for reader in readers:
-        reader.start()
-    feeding = [process.stdin for process in processes if process.stdin is not None]
-    try:
-        while feeding and (chunk := source.read(CHUNK)):
-            for stdin in list(feeding):
-                try:
-                    stdin.write(chunk)
-                except (BrokenPipeError, OSError, ValueError):
-                    feeding.remove(stdin)
-    finally:
-        for process in processes:
-            with contextlib.suppress(OSError, ValueError):
-                process.stdin.close()  # type: ignore[union-attr]
-        for process in processes:
-            process.wait()
-        timer.cancel()
-        for reader in readers:
-            reader.join(timeout=5)
-    if expired.is_set():
-        raise TransportTimeout(f"not finished within {timeout:g}s")
-    return [
-        Raw(process.returncode, stdout.value(), stderr.value(), stdout.dropped + stderr.dropped)
-        for process, (stdout, stderr) in zip(processes, outputs, strict=True)
-    ]
-
-
-def _drain_into(stream: IO[bytes] | None, sink: Capped) -> None:
-    if stream is None:
-        return
-    with contextlib.suppress(OSError, ValueError):
-        while data := stream.read(CHUNK):
-            sink.add(data)
+from runbook.host.transports.base import Transport, TransportError, Tunnel, host_key_checking, spec_options
+from runbook.host.transports.tunnel import SshTunnel
 
 
 class ProcessTransport(Transport):

@@ -32,7 +32,7 @@ import shlex
 import time
 from typing import Any
 
-from runbook.host.transports.base import CHUNK, Capped, Raw, TransportTimeout
+from runbook.host.processes import CHUNK, Capped, Raw, TransportTimeout
 
 # How long the channel may keep delivering data after the shell's exit status arrived.
 DEATH_GRACE = 0.5

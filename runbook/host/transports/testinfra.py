@@ -12,7 +12,8 @@ from typing import IO, Any
 
 from runbook.errors import CommandTimeout
 from runbook.host.deadline import call_with_deadline
-from runbook.host.transports.base import Capped, Raw, StreamEnd, Transport, TransportError, TransportTimeout
+from runbook.host.processes import Capped, Raw, StreamEnd, TransportTimeout
+from runbook.host.transports.base import Transport, TransportError
 
 
 class TestinfraTransport(Transport):

@@ -21,27 +21,12 @@ import threading
 import time
 from typing import Any
 
-from runbook.host.transports.base import Capped, TransportError, child_environment, kill_group
+from runbook.host.processes import Capped, child_environment, kill_group
+from runbook.host.transports.base import TransportError, Tunnel
 
 LOOPBACK = "127.0.0.1"
 # What a tunnel keeps of what the far side said (ssh's stderr, refused channels), for messages.
 SAID_CAP = 16 << 10
-
-
-class Tunnel:
-    """An address the runner connects to; `said()` is what the far side reported, if anything."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.local = (host, port)
-
-    def alive(self) -> bool:
-        return True
-
-    def said(self) -> str:
-        return ""
-
-    def close(self) -> None:
-        """Stop forwarding."""
 
 
 class SshTunnel(Tunnel):
