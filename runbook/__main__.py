@@ -2,23 +2,29 @@
 
     python -m runbook history [--system S] [--check ID] [--markers EXPR] [--dsn DSN] [--reports-dir DIR]
     python -m runbook incident list|close [RUN_FOLDER] [--reports-dir DIR]
+    python -m runbook coverage [--systems DIR] [--system S] [--json]
 
 `history` prints, per check, its timeline as stretches of the same state: when it turned
 red, how long and for how many runs it stayed so, and how often it changed state lately
 (flapping). The store is `--dsn` (or $RUNBOOK_HISTORY_DSN), else reports/history.sqlite.
 `incident close` marks a run folder's bundle closed, so retention may delete its runs.
+`coverage` prints, per system, how many statements of its runbook are checked, partly checked
+or not checked (and why), then every quote that no longer stands at its runbook lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runbook.describe.coverage import InventoryError, description_files, system_coverage
+from runbook.describe.loader import DescriptionError
 from runbook.readers import bundle
 from runbook.readers.changes import FlapPolicy, parse_time, short_time, span, state
 from runbook.readers.history import DEFAULT_NAME, HistoryError, HistoryStore, Result, RunInfo, display
@@ -44,11 +50,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     incident.add_argument("action", choices=("list", "close"))
     incident.add_argument("folder", nargs="?", help="the run folder whose bundle to close")
     incident.add_argument("--reports-dir", default="reports")
+    cover = commands.add_parser("coverage", help="how much of each runbook is checked, and drift")
+    cover.add_argument("--systems", default="systems", help="descriptions folder or file (default systems)")
+    cover.add_argument("--system", action="append", default=[], help="only this system (repeatable)")
+    cover.add_argument("--json", action="store_true", help="the numbers as JSON")
     args = parser.parse_args(argv)
     SECRETS.add_from_environment()
     if args.command == "history":
         return _history(args)
+    if args.command == "coverage":
+        return _coverage(args)
     return _incident(args)
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    location = Path(args.systems)
+    if not location.exists():
+        print(f"{location}: no such file or folder of descriptions", file=sys.stderr)
+        return EXIT_USAGE
+    results = []
+    try:
+        for path in description_files(location):
+            result = system_coverage(path)
+            if not args.system or result.system in args.system:
+                results.append(result)
+    except (DescriptionError, InventoryError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(
+            json.dumps(
+                [r.coverage.to_json() if r.coverage else {"system": r.system} for r in results], indent=2
+            )
+        )
+    else:
+        for result in results:
+            print(result.coverage.line() if result.coverage else f"{result.system}: no statement inventory")
+    drift = [problem for result in results for problem in result.problems]
+    for problem in drift:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_NOTHING if drift else EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:

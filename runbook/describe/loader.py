@@ -92,7 +92,7 @@ def _has_id(item: Any) -> bool:
     return isinstance(item, dict) and isinstance(item.get("id"), str)
 
 
-def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], tuple[Path, ...]]:
+def resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], tuple[Path, ...]]:
     path = path.resolve()
     if path in seen:
         cycle = " -> ".join(str(p) for p in (*seen, path))
@@ -100,14 +100,15 @@ def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, A
     if len(seen) >= MAX_EXTENDS:
         raise DescriptionError(f"{seen[0]}: extends: more than {MAX_EXTENDS} files deep")
     data = _read_yaml(path, seen[-1] if seen else None)
-    if isinstance(data.get("runbook"), str):
-        data["runbook"] = str((path.parent / data["runbook"]).resolve())
+    for relative in ("runbook", "coverage"):  # paths relative to the file that names them
+        if isinstance(data.get(relative), str):
+            data[relative] = str((path.parent / data[relative]).resolve())
     parent = data.pop("extends", None)
     if parent is None:
         return data, (path,)
     if not isinstance(parent, str) or not parent:
         raise DescriptionError(f"{path}: extends: must be a file path")
-    base, chain = _resolve_chain(path.parent / parent, (*seen, path))
+    base, chain = resolve_chain(path.parent / parent, (*seen, path))
     try:
         return merge(base, data), (path, *chain)
     except DescriptionError as exc:
@@ -168,7 +169,7 @@ def load_file(path: Path, params: dict[str, str] | None = None) -> LoadedSystem:
 
 
 def _load_file(path: Path, params: dict[str, str]) -> LoadedSystem:
-    data, chain = _resolve_chain(path)
+    data, chain = resolve_chain(path)
     # x-* keys hold YAML anchors for reuse (as in docker compose files); they are not fields.
     data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
     missing: dict[str, list[str]] = {}

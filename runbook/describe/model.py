@@ -21,7 +21,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 Severity = Literal["P1", "P2", "P3", "P4"]
 Marker = Literal["daily", "smoke", "incident"]
@@ -114,6 +122,42 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+LINES = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+class Source(Model):
+    """Where the runbook says it: lines of the system's runbook and a few of its words, exactly.
+
+    `selftests/test_traceability.py` fails when the words are no longer at those lines, so an
+    edit of the runbook that moves or changes a statement shows as drift, not as silence.
+    """
+
+    lines: str = Field(description="'120' or '120-124': 1-based lines of the system's runbook")
+    quote: str = Field(min_length=3, max_length=300, description="a few words of those lines, exactly")
+
+    @field_validator("lines", mode="before")
+    @classmethod
+    def _lines(cls, value: Any) -> str:
+        text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+        match = LINES.fullmatch(text)
+        if not match or int(match[1]) < 1 or (match[2] and int(match[2]) < int(match[1])):
+            raise ValueError(f"lines {value!r}: write N or N-M (1-based, N <= M)")
+        return text
+
+    @property
+    def span(self) -> tuple[int, int]:
+        first, _, last = self.lines.partition("-")
+        return int(first), int(last or first)
+
+    def __str__(self) -> str:
+        return f"lines {self.lines}: «{self.quote}»"
+
+
+def _sources(value: Any) -> Any:
+    """One source or a list of them."""
+    return [value] if isinstance(value, dict) else value
+
+
 class KindError(Exception):
     """Two modules claim one kind, or a kind has no verify: a programming error, said at import."""
 
@@ -167,6 +211,10 @@ class CheckBase(Model):
     description: str | None = None
     requires_feature: str | None = Field(
         default=None, description="skip unless the system declares this feature (e.g. monitoring)"
+    )
+    source: Annotated[list[Source], BeforeValidator(_sources)] | None = Field(
+        default=None,
+        description="the runbook's lines this check asserts: {lines: 120-124, quote: '...'} or a list",
     )
 
     # Set after loading (never from YAML): the description says `allow_writes: true`, or the run

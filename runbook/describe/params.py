@@ -14,7 +14,9 @@ from typing import Any
 NAME = re.compile(r"[a-z_][a-z0-9_]*")
 # `{user}`, not `{{json .State}}` (docker's Go templates) nor `${VAR}` (already interpolated).
 PLACEHOLDER = re.compile(r"(?<![{$])\{([a-z_][a-z0-9_]*)\}(?!\})")
-VALUE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+:=-]{0,127}")
+# A path (/srv/map/backups) or a URL's scheme and host (https://map.example.com) is a value too:
+# '/' is no shell character, and the field it fills is validated by its kind after filling.
+VALUE = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_.@+:=/-]{0,255}")
 
 
 def parse(options: list[str]) -> dict[str, str]:
@@ -32,8 +34,8 @@ def parse(options: list[str]) -> dict[str, str]:
 def check_value(name: str, value: str) -> None:
     if not VALUE.fullmatch(value):
         raise ValueError(
-            f"--param {name}={value!r}: a value is one plain word (letters, digits, _ . @ + : = -, "
-            "not starting with '-', at most 128 characters): it is data, never an option or code"
+            f"--param {name}={value!r}: a value is one plain word (letters, digits, _ . @ + : = / -, "
+            "not starting with '-', at most 256 characters): it is data, never an option or code"
         )
 
 
@@ -46,7 +48,8 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     declared = data.get("params") or {}
     if not isinstance(declared, dict):
         return data  # the schema says what is wrong with it
-    values = {**{str(k): v for k, v in declared.items()}, **given}
+    # YAML gives `false` or `3` as such; a placeholder is filled with their text ("false", "3").
+    values = {**{str(k): _text(v) for k, v in declared.items()}, **given}
     for name, value in values.items():
         if value is not None:
             check_value(name, str(value))
@@ -64,6 +67,12 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
         ]
     used = {name: values.get(name) for name in names_in(data)}
     return {**data, "checks": filled, "params": {**declared, **used}}
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
 
 
 def names_in(data: dict[str, Any]) -> set[str]:

@@ -59,6 +59,11 @@ class System(Model):
     system: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str | None = None
     runbook: str = Field(description="path of the runbook, relative to this file")
+    coverage: str | None = Field(
+        default=None,
+        description="path of the runbook's statement inventory (python -m runbook coverage), "
+        "relative to this file",
+    )
     hosts: dict[str, str] = Field(min_length=1, description="name -> testinfra host spec")
     groups: dict[str, list[str]] = Field(
         default={},
@@ -66,7 +71,7 @@ class System(Model):
         "(test id system:check-id@host). An `inventory:` adds its groups here",
     )
     inventory: Inventory | None = None
-    params: dict[str, str | None] = Field(
+    params: dict[str, str | bool | int | float | None] = Field(
         default={},
         description="{name} placeholders in check fields -> default value (null: --param name=... "
         "is required); --param name=value overrides",
