@@ -10,7 +10,8 @@ previous run of the same scope (new failures, still failing oldest first,
 flapping, resolved; runbook.readers.changes), waivers, then pytest-html's full table.
 Skipped rows give their reason in words, waived rows read "Waived". The
 environment table (pytest-metadata) is scrubbed of credentials by
-`runbook.report.environment`.
+`runbook.report.environment`. The markup is in templates/*.html.j2 (package data), rendered
+with autoescaping, so a value a host printed is text in every field, never markup.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from jinja2 import Environment
+from jinja2 import Environment, PackageLoader
 from pytest_html import extras
 
 from runbook import keys
@@ -42,125 +43,30 @@ TITLES = {
 SEVERITY_HELP = {"P1": "full downtime", "P2": "partial degradation", "P3": "minor", "P4": "low"}
 EVIDENCE_LINES = 200
 
-_templates = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
-STYLE = """
-<style>
-  .rb-sev { display: inline-block; min-width: 2em; padding: 1px 6px; border-radius: 3px;
-            font-weight: bold; text-align: center; color: #fff; background: #78909c; }
-  .rb-sev.rb-P1 { background: #c62828; } .rb-sev.rb-P2 { background: #ef6c00; }
-  .rb-sev.rb-P3 { background: #f9a825; color: #222; } .rb-sev.rb-P4 { background: #78909c; }
-  .rb-sev.rb-zero { background: #e0e0e0; color: #555; }
-  .rb-id { color: #666; font-size: 90%; font-family: monospace; }
-  .rb-summary { margin: 0.5em 0 1em 0; }
-  .rb-summary .rb-severity span.rb-sev { margin-right: 0.6em; }
-  .rb-failures { margin: 0.4em 0; padding-left: 1.4em; }
-  .rb-failures li { margin: 0.2em 0; }
-  .rb-detail { margin: 0.3em 0 0.6em 0; }
-  .rb-detail table { border-collapse: collapse; }
-  .rb-detail th { text-align: left; vertical-align: top; padding: 2px 10px 2px 0; color: #555;
-                  font-weight: normal; white-space: nowrap; }
-  .rb-detail td { padding: 2px 0; white-space: pre-wrap; color: #222; }
-  #results-table td.col-check, #results-table td.col-system { color: #222; }
-  .rb-detail td.rb-found { color: #b71c1c; font-weight: bold; }
-  .rb-detail td.rb-remedy { background: #fff8e1; padding: 2px 6px; }
-  .rb-detail details { margin-top: 0.4em; }
-  .rb-detail pre { background: #f5f5f5; padding: 6px; max-height: 24em; overflow: auto; }
-  .rb-skip { color: #666; }
-  .rb-summary h3 { margin: 1em 0 0.3em 0; }
-  .rb-summary h4 { margin: 0.8em 0 0.2em 0; }
-  .rb-systems { border-collapse: collapse; margin: 0.4em 0; }
-  .rb-systems th, .rb-systems td { padding: 2px 10px; border-bottom: 1px solid #ddd; text-align: left; }
-  .rb-when { color: #555; }
-  .rb-waiver { color: #6a1b9a; }
-</style>
-"""
+def _one_line(value: Any) -> str:
+    """Masked and on one line (pytest-html reads sort keys from single-line cells); escaped after."""
+    return " ".join(SECRETS.mask(str(value)).split())
 
-SUMMARY = _templates.from_string(
-    """
-<div class="rb-summary">
-  <p class="rb-run">{{ systems }} &middot; markers: <b>{{ markers }}</b> &middot; started {{ started }}</p>
-  <p class="rb-severity">Failures by severity:
-  {% for severity, count in by_severity %}
-    <span class="rb-sev rb-{{ severity }}{% if not count %} rb-zero{% endif %}"
-          title="{{ help.get(severity, '') }}">{{ severity }}: {{ count }}</span>
-  {% endfor %}
-  </p>
-  <table class="rb-systems" id="rb-systems">
-    <tr><th>System</th><th>Passed</th><th>Failed</th><th>Waived</th><th>Skipped</th><th>Worst</th></tr>
-    {% for name, row in systems_table %}
-    <tr><td>{{ name }}</td><td>{{ row.passed }}</td><td>{{ row.failed + row.error }}</td>
-        <td>{{ row.waived }}</td><td>{{ row.skipped }}</td>
-        <td>{% if row.worst %}<span class="rb-sev rb-{{ row.worst }}">{{ row.worst }}</span>\
-{% else %}&ndash;{% endif %}</td></tr>
-    {% endfor %}
-  </table>
-  {% if changes %}
-  <div class="rb-history" id="rb-history">
-  <h3>Since the previous run ({{ previous }})</h3>
-  {% for heading, key, items in groups %}
-  <h4 class="rb-{{ key }}">{{ heading }} ({{ items|length }})</h4>
-  {% if items %}
-  <ol class="rb-failures rb-{{ key }}">
-  {% for c in items %}
-    <li><span class="rb-sev rb-{{ c.severity or 'none' }}">{{ c.severity or '-' }}</span>
-        <b>{{ c.title }}</b> <span class="rb-id">{{ c.check }}</span>
-        {% if key != 'resolved' %}&mdash; {{ c.found or 'failed' }}{% endif %}
-        <span class="rb-when">{{ when(c) }}</span></li>
-  {% endfor %}
-  </ol>
-  {% endif %}
-  {% endfor %}
-  </div>
-  {% else %}
-  <h4>Failures ({{ failures|length }}) <span class="rb-when">{{ history_note }}</span></h4>
-  {% if failures %}
-  <ol class="rb-failures">
-  {% for f in failures %}
-    <li><span class="rb-sev rb-{{ f.severity or 'none' }}">{{ f.severity or '-' }}</span>
-        <b>{{ f.title }}</b> <span class="rb-id">{{ f.id }}</span> &mdash; {{ f.found or f.message }}</li>
-  {% endfor %}
-  </ol>
-  {% else %}
-  <p>No failures.</p>
-  {% endif %}
-  {% endif %}
-  {% if waivers %}
-  <h4 id="rb-waivers">Waivers</h4>
-  <ul class="rb-waiver">{% for line in waivers %}<li>{{ line }}</li>{% endfor %}</ul>
-  {% endif %}
-  {% if waited %}
-  <h4 id="rb-waited">Waited for readiness (--wait-ready)</h4>
-  <ul>{% for line in waited %}<li>{{ line }}</li>{% endfor %}</ul>
-  {% endif %}
-</div>
-"""
+
+# The markup lives in templates/*.html.j2 (package data). Autoescaping is on for all of them:
+# a value from a host is text wherever it lands, never markup.
+_templates = Environment(
+    loader=PackageLoader("runbook.report", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
+_templates.filters["one_line"] = _one_line
+STYLE = _templates.get_template("style.html.j2").render()
+SUMMARY = _templates.get_template("summary.html.j2")
+DETAIL = _templates.get_template("detail.html.j2")
+TABLE = _templates.get_template("table.html.j2").module  # the macros: header, system, check, ...
 GROUPS = (
     ("New failures", "new"),
     ("Still failing, oldest first", "still_failing"),
     ("Flapping", "flapping"),
     ("Resolved", "resolved"),
-)
-
-DETAIL = _templates.from_string(
-    """
-<div class="rb-detail">
-  <table>
-    {% if expected %}<tr><th>expected</th><td>{{ expected }}</td></tr>{% endif %}
-    <tr><th>found</th><td class="rb-found">{{ found }}</td></tr>
-    <tr><th>remedy</th><td class="rb-remedy">{{ remedy }}</td></tr>
-    <tr><th>runbook</th><td>{% if href %}<a href="{{ href }}" target="_blank">{{ runbook }}</a>\
-{% else %}{{ runbook }}{% endif %}</td></tr>
-    <tr><th>host</th><td>{{ host }}</td></tr>
-    {% if waiver %}<tr><th>waiver</th><td class="rb-waiver">{{ waiver }}</td></tr>{% endif %}
-  </table>
-  {% for name, text, count in evidence %}
-  <details><summary>{{ name }} ({{ count }} line{{ 's' if count != 1 }})</summary>
-    <pre>{{ text }}</pre></details>
-  {% endfor %}
-</div>
-"""
 )
 
 
@@ -171,20 +77,6 @@ def title_for(marker_expression: str | None, systems: list[str]) -> str:
     else:
         what = "All checks"
     return f"{what} — {', '.join(systems)}" if systems else what
-
-
-def _text(value: Any) -> str:
-    """Masked, escaped and on one line (pytest-html reads sort keys from single-line cells)."""
-    return html.escape(" ".join(SECRETS.mask(str(value)).split()))
-
-
-def _cell(column: str, content: str, title: str | None = None) -> str:
-    extra = f' title="{_text(title)}"' if title else ""
-    return f'<td class="col-{column}"{extra}>{content}</td>'
-
-
-def _header(column: str, label: str) -> str:
-    return f'<th class="sortable" data-column-type="{column}">{label}</th>'
 
 
 class HtmlReport:
@@ -226,10 +118,10 @@ class HtmlReport:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         ours = [
-            _header("system", "System"),
-            _header("check", "Check"),
-            _header("severity", "Severity"),
-            _header("runbook", "Runbook"),
+            str(TABLE.header("system", "System")),
+            str(TABLE.header("check", "Check")),
+            str(TABLE.header("severity", "Severity")),
+            str(TABLE.header("runbook", "Runbook")),
         ]
         _replace_test_column(cells, 'data-column-type="testId"', ours)
 
@@ -238,7 +130,7 @@ class HtmlReport:
         _replace_test_column(cells, 'class="col-testId"', self._row(report))
         record = record_of(report)
         if record is not None and record.outcome == "waived" and hasattr(report, "wasxfail"):
-            cells[0] = '<td class="col-result">Waived</td>'
+            cells[0] = str(TABLE.waived())
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
@@ -254,25 +146,25 @@ class HtmlReport:
         phase = "" if report.when in {"call", "collect"} else f" ({report.when})"
         if record is None or not record.is_check:
             path, _, name = report.nodeid.partition("::")
-            return [
-                _cell("system", _text(path)),
-                _cell("check", f'{_text(name)}<div class="rb-id">custom{_text(phase)}</div>', report.nodeid),
-                _cell("severity", "&ndash;"),
-                _cell("runbook", ""),
+            cells = [
+                TABLE.system(path),
+                TABLE.custom_check(name, phase, report.nodeid),
+                TABLE.no_severity(),
+                TABLE.no_runbook(),
             ]
-        severity = _text(record.severity)
-        check = f'{_text(record.title)}<div class="rb-id">{_text(record.id)}{_text(phase)}</div>'
-        runbook_file = Path(record.runbook_path or "").name
-        section = f"§ {_text(record.section)}"
-        href = self._href(record.runbook_path)
-        if href:
-            section = f'<a href="{html.escape(href)}" target="_blank">{section}</a>'
-        return [
-            _cell("system", _text(record.system)),
-            _cell("check", check, report.nodeid),
-            _cell("severity", f'<span class="rb-sev rb-{severity}">{severity}</span>'),
-            _cell("runbook", f'{section}<div class="rb-id">{_text(runbook_file)}</div>', record.runbook),
-        ]
+        else:
+            cells = [
+                TABLE.system(record.system),
+                TABLE.check(record.title, record.id, phase, report.nodeid),
+                TABLE.severity(record.severity),
+                TABLE.runbook(
+                    record.section,
+                    self._href(record.runbook_path),
+                    Path(record.runbook_path or "").name,
+                    record.runbook,
+                ),
+            ]
+        return [str(cell) for cell in cells]
 
     def _href(self, runbook_path: str | None) -> str | None:
         """The runbook relative to the report (so a copied reports/ + repo keeps working)."""
@@ -309,9 +201,9 @@ class HtmlReport:
             added.extend(extras.text(text, name=name) for name, text in evidence)
         elif report.skipped and report.when in {"setup", "call"}:
             reason = record.message or "skipped"
-            added.append(extras.html(f'<div class="rb-detail rb-skip">{_text(reason)}</div>'))
+            added.append(extras.html(str(TABLE.note(reason, skip=True))))
         elif report.passed and report.when == "call" and record.attempts > 1:
-            added.append(extras.html(f'<div class="rb-detail">{_text(_waited(record))}</div>'))
+            added.append(extras.html(str(TABLE.note(_waited(record)))))
         if added:
             report.extras = [*getattr(report, "extras", []), *added]  # type: ignore[attr-defined]
 
