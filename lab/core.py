@@ -133,11 +133,21 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, inter
 
 
 @contextlib.contextmanager
-def lab_lock() -> Iterator[None]:
-    """Serialise mutating lab commands: tests and a human may drive the lab at once."""
-    base = lab_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".lock", "w") as lock_file:
+def lab_lock(system: str) -> Iterator[None]:
+    """Serialise mutating commands on one system: tests and a human may drive it at once.
+
+    Per system: each has its own hosts and dockerd, so two systems' faults and heals may run
+    side by side (the selftests do, one worker per system). Files every system writes (lab.env,
+    the SSH config and known_hosts) are edited under `file_lock`."""
+    with file_lock(lab_dir() / f".lock-{system}"):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (made if missing): a read-modify-write of a shared file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -254,6 +264,11 @@ class JsonState:
 
 def upsert_env_line(path: Path, key: str, value: str | None) -> None:
     """Set or (value None) drop `key=value` in a shell-style env file, keeping other lines."""
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        _upsert_env_line(path, key, value)
+
+
+def _upsert_env_line(path: Path, key: str, value: str | None) -> None:
     lines = path.read_text().splitlines() if path.exists() else []
     kept = [ln for ln in lines if not ln.startswith(f"{key}=")]
     if value is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.core import lab_dir, run, write_file
+from lab.core import file_lock, lab_dir, run, write_file
 
 SSH_PORT = 22
 
@@ -41,6 +41,11 @@ def make_key(path: Path, *, comment: str) -> Path:
 
 def pin_host(addr: str, host_key_pub: Path, *, label: str) -> None:
     """Add the host at `addr` to the lab's ssh_config and pin its key in the lab's known_hosts."""
+    with file_lock(ssh_dir() / ".lock"):  # hosts of several systems come up at once
+        _pin_host(addr, host_key_pub, label=label)
+
+
+def _pin_host(addr: str, host_key_pub: Path, *, label: str) -> None:
     key_fields = host_key_pub.read_text().split()[:2]
     known = ssh_dir() / "known_hosts"
     lines = known.read_text().splitlines() if known.exists() else []

@@ -124,7 +124,7 @@ class LabSystem(ABC):
     # ---- lifecycle ---------------------------------------------------------------------
     def up(self) -> None:
         """Start whatever is missing and wait until healthy; with faults active, only the hosts."""
-        with lab_lock():
+        with lab_lock(self.name):
             active = self.active_faults()
             if active:
                 for host in self.hosts:
@@ -137,7 +137,7 @@ class LabSystem(ABC):
             self.converge(plan=None)
 
     def down(self, *, purge: bool = False) -> None:
-        with lab_lock():
+        with lab_lock(self.name):
             for host in reversed(self.hosts):
                 host.down()
             if purge:
@@ -162,7 +162,7 @@ class LabSystem(ABC):
     def break_fault(self, name: str) -> None:
         """Inject `name` and return once it is observable; booked so status and heal know it."""
         fault = self.fault(name)
-        with lab_lock():
+        with lab_lock(self.name):
             if not all(host.ok() for host in self.hosts):
                 raise LabError(f"{self.name} is not up; run `python -m lab up` first")
             self.book.activate(name)  # before injecting: a half-done injection must still be healed
@@ -170,7 +170,7 @@ class LabSystem(ABC):
 
     def heal(self) -> None:
         """Back to fully green: files restored, touched containers recreated, healthy again."""
-        with lab_lock():
+        with lab_lock(self.name):
             book = self.book.load()
             active = [fault for fault in self._faults if fault.name in book.get("active", [])]
             plan = HealPlan(

@@ -26,7 +26,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from lab.core import Component, LabError, require, run, wait_until
+from lab.core import Component, LabError, file_lock, require, run, wait_until
 from lab.dockerd import Dockerd
 from lab.network import delete_netns, ensure_netns, in_netns, netns_path
 from lab.placement import Placement
@@ -73,8 +73,14 @@ class SystemdImage:
         return f"{IMAGE_REPOSITORY}:{self.suite}-{self.key}"
 
     def ensure_tarball(self) -> Path:
-        """debootstrap the root (about 40 s) unless the cache has it."""
+        """debootstrap the root (about 40 s) unless the cache has it (one build at a time)."""
         if self.tarball.exists():
+            return self.tarball
+        with file_lock(cache_dir() / f".lock-{self.key}"):
+            return self._build_tarball()
+
+    def _build_tarball(self) -> Path:
+        if self.tarball.exists():  # built while this one waited for the lock
             return self.tarball
         rootfs = cache_dir() / f".rootfs-{self.key}"
         shutil.rmtree(rootfs, ignore_errors=True)

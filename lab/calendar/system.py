@@ -14,18 +14,15 @@ import dataclasses
 import datetime as dt
 import grp
 import hashlib
-import json
 import os
 import secrets
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from lab import addresses
+from lab import addresses, envfile
 from lab.backups import BackupDir, age_hours
 from lab.calendar import monitoring
 from lab.containers import (
@@ -40,16 +37,15 @@ from lab.containers import (
 from lab.core import (
     Component,
     Fault,
-    JsonState,
     LabError,
-    lab_dir,
     random_token,
     require,
-    upsert_env_line,
     wait_until,
     write_file,
 )
+from lab.envfile import parse_env
 from lab.host import Host
+from lab.http_probe import get_json
 from lab.sqlite import journal_mode, set_journal_mode
 from lab.system import FaultBook, HealPlan, LabSystem, state_dir
 
@@ -151,44 +147,27 @@ def backups() -> BackupDir:
 # ---- secrets and configuration ---------------------------------------------------------
 def lab_secrets() -> dict[str, str]:
     """Fake per-lab credentials, generated once and kept in the state dir."""
-    store = JsonState(state_dir(NAME) / "secrets.json")
-    data = store.load()
-    changed = False
-    for key in SECRET_KEYS:
-        if not data.get(key):
-            data[key], changed = random_token(), True
-    if not data.get("BACKUP_GPG_PASSPHRASE"):
-        data["BACKUP_GPG_PASSPHRASE"], changed = secrets.token_urlsafe(24), True
-    if changed:
-        store.save(data)
-    return data
+    wanted: dict[str, Callable[[], str]] = {key: random_token for key in SECRET_KEYS}
+    wanted["BACKUP_GPG_PASSPHRASE"] = lambda: secrets.token_urlsafe(24)
+    return envfile.lab_secrets(NAME, wanted)
 
 
 def render_env(values: dict[str, str], drop: Iterable[str] = ()) -> str:
-    lines = [
-        "# AI Calendar Assistant: production settings (runbook-lab replica, fake per-lab values)",
-        *(f"{key}={values[key]}" for key in SECRET_KEYS),
-        "REDIS_URL=redis://calendar-redis:6379",
-        "RADICALE_URL=http://radicale-calendar:5232",
-        "LOG_LEVEL=INFO",
-        "",
-        "# Nightly backup (backup-calendar.sh, cron 03:00)",
-        f"BACKUP_DIR={BACKUP_DIR}",
-        "BACKUP_RETENTION_DAYS=30",
-        f"BACKUP_GPG_PASSPHRASE={values['BACKUP_GPG_PASSPHRASE']}",
-    ]
-    dropped = set(drop)
-    return "\n".join(line for line in lines if line.split("=", 1)[0] not in dropped) + "\n"
-
-
-def parse_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().splitlines():
-            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                values[key.strip()] = value
-    return values
+    return envfile.render_env(
+        [
+            "# AI Calendar Assistant: production settings (runbook-lab replica, fake per-lab values)",
+            *(f"{key}={values[key]}" for key in SECRET_KEYS),
+            "REDIS_URL=redis://calendar-redis:6379",
+            "RADICALE_URL=http://radicale-calendar:5232",
+            "LOG_LEVEL=INFO",
+            "",
+            "# Nightly backup (backup-calendar.sh, cron 03:00)",
+            f"BACKUP_DIR={BACKUP_DIR}",
+            "BACKUP_RETENTION_DAYS=30",
+            f"BACKUP_GPG_PASSPHRASE={values['BACKUP_GPG_PASSPHRASE']}",
+        ],
+        drop,
+    )
 
 
 def passphrase() -> str:
@@ -216,7 +195,7 @@ def write_server_files(*, strict: bool) -> None:
         python.symlink_to("/usr/bin/python3")  # the runbook runs `docker exec telegram-bot python`
     if strict or not PATHS.crontab.exists():
         write_crontab(CRON_LINE + "\n")
-    upsert_env_line(lab_dir() / "lab.env", PASSPHRASE_VAR, values["BACKUP_GPG_PASSPHRASE"])
+    envfile.publish({PASSPHRASE_VAR: values["BACKUP_GPG_PASSPHRASE"]})
 
 
 def write_crontab(text: str) -> None:
@@ -285,11 +264,7 @@ def second_bot_spec() -> Spec:
 
 def health(timeout: float = 3) -> tuple[int, dict[str, Any]]:
     """(status code, JSON body) of GET /health, as the runbook's curl sees it."""
-    try:
-        with urllib.request.urlopen(HEALTH_URL, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    return get_json(HEALTH_URL, timeout)
 
 
 def healthy(timeout: float = 1) -> bool:
@@ -428,4 +403,4 @@ class CalendarSystem(LabSystem):
         return Component("health", code == 200, f"{HEALTH_URL} -> {code} {body.get('status', '')}")
 
     def forget(self) -> None:
-        upsert_env_line(lab_dir() / "lab.env", PASSPHRASE_VAR, None)
+        envfile.unpublish([PASSPHRASE_VAR])

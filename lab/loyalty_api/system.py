@@ -12,10 +12,8 @@ folders in the api's /app/prisma/migrations with rows in `_prisma_migrations`; b
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import secrets
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -24,7 +22,8 @@ from typing import Any
 
 import docker
 
-from lab import addresses
+from lab import addresses, envfile
+from lab.backups import age_hours
 from lab.containers import (
     ComposeProject,
     Spec,
@@ -33,20 +32,13 @@ from lab.containers import (
     exec_output,
     reconcile,
 )
-from lab.core import (
-    Component,
-    Fault,
-    JsonState,
-    LabError,
-    lab_dir,
-    require,
-    upsert_env_line,
-    wait_until,
-    write_file,
-)
+from lab.core import Component, Fault, LabError, require, upsert_env_line, wait_until, write_file
+from lab.datastores import Datastores
+from lab.envfile import parse_env
 from lab.host import Host
-from lab.map_v12.system import copy_tree, tree_digest
+from lab.http_probe import get_json
 from lab.system import FaultBook, HealPlan, LabSystem, state_dir
+from lab.trees import copy_tree, tree_digest
 
 NAME = "loyalty-api"
 SERVER = Host(system=NAME, netns="rbs-loyalty", machine_if="rbs-loy0")
@@ -55,16 +47,17 @@ HERE = Path(__file__).resolve().parent
 WORKDIR = "/root/loyalty"
 PROJECT = ComposeProject(name="loyalty", working_dir=WORKDIR, config_file="docker-compose.production.yml")
 NETWORK = PROJECT.network_name("default")
-PGDATA_VOLUME = "pgdata"
 API, WORKER, REDIS, MERCHANT, PROMETHEUS = (
     f"loyalty-{service}-1" for service in ("api", "worker", "redis", "merchant", "prometheus")
 )
 POSTGRES = "postgres"
+DATASTORES = Datastores(
+    project=PROJECT, postgres=POSTGRES, postgres_service="postgres", redis=REDIS, database="loyalty"
+)
 CONTAINERS = (POSTGRES, REDIS, API, WORKER, MERCHANT, PROMETHEUS)
 BASE_URL = f"http://{SERVER.addr}:3000"
 PROMETHEUS_URL = f"http://{SERVER.addr}:9090"
 BACKUP_COMMAND = f"docker exec {POSTGRES} /scripts/backup.sh"
-PG_PATH = "/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RESOLV_CONF = "nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n"
 FRESH_HOURS = 20
 # The runbook's alert thresholds, as the team sets them (the lab's: small, so faults show).
@@ -140,70 +133,54 @@ PATHS = Paths()
 
 def lab_secrets() -> dict[str, str]:
     """Fake per-lab credentials, generated once and kept in the state dir."""
-    store = JsonState(state_dir(NAME) / "secrets.json")
-    data = store.load()
-    wanted = {
-        "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
-        "METRICS_TOKEN": lambda: secrets.token_urlsafe(24),
-        "INTEGRATION_API_KEY": lambda: secrets.token_urlsafe(24),
-        "SMOKE_USER_TOKEN": lambda: secrets.token_hex(16),
-        "TELEGRAM_NOTIFY_BOT_TOKEN": lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}",
-        "TELEGRAM_NOTIFY_WEBHOOK_SECRET": lambda: secrets.token_urlsafe(24),
-        "ALERT_TELEGRAM_BOT_TOKEN": lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}",
-    }
-    missing = {key: make() for key, make in wanted.items() if not data.get(key)}
-    if missing:
-        data.update(missing)
-        store.save(data)
-    return data
+    return envfile.lab_secrets(
+        NAME,
+        {
+            "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+            "METRICS_TOKEN": lambda: secrets.token_urlsafe(24),
+            "INTEGRATION_API_KEY": lambda: secrets.token_urlsafe(24),
+            "SMOKE_USER_TOKEN": lambda: secrets.token_hex(16),
+            "TELEGRAM_NOTIFY_BOT_TOKEN": lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}",
+            "TELEGRAM_NOTIFY_WEBHOOK_SECRET": lambda: secrets.token_urlsafe(24),
+            "ALERT_TELEGRAM_BOT_TOKEN": lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}",
+        },
+    )
 
 
 def render_env(values: dict[str, str]) -> str:
     """.env.production as the runbook's deploy reads it (fake per-lab values)."""
-    lines = [
-        "# Loyalty API: production settings (runbook-lab replica, fake per-lab values)",
-        "NODE_ENV=production",
-        "PORT=3000",
-        f"DATABASE_URL=postgresql://loyalty:{values['POSTGRES_PASSWORD']}@postgres:5432/loyalty",
-        "REDIS_URL=redis://redis:6379/0",
-        f"METRICS_TOKEN={values['METRICS_TOKEN']}",
-        f"INTEGRATION_API_KEY={values['INTEGRATION_API_KEY']}",
-        "API_BASE_URL=https://loyalty.example.com",
-        f"TELEGRAM_NOTIFY_BOT_TOKEN={values['TELEGRAM_NOTIFY_BOT_TOKEN']}",
-        f"TELEGRAM_NOTIFY_WEBHOOK_SECRET={values['TELEGRAM_NOTIFY_WEBHOOK_SECRET']}",
-        f"ALERT_TELEGRAM_BOT_TOKEN={values['ALERT_TELEGRAM_BOT_TOKEN']}",
-        "ALERT_TELEGRAM_CHAT_ID=-1001234567890",
-        "ALERT_HTTP_SLOW_THRESHOLD_MS=500",
-        *(f"{key}={value}" for key, value in THRESHOLDS.items()),
-        "MAINTENANCE_MODE=0",
-        "READ_ONLY_MODE=0",
-        "WORKERS_ENABLED=1",
-        "MERCHANT_WEBHOOK_URL=http://merchant:8080/webhooks/loyalty",
-        "",
-        "# postgres",
-        "POSTGRES_USER=loyalty",
-        f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
-        "POSTGRES_DB=loyalty",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def parse_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().splitlines():
-            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                values[key.strip()] = value
-    return values
+    return envfile.render_env(
+        [
+            "# Loyalty API: production settings (runbook-lab replica, fake per-lab values)",
+            "NODE_ENV=production",
+            "PORT=3000",
+            f"DATABASE_URL=postgresql://loyalty:{values['POSTGRES_PASSWORD']}@postgres:5432/loyalty",
+            "REDIS_URL=redis://redis:6379/0",
+            f"METRICS_TOKEN={values['METRICS_TOKEN']}",
+            f"INTEGRATION_API_KEY={values['INTEGRATION_API_KEY']}",
+            "API_BASE_URL=https://loyalty.example.com",
+            f"TELEGRAM_NOTIFY_BOT_TOKEN={values['TELEGRAM_NOTIFY_BOT_TOKEN']}",
+            f"TELEGRAM_NOTIFY_WEBHOOK_SECRET={values['TELEGRAM_NOTIFY_WEBHOOK_SECRET']}",
+            f"ALERT_TELEGRAM_BOT_TOKEN={values['ALERT_TELEGRAM_BOT_TOKEN']}",
+            "ALERT_TELEGRAM_CHAT_ID=-1001234567890",
+            "ALERT_HTTP_SLOW_THRESHOLD_MS=500",
+            *(f"{key}={value}" for key, value in THRESHOLDS.items()),
+            "MAINTENANCE_MODE=0",
+            "READ_ONLY_MODE=0",
+            "WORKERS_ENABLED=1",
+            "MERCHANT_WEBHOOK_URL=http://merchant:8080/webhooks/loyalty",
+            "",
+            "# postgres",
+            "POSTGRES_USER=loyalty",
+            f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
+            "POSTGRES_DB=loyalty",
+        ]
+    )
 
 
 def set_env_value(key: str, value: str | None) -> None:
     """Change (or with None drop) one key of .env.production in place."""
-    lines = [line for line in PATHS.env.read_text().splitlines() if not line.startswith(f"{key}=")]
-    write_file(
-        PATHS.env, "\n".join([*lines, *([f"{key}={value}"] if value is not None else [])]) + "\n", 0o600
-    )
+    upsert_env_line(PATHS.env, key, value)
 
 
 def prometheus_config(token: str) -> str:
@@ -225,8 +202,8 @@ def write_server_files(*, strict: bool) -> None:
         for folder in sorted(PATHS.app.rglob("*"), reverse=True):  # a folder a fault planted
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-    for script in ("db-entrypoint.sh", "backup.sh"):
-        write_file(PATHS.deploy / script, (HERE / "deploy" / script).read_bytes(), 0o755)
+    DATASTORES.lay_entrypoint(PATHS.deploy)
+    write_file(PATHS.deploy / "backup.sh", (HERE / "deploy" / "backup.sh").read_bytes(), 0o755)
     write_file(PATHS.deploy / "resolv.conf", RESOLV_CONF)
     write_file(PATHS.deploy / "prometheus.yml", prometheus_config(values["METRICS_TOKEN"]))
     write_file(
@@ -237,11 +214,8 @@ def write_server_files(*, strict: bool) -> None:
     PATHS.backups.mkdir(parents=True, exist_ok=True)
     if strict or not (PATHS.merchant / "mode").exists():
         write_file(PATHS.merchant / "mode", "ok\n")
-    for key, variable in LAB_ENV.items():
-        upsert_env_line(lab_dir() / "lab.env", variable, values[key])
-    for key, value in THRESHOLDS.items():
-        upsert_env_line(lab_dir() / "lab.env", key, value)
-    upsert_env_line(lab_dir() / "lab.env", "SMOKE_OUTLET_ID", "outlet-3")
+    envfile.publish({variable: values[key] for key, variable in LAB_ENV.items()})
+    envfile.publish({**THRESHOLDS, "SMOKE_OUTLET_ID": "outlet-3"})
 
 
 def specs() -> dict[str, Spec]:
@@ -249,34 +223,12 @@ def specs() -> dict[str, Spec]:
     usr = ["/usr:/usr:ro"]
     env = parse_env(PATHS.env)
     app_env = {key: value for key, value in env.items() if not key.startswith("POSTGRES_")}
-    db_env = {key: value for key, value in env.items() if key.startswith("POSTGRES_")}
     app_binds = [f"{PATHS.app}:/app:ro", f"{PATHS.deploy / 'resolv.conf'}:/etc/resolv.conf:ro", *usr]
     app_code = tree_digest(PATHS.app) if PATHS.app.exists() else ""
     common: dict[str, Any] = {"project": PROJECT, "network": NETWORK, "mem_limit": ""}
     python = ["/usr/bin/python3", "-u"]
     return {
-        POSTGRES: Spec(
-            name=POSTGRES,
-            service="postgres",
-            command=["/scripts/db-entrypoint.sh"],
-            binds=[
-                f"{PROJECT.volume_name(PGDATA_VOLUME)}:/var/lib/postgresql/data:rw",
-                f"{PATHS.deploy}:/scripts:ro",
-                f"{PATHS.backups}:/backups:rw",
-                *usr,
-            ],
-            env={**db_env, "PATH": PG_PATH, "PGHOST": "/tmp"},
-            content=tree_digest(HERE / "deploy"),
-            **common,
-        ),
-        REDIS: Spec(
-            name=REDIS,
-            service="redis",
-            command=["/usr/bin/redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no"],
-            binds=usr,
-            working_dir="/data",
-            **common,
-        ),
+        **DATASTORES.specs(env=env, deploy=PATHS.deploy, backups=PATHS.backups, scripts=HERE / "deploy"),
         API: Spec(
             name=API,
             service="api",
@@ -326,16 +278,7 @@ def specs() -> dict[str, Spec]:
 
 # ---- probes ----------------------------------------------------------------------------
 def fetch(path: str, timeout: float = 3, base: str = BASE_URL) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(base + path, timeout=timeout) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
-    try:
-        document = json.loads(body or b"{}")
-    except ValueError:
-        return status, {}
-    return status, document if isinstance(document, dict) else {}
+    return get_json(base + path, timeout)
 
 
 def ready() -> bool:
@@ -362,17 +305,11 @@ def prometheus_has_history() -> bool:
 
 
 def psql(client: docker.DockerClient, sql: str) -> str:
-    argv = ["psql", "-U", "loyalty", "-d", "loyalty", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
-    code, output = exec_output(client, POSTGRES, [*argv, "-c", sql])
-    if code != 0:
-        raise LabError(f"psql in {POSTGRES} exited {code}: {output[-500:]}")
-    return output
+    return DATASTORES.psql(client, sql)
 
 
 def db_answers(client: docker.DockerClient) -> bool:
-    return (
-        exec_output(client, POSTGRES, ["pg_isready", "-h", "/tmp", "-U", "loyalty", "-d", "loyalty"])[0] == 0
-    )
+    return DATASTORES.answers(client)
 
 
 def migrate_and_seed(client: docker.DockerClient) -> None:
@@ -401,10 +338,6 @@ def dumps() -> list[Path]:
     )
 
 
-def age_hours(path: Path) -> float:
-    return (dt.datetime.now().timestamp() - path.stat().st_mtime) / 3600
-
-
 def ensure_dumps(*, strict: bool) -> None:
     existing = dumps()
     if strict or not existing or age_hours(existing[-1]) > FRESH_HOURS:
@@ -431,7 +364,7 @@ class LoyaltySystem(LabSystem):
         with SERVER.dockerd.session() as client:
             ensure_hostroot_image(client)
             PROJECT.ensure_network(client, "default", addresses.container_subnet(NAME, 0))
-            PROJECT.ensure_volume(client, PGDATA_VOLUME)
+            DATASTORES.ensure_volume(client)
             reconcile(client, specs().values(), strict=strict, recreate=recreate)
             wait_until(lambda: db_answers(client), timeout=60, what=f"PostgreSQL in {POSTGRES}", interval=0.2)
             wait_until(ready, timeout=60, what=f"{BASE_URL}/ready to answer db=ok redis=ok", interval=0.3)
@@ -456,8 +389,7 @@ class LoyaltySystem(LabSystem):
         return lines
 
     def forget(self) -> None:
-        for variable in [*LAB_ENV.values(), *THRESHOLDS, "SMOKE_OUTLET_ID"]:
-            upsert_env_line(lab_dir() / "lab.env", variable, None)
+        envfile.unpublish([*LAB_ENV.values(), *THRESHOLDS, "SMOKE_OUTLET_ID"])
 
 
 def heal_data(client: docker.DockerClient, plan: HealPlan) -> None:

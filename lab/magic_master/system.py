@@ -19,13 +19,14 @@ import secrets
 import shlex
 import tarfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab.core import Component, Fault, JsonState, lab_dir, upsert_env_line, wait_until
-from lab.system import HealPlan, LabSystem, state_dir
+from lab import envfile
+from lab.core import Component, Fault, wait_until
+from lab.http_probe import get_json
+from lab.system import HealPlan, LabSystem
 from lab.systemd_host import SystemdHost, SystemdImage
 
 NAME = "magic-master"
@@ -70,17 +71,15 @@ INSERT INTO payments (user_id, amount, status) SELECT 2, 990, 'succeeded' FROM j
 
 # ---- secrets --------------------------------------------------------------------------
 def lab_secrets() -> dict[str, str]:
-    """Fake per-lab credentials, generated once and kept in the state dir."""
-    store = JsonState(state_dir(NAME) / "secrets.json")
-    data = store.load()
-    wanted = {
-        "JWT_SECRET": lambda: secrets.token_urlsafe(32),
-        "TELEGRAM_BOT_TOKEN": lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}",
-    }
-    missing = {key: make() for key, make in wanted.items() if not data.get(key)}
-    if missing:
-        data.update(missing)
-        store.save(data)
+    """Fake per-lab credentials, generated once and kept in the state dir (the admin's token
+    is derived from the JWT secret, not stored)."""
+    data = envfile.lab_secrets(
+        NAME,
+        {
+            "JWT_SECRET": lambda: secrets.token_urlsafe(32),
+            "TELEGRAM_BOT_TOKEN": lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}",
+        },
+    )
     data["ADMIN_JWT"] = admin_jwt(data["JWT_SECRET"])
     return data
 
@@ -98,18 +97,19 @@ def admin_jwt(secret: str) -> str:
 
 def render_env(values: dict[str, str]) -> str:
     """/opt/magic-master/.env as DEPLOY.md has it, with section 5's production settings set."""
-    lines = [
-        "# Magic Master: production settings (runbook-lab replica, fake per-lab values)",
-        f"MAGIC_MASTER_DB_PATH={DB}",
-        f"MAGIC_MASTER_TEMP_DIR={TEMP_DIR}",
-        f"MAGIC_MASTER_PORT={PORT}",
-        f"MAGIC_MASTER_JWT_SECRET={values['JWT_SECRET']}",
-        f"MAGIC_MASTER_CORS_ORIGINS={CORS}",
-        f"MAGIC_MASTER_YOOKASSA_WEBHOOK_IP_WHITELIST={WHITELIST}",
-        f"MAGIC_MASTER_TELEGRAM_BOT_TOKEN={values['TELEGRAM_BOT_TOKEN']}",
-        "MAGIC_MASTER_TELEGRAM_CHAT_ID=-1001234567890",
-    ]
-    return "\n".join(lines) + "\n"
+    return envfile.render_env(
+        [
+            "# Magic Master: production settings (runbook-lab replica, fake per-lab values)",
+            f"MAGIC_MASTER_DB_PATH={DB}",
+            f"MAGIC_MASTER_TEMP_DIR={TEMP_DIR}",
+            f"MAGIC_MASTER_PORT={PORT}",
+            f"MAGIC_MASTER_JWT_SECRET={values['JWT_SECRET']}",
+            f"MAGIC_MASTER_CORS_ORIGINS={CORS}",
+            f"MAGIC_MASTER_YOOKASSA_WEBHOOK_IP_WHITELIST={WHITELIST}",
+            f"MAGIC_MASTER_TELEGRAM_BOT_TOKEN={values['TELEGRAM_BOT_TOKEN']}",
+            "MAGIC_MASTER_TELEGRAM_CHAT_ID=-1001234567890",
+        ]
+    )
 
 
 # ---- the host -------------------------------------------------------------------------
@@ -133,11 +133,7 @@ def put_files(files: dict[str, tuple[bytes, int]]) -> None:
 
 def fetch(path: str, timeout: float = 5) -> tuple[int, dict[str, Any]]:
     """GET a JSON path of the service from this machine (status, document)."""
-    try:
-        with urllib.request.urlopen(f"{BASE_URL}{path}", timeout=timeout) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
+    return get_json(f"{BASE_URL}{path}", timeout)
 
 
 def healthy() -> bool:
@@ -174,8 +170,7 @@ def install(*, strict: bool) -> None:
         f"echo {shlex.quote(CRON_LINE)}) | crontab -; "
         f"systemctl daemon-reload; systemctl enable --now cron.service {UNIT}.service"
     )
-    for key, variable in LAB_ENV.items():
-        upsert_env_line(lab_dir() / "lab.env", variable, values[key])
+    envfile.publish({variable: values[key] for key, variable in LAB_ENV.items()})
 
 
 def newest_backup_age_hours() -> float | None:
@@ -237,5 +232,4 @@ class MagicMasterSystem(LabSystem):
         return lines
 
     def forget(self) -> None:
-        for variable in LAB_ENV.values():
-            upsert_env_line(lab_dir() / "lab.env", variable, None)
+        envfile.unpublish(LAB_ENV.values())

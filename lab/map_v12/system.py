@@ -12,22 +12,18 @@ This module is the topology and the stand-ins; the fault table is faults.py.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
-import json
 import os
 import secrets
 import shutil
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from lab import addresses
+from lab import addresses, envfile
+from lab.backups import age_hours
 from lab.containers import (
     ComposeProject,
     Spec,
@@ -38,21 +34,13 @@ from lab.containers import (
     reconcile,
     remove_container,
 )
-from lab.core import (
-    Component,
-    Fault,
-    JsonState,
-    LabError,
-    lab_dir,
-    random_token,
-    require,
-    run,
-    upsert_env_line,
-    wait_until,
-    write_file,
-)
+from lab.core import Component, Fault, LabError, random_token, require, run, wait_until, write_file
+from lab.datastores import Datastores
+from lab.envfile import parse_env
 from lab.host import Host
+from lab.http_probe import get_json
 from lab.system import FaultBook, HealPlan, LabSystem, state_dir
+from lab.trees import copy_tree, tree_digest
 
 NAME = "map-v12"
 SERVER = Host(system=NAME, netns="rbs-map", machine_if="rbs-map0")
@@ -62,11 +50,11 @@ BOOK = FaultBook(NAME)
 WORKDIR = "/root/map-v12"
 PROJECT = ComposeProject(name=NAME, working_dir=WORKDIR, config_file="docker-compose.prod.yml")
 NETWORK = PROJECT.network_name("default")
-PGDATA_VOLUME = "pgdata"
 
 WEB, WORKER, DB, REDIS, NGINX, BOT = (
     f"{NAME}-{service}-1" for service in ("web", "worker", "db", "redis", "nginx", "bot")
 )
+DATASTORES = Datastores(project=PROJECT, postgres=DB, postgres_service="db", redis=REDIS, database="map")
 CONTAINERS = (DB, REDIS, WEB, WORKER, BOT, NGINX)
 CHANNEL = "map:events"
 BACKUP_DIR = f"{WORKDIR}/backups"
@@ -77,7 +65,6 @@ BASE_URL = f"https://{SERVER.addr}"
 # `up` makes a new dump only when the newest is older than this; the suite alarms at 25 h.
 FRESH_HOURS = 20
 LIMITER_KEYS = "LIMITER/*"
-PG_PATH = "/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HERE = Path(__file__).resolve().parent
 # Docker's DNS forwards names it does not know (a stopped `db`) to upstream servers, and the
 # lab has none: without a short timeout each lookup waits 10 s and web answers nginx late.
@@ -168,61 +155,48 @@ PATHS = Paths()
 # ---- secrets and configuration ---------------------------------------------------------
 def lab_secrets() -> dict[str, str]:
     """Fake per-lab credentials, generated once and kept in the state dir."""
-    store = JsonState(state_dir(NAME) / "secrets.json")
-    data = store.load()
-    wanted = {
-        "SECRET_KEY": lambda: secrets.token_urlsafe(32),
-        "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
-        "METRICS_API_KEY": random_token,
-        "BOT_API_KEY": random_token,
-        "ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
-    }
-    missing = {key: make() for key, make in wanted.items() if not data.get(key)}
-    if missing:
-        data.update(missing)
-        store.save(data)
-    return data
+    return envfile.lab_secrets(
+        NAME,
+        {
+            "SECRET_KEY": lambda: secrets.token_urlsafe(32),
+            "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+            "METRICS_API_KEY": random_token,
+            "BOT_API_KEY": random_token,
+            "ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+        },
+    )
 
 
 def render_env(values: dict[str, str]) -> str:
     """The server's .env next to docker-compose.prod.yml, as the runbook's quick start lists it."""
     database_url = f"postgresql://map:{values['POSTGRES_PASSWORD']}@db:5432/map"
-    lines = [
-        "# Map v12: production settings (runbook-lab replica, fake per-lab values)",
-        f"SECRET_KEY={values['SECRET_KEY']}",
-        f"DATABASE_URL={database_url}",
-        "REDIS_URL=redis://redis:6379/0",
-        f"BOT_API_KEY={values['BOT_API_KEY']}",
-        "SESSION_COOKIE_SECURE=1",
-        "ENABLE_METRICS=1",
-        "METRICS_ALLOW_PUBLIC=0",
-        f"METRICS_API_KEY={values['METRICS_API_KEY']}",
-        "RATE_LIMIT_ENABLED=1",
-        "RATE_LIMIT_LOGIN_PER_MINUTE=10",
-        "RATE_LIMIT_CHAT_PER_MINUTE=120",
-        "CHAT_DEFAULT_LIMIT=500",
-        f"MAP_EVENTS_CHANNEL={CHANNEL}",
-        "",
-        "# db",
-        "POSTGRES_USER=map",
-        f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
-        "POSTGRES_DB=map",
-    ]
-    return "\n".join(lines) + "\n"
+    return envfile.render_env(
+        [
+            "# Map v12: production settings (runbook-lab replica, fake per-lab values)",
+            f"SECRET_KEY={values['SECRET_KEY']}",
+            f"DATABASE_URL={database_url}",
+            "REDIS_URL=redis://redis:6379/0",
+            f"BOT_API_KEY={values['BOT_API_KEY']}",
+            "SESSION_COOKIE_SECURE=1",
+            "ENABLE_METRICS=1",
+            "METRICS_ALLOW_PUBLIC=0",
+            f"METRICS_API_KEY={values['METRICS_API_KEY']}",
+            "RATE_LIMIT_ENABLED=1",
+            "RATE_LIMIT_LOGIN_PER_MINUTE=10",
+            "RATE_LIMIT_CHAT_PER_MINUTE=120",
+            "CHAT_DEFAULT_LIMIT=500",
+            f"MAP_EVENTS_CHANNEL={CHANNEL}",
+            "",
+            "# db",
+            "POSTGRES_USER=map",
+            f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
+            "POSTGRES_DB=map",
+        ]
+    )
 
 
 def render_bot_env(values: dict[str, str]) -> str:
     return f"# Map v12 chat bot\nSERVER_URL=http://web:8000\nBOT_API_KEY={values['BOT_API_KEY']}\n"
-
-
-def parse_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().splitlines():
-            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                values[key.strip()] = value
-    return values
 
 
 def set_env_value(path: Path, key: str, value: str | None) -> None:
@@ -234,30 +208,6 @@ def set_env_value(path: Path, key: str, value: str | None) -> None:
         if value is not None or not line.startswith(f"{key}=")
     ]
     write_file(path, "\n".join(kept) + "\n", 0o600)
-
-
-def tree_digest(root: Path) -> str:
-    """Digest of every file under root, so editing the app's code redeploys its containers."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def copy_tree(source: Path, target: Path) -> None:
-    """Lay `source` at `target`, removing files the source does not have (a deploy of the release)."""
-    wanted = {
-        path.relative_to(source)
-        for path in source.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-    for relative in wanted:
-        write_file(target / relative, (source / relative).read_bytes(), 0o644)
-    if target.exists():
-        for path in target.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.relative_to(target) not in wanted:
-                path.unlink()
 
 
 def ensure_certificate() -> None:
@@ -276,7 +226,8 @@ def write_server_files(*, strict: bool) -> None:
     values = lab_secrets()
     PATHS.workdir.mkdir(parents=True, exist_ok=True)
     copy_tree(HERE / "app", PATHS.app)
-    for script in ("db-entrypoint.sh", "backup_postgres.sh", "restore_postgres.sh"):
+    DATASTORES.lay_entrypoint(PATHS.deploy)
+    for script in ("backup_postgres.sh", "restore_postgres.sh"):
         write_file(PATHS.deploy / script, (HERE / "deploy" / script).read_bytes(), 0o755)
     write_file(PATHS.deploy / "nginx.conf", (HERE / "deploy" / "nginx.conf").read_bytes())
     write_file(PATHS.deploy / "resolv.conf", RESOLV_CONF)
@@ -292,8 +243,7 @@ def write_server_files(*, strict: bool) -> None:
     (SERVER.hostdir / "log").mkdir(parents=True, exist_ok=True)
     if strict or not PATHS.crontab.exists():
         write_crontab(CRON_LINE + "\n")
-    for key, variable in LAB_ENV.items():
-        upsert_env_line(lab_dir() / "lab.env", variable, values[key])
+    envfile.publish({variable: values[key] for key, variable in LAB_ENV.items()})
 
 
 def write_crontab(text: str) -> None:
@@ -311,34 +261,12 @@ def specs() -> dict[str, Spec]:
     usr = ["/usr:/usr:ro"]
     env = parse_env(PATHS.env)
     app_env = {key: value for key, value in env.items() if not key.startswith("POSTGRES_")}
-    db_env = {key: value for key, value in env.items() if key.startswith("POSTGRES_")}
     app_code = tree_digest(HERE / "app")
     app_binds = [f"{PATHS.app}:/app:ro", f"{PATHS.deploy / 'resolv.conf'}:/etc/resolv.conf:ro", *usr]
     common: dict[str, Any] = {"project": PROJECT, "network": NETWORK, "mem_limit": ""}
     python = ["/usr/bin/python3", "-u"]
     return {
-        DB: Spec(
-            name=DB,
-            service="db",
-            command=["/scripts/db-entrypoint.sh"],
-            binds=[
-                f"{PROJECT.volume_name(PGDATA_VOLUME)}:/var/lib/postgresql/data:rw",
-                f"{PATHS.deploy}:/scripts:ro",
-                f"{PATHS.backups}:/backups:rw",
-                *usr,
-            ],
-            env={**db_env, "PATH": PG_PATH, "PGHOST": "/tmp"},
-            content=tree_digest(HERE / "deploy"),
-            **common,
-        ),
-        REDIS: Spec(
-            name=REDIS,
-            service="redis",
-            command=["/usr/bin/redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no"],
-            binds=usr,
-            working_dir="/data",
-            **common,
-        ),
+        **DATASTORES.specs(env=env, deploy=PATHS.deploy, backups=PATHS.backups, scripts=HERE / "deploy"),
         WEB: Spec(
             name=WEB,
             service="web",
@@ -400,18 +328,7 @@ def specs() -> dict[str, Spec]:
 
 def fetch(path: str, timeout: float = 3) -> tuple[int, dict[str, Any]]:
     """(status, JSON body or {}) of GET BASE_URL+path through nginx, as a client sees it."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    try:
-        with urllib.request.urlopen(BASE_URL + path, timeout=timeout, context=context) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
-    try:
-        document = json.loads(body or b"{}")
-    except ValueError:
-        return status, {}
-    return status, document if isinstance(document, dict) else {}
+    return get_json(BASE_URL + path, timeout, verify_tls=False)
 
 
 def ready(timeout: float = 2) -> bool:
@@ -421,15 +338,11 @@ def ready(timeout: float = 2) -> bool:
 
 def psql(client: docker.DockerClient, sql: str) -> str:
     """psql -U map -d map in db (local socket, trusted), stopping at the first error."""
-    argv = ["psql", "-U", "map", "-d", "map", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
-    code, output = exec_output(client, DB, [*argv, "-c", sql])
-    if code != 0:
-        raise LabError(f"psql in {DB} exited {code}: {output[-500:]}")
-    return output
+    return DATASTORES.psql(client, sql)
 
 
 def db_answers(client: docker.DockerClient) -> bool:
-    return exec_output(client, DB, ["pg_isready", "-h", "/tmp", "-U", "map", "-d", "map"])[0] == 0
+    return DATASTORES.answers(client)
 
 
 # web reaches db over the compose network, as alembic and the app do; the socket answering
@@ -496,10 +409,6 @@ def dumps(folder: Path) -> list[Path]:
     )
 
 
-def age_hours(path: Path) -> float:
-    return (dt.datetime.now().timestamp() - path.stat().st_mtime) / 3600
-
-
 def copy_offsite(dump: Path) -> Path:
     """The off-host copy (rsync/scp in production): same name, bytes and mtime on the backup host."""
     PATHS.offsite.mkdir(parents=True, exist_ok=True)
@@ -553,7 +462,7 @@ class MapSystem(LabSystem):
                 restore_stash()
             ensure_hostroot_image(client)
             PROJECT.ensure_network(client, "default", addresses.container_subnet(NAME, 0))
-            PROJECT.ensure_volume(client, PGDATA_VOLUME)
+            DATASTORES.ensure_volume(client)
             reconcile(client, specs().values(), strict=strict, recreate=plan.recreate if plan else ())
             wait_until(lambda: db_answers(client), timeout=60, what=f"PostgreSQL in {DB}", interval=0.2)
             wait_until(lambda: web_reaches_db(client), timeout=60, what=f"{WEB} to reach db:5432")
@@ -593,5 +502,4 @@ class MapSystem(LabSystem):
         return Component("ready", code == 200, f"{BASE_URL}/ready -> {code} {body.get('components', '')}")
 
     def forget(self) -> None:
-        for variable in LAB_ENV.values():
-            upsert_env_line(lab_dir() / "lab.env", variable, None)
+        envfile.unpublish(LAB_ENV.values())

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Map v12 `db`: PostgreSQL 15 (the machine's, bind-mounted /usr), initialised on first start
+# A compose project's PostgreSQL 15 (Map v12's `db`, Loyalty API's `postgres`): the machine's,
+# bind-mounted /usr, initialised on first start
 # the way the postgres image's entrypoint does it: POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB,
 # local socket trusted, network clients with scram-sha-256.
 set -eu
