@@ -588,9 +588,9 @@ def test_command_expected_exit_and_contains(local: Target) -> None:
 
 def test_command_timeout(local: Target) -> None:
     started = time.monotonic()
-    with pytest.raises(CommandTimeout, match=r"`sleep 5` did not finish within 1s"):
-        commands.verify(command_check("sleep 5", timeout=1), local)
-    assert time.monotonic() - started < 4
+    with pytest.raises(CommandTimeout, match=r"`sleep 60` did not finish within 1s"):
+        commands.verify(command_check("sleep 60", timeout=1), local)
+    assert time.monotonic() - started < 30  # cut long before the command ends (a busy runner is slow)
 
 
 # -- resources -----------------------------------------------------------------------------------
@@ -712,12 +712,10 @@ def test_http_unhealthy_status(server: str, local: Target) -> None:
 
 
 def test_http_slow_answer_is_cut_at_the_timeout(server: str, local: Target) -> None:
-    started = time.monotonic()
+    """The route answers 200 after 3 s: a failure saying 'no answer within 1s' is the cut."""
     with pytest.raises(CheckFailed) as info:
         http.verify(http_check(f"{server}/slow", timeout=1), local)
-    elapsed = time.monotonic() - started
     assert info.value.found == f"no answer within 1s (GET {server}/slow)"
-    assert elapsed < 2.5, f"took {elapsed:.1f}s"
 
 
 def test_http_json_value_mismatch(server: str, local: Target) -> None:
@@ -764,9 +762,9 @@ def test_run_quotes_arguments(local: Target) -> None:
 
 def test_run_timeout_is_quick(local: Target) -> None:
     started = time.monotonic()
-    with pytest.raises(CommandTimeout, match=r"local://: `sleep 5` did not finish within 1s"):
-        local.run("sleep 5", timeout=1)
-    assert time.monotonic() - started < 3.5
+    with pytest.raises(CommandTimeout, match=r"local://: `sleep 60` did not finish within 1s"):
+        local.run("sleep 60", timeout=1)
+    assert time.monotonic() - started < 30  # cut long before the command ends
     assert local.unreachable is None  # a slow command is not a dead host
     assert local.run("echo still here").stdout == "still here\n"
 
@@ -774,8 +772,8 @@ def test_run_timeout_is_quick(local: Target) -> None:
 def test_deadline_guards_a_hanging_transport() -> None:
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match="hung call: no answer within 1s"):
-        call_with_deadline(lambda: time.sleep(5), 1, "hung call")
-    assert time.monotonic() - started < 2.5
+        call_with_deadline(lambda: time.sleep(30), 1, "hung call")
+    assert time.monotonic() - started < 20  # the caller stops waiting long before the call ends
     assert call_with_deadline(lambda: 42, 1, "quick call") == 42
     with pytest.raises(ZeroDivisionError):
         call_with_deadline(lambda: 1 // 0, 1, "failing call")
@@ -787,7 +785,7 @@ def test_unreachable_host_is_reported_once() -> None:
     started = time.monotonic()
     with pytest.raises(HostUnreachable) as first:
         target.run("true")
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 30  # one connect attempt, bounded
     assert str(first.value).startswith("host lab (ssh://root@198.18.255.254) unreachable: ")
     assert target.unreachable is not None
 
@@ -796,7 +794,7 @@ def test_unreachable_host_is_reported_once() -> None:
         target.check_reachable()
     with pytest.raises(HostUnreachable), target.open_stream("/etc/hostname", timeout=5):
         pass
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # no second connect attempt (connect_timeout is 2 s)
 
 
 def test_open_stream_yields_the_file(tmp_path: Path, local: Target) -> None:
@@ -820,4 +818,4 @@ def test_open_stream_is_killed_at_the_deadline(tmp_path: Path, local: Target) ->
     too_slow = pytest.raises(CommandTimeout, match=r"reading .*never-written took longer than 1s")
     with too_slow, local.open_stream(str(fifo), timeout=1) as stream:
         stream.read()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # the FIFO never ends: the deadline did

@@ -202,16 +202,18 @@ def test_a_lost_command_fails_its_check_and_the_host_stays_reachable(target: Tar
 
 @pytest.mark.parametrize("scheme", ["paramiko", "ssh+persist"])
 def test_stdin_is_dev_null_on_every_channel(sshd: LoopbackSshd, scheme: str) -> None:
-    """Commands and streams read /dev/null: no EOF is sent on a channel the server may have freed."""
+    """Commands and streams read /dev/null: no EOF is sent on a channel the server may have freed.
+
+    A `cat` that waited for input would time out (TransportTimeout): the outcome proves it, with
+    no wall-time bound that a busy runner could break.
+    """
     opened = open_transport(sshd.spec(scheme), connect_timeout=5)
     try:
-        started = time.monotonic()
         assert opened.run("cat; echo done", timeout=10).stdout == b"done\n"
         for _ in range(50):  # commands that end at once: the race that dropped the connection
             assert opened.run("true", timeout=10).rc == 0
         with opened.stream("cat; echo streamed", timeout=10) as (stream, _end):
             assert stream.read() == b"streamed\n"
-        assert time.monotonic() - started < 10
     finally:
         opened.close()
 
