@@ -40,6 +40,7 @@ class CheckRecord:
     section: str | None = None
     runbook: str | None = None  # 'ai-calendar-assistant.md § 4.1 Backups'
     runbook_path: str | None = None
+    source: str | None = None  # 'lines 120-124: «docker compose ps»': what the runbook says, quoted
     remedy: str | None = None
     markers: list[str] = field(default_factory=list)
     outcome: str = "passed"
@@ -80,6 +81,8 @@ class CheckRecord:
         lines.append(f"found:    {self.found}")
         lines.append(f"remedy:   {self.remedy}")
         lines.append(f"runbook:  {self.runbook}")
+        if self.source:
+            lines.append(f"says:     {self.source}")
         for name, text in self.evidence.items():
             if text:
                 lines.append(f"--- {name} ---")

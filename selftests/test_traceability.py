@@ -98,3 +98,31 @@ def test_coverage_command_prints_the_numbers(tmp_path: Path) -> None:
     assert done.stdout.strip() == "x: 2 statements / 1 checked / 0 partly / 1 not checked (external 1)"
     as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=60, check=False)
     assert json.loads(as_json.stdout)[0]["reasons"] == {"external": 1}
+
+
+def test_a_failure_quotes_its_runbook_lines_in_every_report(tmp_path: Path) -> None:
+    (tmp_path / "runbook.md").write_text("\n".join(RUNBOOK), encoding="utf-8")
+    (tmp_path / "x.yml").write_text(
+        "system: x\nrunbook: runbook.md\nhosts: {local: 'local://'}\n"
+        "checks:\n  files:\n    - {id: gone, title: the file is there, path: /nonexistent-x, severity: P2,\n"
+        "       section: '1) Check', remedy: fix, source: {lines: 4, quote: docker compose ps}}\n",
+        encoding="utf-8",
+    )
+    reports = tmp_path / "reports"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={tmp_path / 'x.yml'}"]
+    done = subprocess.run(
+        [*command, f"--reports-dir={reports}", "-m", "daily"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "says:     lines 4: «docker compose ps»" in done.stdout
+    summary = json.loads((reports / "latest" / "summary.json").read_text(encoding="utf-8"))
+    assert [check["source"] for check in summary["checks"] if check["check_id"] == "gone"] == [
+        "lines 4: «docker compose ps»"
+    ]
+    assert "lines 4: «docker compose ps»" in (reports / "latest" / "report.html").read_text(encoding="utf-8")
+    assert "docker compose ps" in (reports / "latest" / "junit.xml").read_text(encoding="utf-8")

@@ -162,6 +162,7 @@ class HtmlReport:
                     self._href(record.runbook_path),
                     Path(record.runbook_path or "").name,
                     record.runbook,
+                    record.source,
                 ),
             ]
         return [str(cell) for cell in cells]

@@ -43,6 +43,7 @@ def entry(record: CheckRecord, rootdir: Path) -> dict[str, Any]:
         "severity": record.severity,
         "title": record.title,
         "section": record.section,
+        "source": record.source,
         "runbook_file": _relative(record.runbook_path, rootdir),
         "host": record.host,
         "markers": list(record.markers),

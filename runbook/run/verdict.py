@@ -69,6 +69,7 @@ def new_record(item: pytest.Item) -> CheckRecord:
         section=check.section,
         runbook=runbook_ref(case),
         runbook_path=str(case.system.model.runbook),
+        source="; ".join(str(source) for source in check.source or []) or None,
         remedy=check.remedy,
         markers=list(check.effective_markers),
     )
