@@ -101,9 +101,16 @@ def test_coverage_command_prints_the_numbers(tmp_path: Path) -> None:
 
 
 def test_a_failure_quotes_its_runbook_lines_in_every_report(tmp_path: Path) -> None:
+    """And report.html says how much of the runbook is checked (its 'Runbook coverage')."""
     (tmp_path / "runbook.md").write_text("\n".join(RUNBOOK), encoding="utf-8")
+    (tmp_path / "x.cov.yml").write_text(
+        "system: x\nstatements:\n"
+        "  - {lines: 4, quote: docker compose ps, verify: services run, checked: [gone]}\n"
+        "  - {lines: 5, quote: curl -fsS, verify: health answers, not_checked: external, reason: a CDN}\n",
+        encoding="utf-8",
+    )
     (tmp_path / "x.yml").write_text(
-        "system: x\nrunbook: runbook.md\nhosts: {local: 'local://'}\n"
+        "system: x\nrunbook: runbook.md\ncoverage: x.cov.yml\nhosts: {local: 'local://'}\n"
         "checks:\n  files:\n    - {id: gone, title: the file is there, path: /nonexistent-x, severity: P2,\n"
         "       section: '1) Check', remedy: fix, source: {lines: 4, quote: docker compose ps}}\n",
         encoding="utf-8",
@@ -126,4 +133,7 @@ def test_a_failure_quotes_its_runbook_lines_in_every_report(tmp_path: Path) -> N
     ]
     html = (reports / "latest" / "report.html").read_text(encoding="utf-8")
     assert "rb-quote\\&#34;&gt;lines 4: \\u00abdocker compose ps\\u00bb" in html  # pytest-html's row data
+    assert "Runbook coverage" in html
+    assert "<td>x</td><td>2</td><td>1</td><td>0</td>" in html
+    assert "1 (external 1)</td>" in html
     assert "docker compose ps" in (reports / "latest" / "junit.xml").read_text(encoding="utf-8")

@@ -28,6 +28,8 @@ from jinja2 import Environment, PackageLoader
 from pytest_html import extras
 
 from runbook import keys
+from runbook.describe.coverage import Coverage, InventoryError, coverage_of, read_inventory
+from runbook.describe.loader import LoadedSystem
 from runbook.host.target import display_spec
 from runbook.readers.changes import CheckChange, RunChanges, short_time, span
 from runbook.record import CheckRecord, record_of
@@ -233,8 +235,23 @@ class HtmlReport:
             history_note="(no run history: --no-history, or the store could not be read)",
             waivers=waivers.lines() if waivers is not None else [],
             waited=[_waited(record) for record in self.recorder.records.values() if record.attempts > 1],
+            coverage=_coverage(self.config.stash.get(keys.SYSTEMS, [])),
         )
         prefix.extend([STYLE, SECRETS.mask(block)])
+
+
+def _coverage(systems: list[LoadedSystem]) -> list[tuple[str, Coverage | None, str]]:
+    """Per system of the run: how much of its runbook the suite checks (or why that is unknown)."""
+    rows: list[tuple[str, Coverage | None, str]] = []
+    for system in systems:
+        if system.model.coverage is None:
+            rows.append((system.name, None, "no statement inventory (coverage:)"))
+            continue
+        try:
+            rows.append((system.name, coverage_of(read_inventory(Path(system.model.coverage))), ""))
+        except (InventoryError, OSError) as exc:
+            rows.append((system.name, None, str(exc)))
+    return rows
 
 
 def _previous(changes: RunChanges | None) -> str:
