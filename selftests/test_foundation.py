@@ -255,3 +255,37 @@ def test_count_and_tail(local: Target, keep: int, expected: str) -> None:
     result = local.run(f"printf 'a\\nb\\nc\\nd\\ne\\n' | {COUNT_AND_TAIL}", str(keep))
     assert result.stdout == expected
     assert local.run(f"true | {COUNT_AND_TAIL}", "3").stdout == "0\n"
+
+
+# -- a missing secret is the run's error, not the service's ---------------------------------
+
+SECRETS_DESCRIPTION = """\
+system: shop
+runbook: runbook.md
+hosts:
+  local: "local://"
+checks:
+  files:
+    - {id: etc, title: etc exists, path: /etc, type: directory, severity: P3, section: "2.", remedy: fix}
+  postgres:
+    - {id: db, title: db answers, dsn: "postgresql://shop:${RB_UNSET_DB_PASSWORD}@127.0.0.1:1/shop",
+       select_one: true, severity: P1, section: "1.", remedy: start postgres}
+  http:
+    - {id: health, title: health answers, url: "http://127.0.0.1:1/health",
+       headers: {X-Key: "${RB_UNSET_API_KEY}"}, severity: P1, section: "1.", remedy: start the app}
+"""
+
+
+def test_a_missing_secret_stops_the_run_with_exit_4_naming_it(tmp_path: Path) -> None:
+    """Not a P1 'start postgres': exit 4 before any check runs, every variable and who needs it."""
+    description = tmp_path / "shop.yml"
+    description.write_text(SECRETS_DESCRIPTION, encoding="utf-8")
+    done = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path / 'r'}")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "RB_UNSET_API_KEY (needed by shop:health)" in done.stderr
+    assert "RB_UNSET_DB_PASSWORD (needed by shop:db)" in done.stderr
+    assert " passed" not in done.stdout and " failed" not in done.stdout
+    # A selection without the checks that need them needs nothing.
+    only = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path / 'r'}", "-k", "etc")
+    assert only.returncode == 0, only.stdout + only.stderr
+    assert " 1 passed" in only.stdout

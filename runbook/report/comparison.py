@@ -53,6 +53,8 @@ class HistoryComparison:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:  # nothing ran: not a run of the system
+            return (yield)
         try:
             self.config.stash[keys.CHANGES] = self.record(int(session.exitstatus))
         except HistoryError as exc:

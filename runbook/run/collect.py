@@ -74,6 +74,26 @@ class Collector:
         self._refuse_unrun_checks(config, items)
         items.sort(key=_turn)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """A secret the selected checks need and the environment lacks stops the run (exit 4).
+
+        A missing `${VAR}` is a configuration error of the run, not an outage of the service:
+        said once, before any check runs, naming every variable and the checks that need it.
+        Checks the selection leaves out (-m, -k, --system) need nothing.
+        """
+        if session.config.option.collectonly:
+            return
+        needed: dict[str, list[str]] = {}
+        for item in session.items:
+            case = case_of(item)
+            for name in case.missing_env() if case is not None else ():
+                needed.setdefault(name, []).append(case.id)  # type: ignore[union-attr]
+        if needed:
+            lines = [f"  {name} (needed by {', '.join(ids)})" for name, ids in sorted(needed.items())]
+            raise pytest.UsageError(
+                "secrets come from the environment, and these variables are not set:\n" + "\n".join(lines)
+            )
+
     def _refuse_unrun_checks(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """'kind X has N checks but no test runs them', when the run covers the whole suite."""
         collected = {case.id for item in items if (case := case_of(item)) is not None}
