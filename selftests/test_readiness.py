@@ -7,6 +7,7 @@ fails at once; with it, the health check is retried until it answers and says wh
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -86,3 +87,61 @@ def test_bad_duration_is_a_usage_error(app: ReadersApp) -> None:
     run = app.run("--wait-ready=soon", marker="smoke")
     assert run.returncode == 4
     assert "--wait-ready: not a duration: 'soon'" in run.output
+
+
+GATE = """\
+system: gate
+runbook: runbook.md
+hosts:
+  local: "local://"
+checks:
+  files:
+{checks}
+"""
+# Files that appear 2, 4 and 6 s after the run starts (services coming up one by one), and one
+# that never does: the gate must not spend its whole budget on the one that never turns green.
+APPEARING = {"api": 2.0, "worker": 4.0, "redis": 6.0}
+
+
+def test_one_check_that_never_turns_green_starves_no_other(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    lines = [
+        f"    - {{id: {name}, title: {name} is up, path: {tmp_path / name}, markers: [smoke],\n"
+        f"       severity: P1, section: '1.', remedy: start {name}}}"
+        for name in ["never", *APPEARING]  # the one that never turns green comes first
+    ]
+    description = tmp_path / "gate.yml"
+    description.write_text(GATE.format(checks="\n".join(lines)), encoding="utf-8")
+    reports = tmp_path / "reports"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={description}"]
+    command += [f"--reports-dir={reports}", "-m", "smoke", "--wait-ready=20s"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    process = subprocess.Popen(
+        command,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    began = time.monotonic()
+    for name, after in sorted(APPEARING.items(), key=lambda item: item[1]):
+        time.sleep(max(0.0, after - (time.monotonic() - began)))
+        (tmp_path / name).write_text("up", encoding="utf-8")
+    output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 1, output[-3000:]
+    records = {
+        check["check_id"]: check
+        for check in json.loads((reports / "latest" / "summary.json").read_text())["checks"]
+    }
+    assert records["never"]["outcome"] == "failed"
+    assert "still failing after waiting 20s" in records["never"]["found"]
+    green = {name: records[name]["ready_after"] for name in APPEARING}
+    for name in APPEARING:
+        assert records[name]["outcome"] == "passed", records[name]
+        assert records[name]["attempts"] >= 2
+    # Each turned green at its own time (its file cannot be found before it exists), in order.
+    assert green["api"] < green["worker"] < green["redis"], green
+    assert records["never"]["attempts"] >= records["redis"]["attempts"]
