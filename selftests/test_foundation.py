@@ -289,3 +289,17 @@ def test_a_missing_secret_stops_the_run_with_exit_4_naming_it(tmp_path: Path) ->
     only = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path / 'r'}", "-k", "etc")
     assert only.returncode == 0, only.stdout + only.stderr
     assert " 1 passed" in only.stdout
+
+
+@pytest.mark.parametrize(
+    ("spec", "section"),
+    [
+        ("local://", "connection (this machine)"),
+        ("ssh+persist://root@server.example.com", "connection (ssh to the server)"),
+        ("docker://web", "connection (docker exec into the container)"),
+    ],
+)
+def test_the_reachability_check_says_how_the_host_is_reached(spec: str, section: str) -> None:
+    check = kinds.reachability_for("server", spec)
+    assert check.section == section
+    assert ("ssh" in check.remedy) == spec.startswith("ssh")

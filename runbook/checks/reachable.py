@@ -22,17 +22,32 @@ class ReachableCheck(CheckBase):
     reachability: ClassVar[bool] = True
 
     @classmethod
-    def for_host(cls, name: str) -> ReachableCheck:
+    def for_host(cls, name: str, spec: str = "") -> ReachableCheck:
         """The check the suite adds for each host of a system (see kinds.reachability_for)."""
+        how, remedy = _connection(spec)
         return cls(
             id=f"reachable-{name}",
             title=f"Host {name} answers",
             severity="P1",
-            section="connection (ssh to the server)",
-            remedy="Check that the host is up and reachable over its connection "
-            "(ssh, network, credentials); nothing else on it can be checked until then.",
+            section=f"connection ({how})",
+            remedy=f"{remedy}; nothing else on it can be checked until then.",
             host=name,
         )
+
+
+def _connection(spec: str) -> tuple[str, str]:
+    """How the host is reached, and what to look at when it does not answer, by its spec's scheme."""
+    scheme = spec.split("://", 1)[0] if "://" in spec else "local"
+    if scheme == "local":
+        return "this machine", "Check that the runner can start a shell here (processes, memory, disk)"
+    if scheme in {"docker", "podman"}:
+        return f"{scheme} exec into the container", f"Check that the container runs and {scheme} answers"
+    if scheme in {"kubectl", "openshift"}:
+        return f"{scheme} exec into the pod", f"Check that the pod runs and {scheme} can reach the cluster"
+    return (
+        "ssh to the server",
+        "Check that the host is up and reachable over its connection (ssh, network, credentials)",
+    )
 
 
 def verify(check: ReachableCheck, target: Target) -> None:

@@ -42,12 +42,12 @@ def describable() -> dict[str, type[CheckBase]]:
     return {kind: model for kind, model in load().items() if model.describable}
 
 
-def reachability_for(host_name: str) -> CheckBase:
+def reachability_for(host_name: str, spec: str = "") -> CheckBase:
     """The suite's own check that `host_name` answers, from the kind whose trait says it is one."""
     found = [model for model in load().values() if model.reachability]
     if len(found) != 1:
         raise KindError(f"exactly one kind must have reachability = True, found {len(found)}")
-    return found[0].for_host(host_name)
+    return found[0].for_host(host_name, spec)
 
 
 def verifier(check: CheckBase) -> Callable[[Any, Any], None]:

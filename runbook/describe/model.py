@@ -230,7 +230,7 @@ class CheckBase(Model):
         self._writes_allowed = True
 
     @classmethod
-    def for_host(cls, name: str) -> CheckBase:
+    def for_host(cls, name: str, spec: str = "") -> CheckBase:
         """The check of a reachability kind for one host (only kinds with `reachability`)."""
         raise NotImplementedError(f"kind {cls.kind!r} makes no per-host check")
 

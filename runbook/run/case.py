@@ -47,7 +47,10 @@ class Case:
 
 def cases_of(system: LoadedSystem) -> list[Case]:
     """Every check of a system: reachability of each host first, then the described ones."""
-    cases = [Case(system, kinds.reachability_for(name), f"hosts.{name}") for name in system.model.hosts]
+    cases = [
+        Case(system, kinds.reachability_for(name, spec), f"hosts.{name}")
+        for name, spec in system.model.hosts.items()
+    ]
     for kind in kinds.describable():
         for index, check in enumerate(system.model.checks.of_kind(kind)):
             place = f"checks.{kind}[{index}]"
