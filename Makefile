@@ -27,8 +27,10 @@ lab-status: deps
 
 ## demo: bring the lab up and run the daily checklist against it; prints where the reports are.
 demo: lab-up
-	@$(WITH_LAB_ENV) $(PY) -m pytest -m daily; status=$$?; \
-	  echo; echo "HTML report : $$(readlink -f reports/latest)/report.html"; \
+	@started=$$(date +%s%N); $(WITH_LAB_ENV) $(PY) -m pytest -m daily; status=$$?; \
+	  tenths=$$(( ($$(date +%s%N) - started) / 100000000 )); \
+	  echo; echo "Wall time   : $$((tenths / 10)).$$((tenths % 10)) s (pytest -m daily, every system of the lab)"; \
+	  echo "HTML report : $$(readlink -f reports/latest)/report.html"; \
 	  echo "JUnit       : $$(readlink -f reports/latest)/junit.xml"; \
 	  echo "Summary     : $$(readlink -f reports/latest)/summary.json"; \
 	  exit $$status
