@@ -857,3 +857,25 @@ def test_a_whole_run_records_a_baseline_then_judges_the_rate(
     run("-k", "5xx", unset="ALERT_HTTP_5XX_PER_MIN", code=(4,))
     written = [path.read_text(errors="replace") for path in reports.glob("**/*") if path.is_file()]
     assert not [text for text in written if API_KEY in text or USER_TOKEN in text or METRICS_TOKEN in text]
+
+
+def test_a_nan_sample_fails_and_is_never_stored(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    """100 -> NaN -> 1000: NaN > limit is False, so a NaN would pass any limit and poison the store."""
+    app, base = loyalty
+    series = app.metrics.requests.labels("GET", "500")
+    check = rates_check(base, **FIVE_XX)
+    series.inc(100)
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)
+    clock.advance(60)
+    series._value.set(float("nan"))  # what a broken exporter serves
+    with pytest.raises(CheckFailed, match=r"not a number: http_requests_total\{.*\} = nan"):
+        rates.verify(check, local)
+    stored = (samples.STORE.folder / "samples.json").read_text()  # type: ignore[operator]
+    assert "NaN" not in stored and "nan" not in stored.lower().replace("snapshots", "")
+    clock.advance(60)
+    series._value.set(1000)
+    with pytest.raises(CheckFailed, match=r"rose .*/min > 5/min"):
+        rates.verify(check, local)

@@ -9,6 +9,7 @@ within bounds; the failure shows the values found.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -59,6 +60,8 @@ class SampleBounds(Model):
         return " and ".join(part for part in (low, high) if part)
 
     def outside(self, value: float) -> str | None:
+        if not math.isfinite(value):  # NaN passes every comparison: it is outside every bound
+            return f"{value:g} is not a number a bound can judge"
         if self.min is not None and value < self.min:
             return f"{value:g} < {self.min:g}"
         if self.max is not None and value > self.max:

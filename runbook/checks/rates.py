@@ -15,6 +15,7 @@ the first run records a baseline and passes saying so; counters that went down w
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -115,6 +116,10 @@ def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: f
     what = check.series() + (f" by {', '.join(check.by)}" if check.by else "")
     verb = "rises" if per_minute else "grows"
     expected = f"{what} {verb} at most {limit:g}{unit} over {format_duration(round(span))} ({source})"
+    broken = sorted(group for group, value in values.items() if not math.isfinite(value))
+    if broken:  # NaN > limit is False: a NaN rate would pass any limit
+        named = ", ".join(_named(group).rstrip(": ") or "(all)" for group in broken)
+        raise CheckFailed(expected, f"{what}: not a number for {named} ({source})")
     over = sorted(((value, group) for group, value in values.items() if value > limit), reverse=True)
     if not over:
         return
@@ -183,6 +188,7 @@ def _from_scrapes(check: RatesCheck, target: Target) -> tuple[dict[str, float], 
     scrape = check.scrape
     assert scrape is not None
     values: dict[str, float] = {}
+    unreadable: list[str] = []
     known = False
     now = time.time()
     for origin in endpoint.origins(scrape, target):
@@ -195,11 +201,18 @@ def _from_scrapes(check: RatesCheck, target: Target) -> tuple[dict[str, float], 
             raise CheckFailed(f"{where} serves Prometheus text", f"{exc} ({where})") from None
         known = known or bool(exposition.samples(check.metric))
         for sample in exposition.samples(check.metric, check.labels):
+            if not math.isfinite(sample.value):  # never stored: it would poison every later rate
+                unreadable.append(f"{sample} ({where})")
+                continue
             labels = {"instance": str(origin) if origin else scrape.url, **sample.labels}
             values[json.dumps(sorted(labels.items()))] = sample.value
     where = endpoint.describe(scrape, None)
     if not known:
         raise CheckFailed(f"{check.series()} served by {where}", f"no metric {check.metric} at {where}")
+    if unreadable:
+        raise CheckFailed(
+            f"{check.series()} served as numbers", f"not a number: {'; '.join(unreadable[:SHOWN_GROUPS])}"
+        )
     source_key = f"{check.id} {target.display} {scrape.url} {check.series()}"
     history = STORE.record(source_key, Snapshot(now, values), check.window)
     if len(history) < 2:

@@ -9,6 +9,7 @@ condition reads as the value found against the bound (`components.redis = "error
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -110,7 +111,8 @@ def lookup(document: Any, path: str) -> Any:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number a bound can judge: NaN and Infinity (Python's json reads both) are not."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def same(value: Any, wanted: Any) -> bool:
