@@ -26,7 +26,7 @@ class ReachableCheck(CheckBase):
         """The check the suite adds for each host of a system (see kinds.reachability_for)."""
         how, remedy = _connection(spec)
         return cls(
-            id=f"reachable-{name}",
+            id=f"reachable-{name.lower()}",  # ids are lower case; host names may not be (Web01)
             title=f"Host {name} answers",
             severity="P1",
             section=f"connection ({how})",

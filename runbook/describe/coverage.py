@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from runbook.describe.model import Model, Source
-from runbook.describe.yamlfile import YamlFileError, read_yaml
+from runbook.describe.yamlfile import YamlFileError, read_text, read_yaml
 
 # Why a statement is not checked: a reviewer must be able to accept the category and the reason.
 Reason = Literal[
@@ -89,7 +89,7 @@ def read_inventory(path: Path) -> Inventory:
 
 
 def runbook_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines()
+    return read_text(path).splitlines()  # the reader's limits: a regular file, at most 1 MiB
 
 
 def _words(text: str) -> str:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from runbook.describe.yamlfile import YamlFileError, read_text, read_yaml
 
 CONNECTION_VARS = ("ansible_host", "ansible_user", "ansible_port")
 DEFAULT_SPEC = "ssh://{user}@{address}:{port}"
+# A fleet larger than this is split into shards (--shard K/N), each with its own inventory.
+MAX_HOSTS = 20_000
 # What each connection variable may hold: it lands in a host spec (ssh://user@address:port),
 # so none of them may start with '-' or carry '@', '/', '?', spaces or quotes.
 SHAPES = {
@@ -52,13 +54,17 @@ class Inventory:
 
 
 def read(path: Path) -> Inventory:
+    """The inventory, read with the description reader's limits (size, file type, depth, aliases)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InventoryError(f"{path}: cannot read the inventory: {exc.strerror or exc}") from None
-    if path.suffix in {".yml", ".yaml"}:
-        return _from_yaml(path, text)
-    return _from_ini(path, text)
+        if path.suffix in {".yml", ".yaml"}:
+            inventory = _from_yaml(path, read_yaml(path))
+        else:
+            inventory = _from_ini(path, read_text(path))
+    except YamlFileError as exc:
+        raise InventoryError(f"cannot read the inventory: {exc}") from None
+    if len(inventory.hosts) > MAX_HOSTS:
+        raise InventoryError(f"{path}: {len(inventory.hosts)} hosts; this reader takes at most {MAX_HOSTS}")
+    return inventory
 
 
 # ---- INI ------------------------------------------------------------------------------
@@ -113,11 +119,7 @@ def _shaped(where: str, key: str, value: str) -> str:
 
 
 # ---- YAML -----------------------------------------------------------------------------
-def _from_yaml(path: Path, text: str) -> Inventory:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InventoryError(f"{path}: not YAML: {exc}") from None
+def _from_yaml(path: Path, document: Any) -> Inventory:
     if not isinstance(document, dict):
         raise InventoryError(
             f"{path}: an inventory is a mapping of groups (all: {{hosts: ..., children: ...}})"

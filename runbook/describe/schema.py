@@ -53,6 +53,10 @@ class Inventory(Model):
     )
 
 
+# A host's name in the description (an inventory's too): Ansible's Web01 as much as web-01.
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 class System(Model):
     """One system: its runbook, its hosts and its checks."""
 
@@ -91,6 +95,15 @@ class System(Model):
     @field_validator("hosts")
     @classmethod
     def _specs(cls, hosts: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for name in hosts:
+            if not HOST_NAME.fullmatch(name):
+                raise ValueError(
+                    f"host name {name!r}: letters, digits, '.', '_' and '-' (e.g. web01, db.example.com)"
+                )
+            if name.lower() in seen:  # reachable-<host> ids and reports are case-blind
+                raise ValueError(f"host names {seen[name.lower()]!r} and {name!r} differ only in case")
+            seen[name.lower()] = name
         for name, spec in hosts.items():
             if not re.match(r"^[a-z][a-z0-9+.-]*://", spec):
                 raise ValueError(

@@ -60,7 +60,7 @@ class Refused(MarkedYAMLError):
 
 def read_yaml(path: Path) -> Any:
     """The data of a YAML file of one document, or YamlFileError saying where and why not."""
-    text = _read_text(path)
+    text = read_text(path)
     loader = _Loader(text)
     try:
         return loader.get_single_data()
@@ -70,7 +70,7 @@ def read_yaml(path: Path) -> Any:
         loader.dispose()
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """At most MAX_BYTES of a regular file, strictly UTF-8; never blocks on a FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)

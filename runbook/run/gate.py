@@ -70,7 +70,8 @@ def blocked(case: Case, permissions: Permissions, target: Target | None = None) 
             fails=True,
         )
     if target is not None and target.unreachable is not None and not check.reachability:
-        return Blocked(f"host {case.host_name} unreachable: see {system.name}:reachable-{case.host_name}")
+        pointer = f"{system.name}:reachable-{case.host_name.lower()}"
+        return Blocked(f"host {case.host_name} unreachable: see {pointer}")
     return None
 
 
