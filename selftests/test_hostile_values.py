@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,44 @@ def test_a_nan_rate_fails_the_limit() -> None:
     )
     with pytest.raises(CheckFailed, match=r"not a number for \(all\)"):
         rates._judge(check, 5, {"": float("nan")}, 300, "prometheus")
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_body_nested_past_the_recursion_limit_is_no_json_not_a_crash() -> None:
+    from runbook.checks.http import _json_or_none
+
+    assert _json_or_none(DEEP) is None
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        DEEP,
+        '{"version": 1, "sources": []}',
+        '{"version": 1, "sources": {"s": [[1, {"a": "x"}], "junk", [2]]}}',
+        '{"version": 1, "sources": {"s": [[1, {"a": NaN}]]}}',
+        "[1, 2, 3]",
+    ],
+)
+def test_a_corrupt_samples_file_starts_afresh(tmp_path: Path, stored: str) -> None:
+    from runbook.host.samples import FILE_NAME, SampleStore, Snapshot
+
+    (tmp_path / FILE_NAME).write_text(stored, encoding="utf-8")
+    store = SampleStore(tmp_path)
+    history = store.record("s", Snapshot(10.0, {"a": 1.0}), window=600)
+    assert history[-1] == Snapshot(10.0, {"a": 1.0})
+    assert all(value == value for item in history for value in item.values.values())  # no NaN
+
+
+@pytest.mark.parametrize(("captured", "segment"), [("..", "%2E%2E"), (".", "%2E"), ("a/../b", "a%2F..%2Fb")])
+def test_a_captured_value_stays_in_its_path_segment(captured: str, segment: str) -> None:
+    """A captured '..' turned /api/customers/{{cid}}/balance into /api/balance on the server."""
+    import httpx
+
+    from runbook.checks.scenario import _segment
+
+    assert _segment(captured) == segment
+    url = httpx.URL(f"http://127.0.0.1/api/customers/{_segment(captured)}/balance")
+    assert url.raw_path == f"/api/customers/{segment}/balance".encode()

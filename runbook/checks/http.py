@@ -140,7 +140,7 @@ def judge(check: HttpCheck, target: Target, origin: Container | None, answer: ht
 def _json_or_none(body: str) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # 100,000 nested '[' exceed Python's recursion limit
         return None
 
 

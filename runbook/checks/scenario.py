@@ -178,7 +178,7 @@ def _run(check: ScenarioCheck, step: Step, target: Target, captured: dict[str, A
         return {}
     try:
         document = json.loads(answer.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past Python's limit
         raise CheckFailed(
             f"{where} answers JSON", f"body is not JSON: {answer.text[:120]!r} ({where})", evidence
         ) from None
@@ -211,10 +211,17 @@ def _captures(step: Step, document: Any, where: str, evidence: dict[str, str]) -
 
 def _url(check: ScenarioCheck, step: Step, captured: dict[str, Any]) -> str:
     """The step's URL with captured values quoted as path segments (a '/' in one stays in it)."""
-    path = PLACEHOLDER.sub(lambda match: quote(_scalar(captured[match.group(1)]), safe=""), step.url)
+    path = PLACEHOLDER.sub(lambda match: _segment(_scalar(captured[match.group(1)])), step.url)
     if check.base_url and not urlsplit(path).scheme:
         return f"{check.base_url.rstrip('/')}/{path.lstrip('/')}"
     return path
+
+
+def _segment(value: str) -> str:
+    """One path segment: '/' quoted, and '.' / '..' too, which clients and servers resolve as the
+    current or parent folder (a captured '..' turned /customers/{{cid}}/balance into /balance)."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 
 
 def _text(text: str, captured: dict[str, Any]) -> str:

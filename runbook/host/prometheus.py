@@ -110,7 +110,7 @@ def query(
         raise QueryFailed(f"Prometheus {server}: {exc}") from None
     try:
         document: Any = json.loads(answer.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise QueryFailed(
             f"Prometheus {server} answered {answer.status}, not JSON: {answer.text[:160]!r}"
         ) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -73,12 +74,18 @@ class SampleStore:
 def _history(stored: Any) -> list[Snapshot]:
     """A source's stored snapshots; anything malformed (an edited file) is dropped."""
     try:
-        return [
+        history = [
             Snapshot(float(moment), {str(key): float(value) for key, value in values.items()})
             for moment, values in stored or []
         ]
     except (TypeError, ValueError, AttributeError):
         return []
+    # A NaN (an older suite stored them) would pass every later comparison: drop it.
+    return [
+        Snapshot(item.time, {key: value for key, value in item.values.items() if math.isfinite(value)})
+        for item in history
+        if math.isfinite(item.time)
+    ]
 
 
 def _trim(history: list[Snapshot], start: float) -> list[Snapshot]:
@@ -92,9 +99,11 @@ def _read(path: Path) -> dict[str, Any]:
     """The stored document; a missing, unreadable or foreign file starts afresh (it is only a cache)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {"version": VERSION, "sources": {}}
     if not isinstance(document, dict) or document.get("version") != VERSION:
+        return {"version": VERSION, "sources": {}}
+    if not isinstance(document.get("sources"), dict):  # valid JSON of another shape: a cache, start afresh
         return {"version": VERSION, "sources": {}}
     return document
 

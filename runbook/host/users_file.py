@@ -54,6 +54,10 @@ def parse(target: Target, file: str, text: str) -> Any:
             f"{file} is valid JSON",
             f"{file} on {target.name} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
         ) from None
+    except RecursionError:
+        raise CheckFailed(
+            f"{file} is valid JSON", f"{file} on {target.name} is nested too deeply to read"
+        ) from None
 
 
 def entries(document: Any, users_at: str) -> list[dict[str, Any]]:
