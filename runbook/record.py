@@ -11,6 +11,7 @@ phase: the one boundary where records leave the check.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,10 +105,21 @@ class CheckRecord:
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
+# Control characters a host's output may carry: ESC sequences would clear or recolour the
+# on-call's terminal ("FAKE: all checks passed"), and XML cannot hold most of them. Kept: \t \n.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """Control characters shown as \\xNN, as binary output is."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def mask_all(value: Any) -> Any:
-    """Mask every string of a JSON-able structure (before encoding: escapes would hide a secret)."""
+    """Mask every string of a JSON-able structure (before encoding: escapes would hide a secret),
+    and make its control characters visible (a host's output never drives the terminal)."""
     if isinstance(value, str):
-        return SECRETS.mask(value)
+        return visible(SECRETS.mask(value))
     if isinstance(value, dict):
         return {mask_all(key): mask_all(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -303,3 +303,18 @@ def test_the_reachability_check_says_how_the_host_is_reached(spec: str, section:
     check = kinds.reachability_for("server", spec)
     assert check.section == section
     assert ("ssh" in check.remedy) == spec.startswith("ssh")
+
+
+def test_a_hosts_escape_sequences_never_reach_the_terminal(tmp_path: Path) -> None:
+    """A host printing ESC[2J ESC[31m 'FAKE: all checks passed' must not clear or colour the screen."""
+    description = tmp_path / "esc.yml"
+    description.write_text(
+        "system: esc\nrunbook: runbook.md\nhosts: {local: 'local://'}\nchecks:\n  commands:\n"
+        "    - {id: esc, title: prints escapes, run: \"printf '\\\\033[2J\\\\033[31mFAKE: all checks passed'\","
+        " stdout_contains: nothing-like-this, severity: P2, section: '1.', remedy: fix}\n",
+        encoding="utf-8",
+    )
+    done = run_pytest(f"--systems={description}", f"--reports-dir={tmp_path / 'r'}", "-rf")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "\x1b[2J" not in done.stdout and "\x1b[31mFAKE" not in done.stdout
+    assert "\\x1b[2J\\x1b[31mFAKE: all checks passed" in done.stdout
