@@ -310,7 +310,8 @@ def test_a_hosts_escape_sequences_never_reach_the_terminal(tmp_path: Path) -> No
     description = tmp_path / "esc.yml"
     description.write_text(
         "system: esc\nrunbook: runbook.md\nhosts: {local: 'local://'}\nchecks:\n  commands:\n"
-        "    - {id: esc, title: prints escapes, run: \"printf '\\\\033[2J\\\\033[31mFAKE: all checks passed'\","
+        "    - {id: esc, title: prints escapes,\n"
+        "       run: \"printf '\\\\033[2J\\\\033[31mFAKE: all checks passed'\","
         " stdout_contains: nothing-like-this, severity: P2, section: '1.', remedy: fix}\n",
         encoding="utf-8",
     )

@@ -8,7 +8,9 @@ secrets (a history DSN with a password, the Telegram token) come from the enviro
 
 from __future__ import annotations
 
+import math
 import os
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,12 +19,16 @@ import pytest
 
 from runbook.readers.changes import FlapPolicy
 from runbook.readers.history import DEFAULT_NAME as HISTORY_FILE
+from runbook.readers.history import POSTGRES_SCHEMES
 from runbook.readers.incident import LANGUAGES
 from runbook.readers.notify import DEFAULT_TELEGRAM_API, MODES, WEBHOOK_ENV, Telegram
 from runbook.readers.retention import DEFAULT_KEEP_DAYS
 from runbook.readers.rundir import reports_dir
 from runbook.run.readiness import parse_wait
 from runbook.secrets import SECRETS
+
+# Ten years: longer is a typo (and inf or nan would make retention crash at the end of the run).
+MAX_KEEP_DAYS = 3660
 
 HISTORY_ENV = "RUNBOOK_HISTORY_DSN"
 PUSHGATEWAY_ENV = "RUNBOOK_PUSHGATEWAY_URL"
@@ -181,6 +187,7 @@ class ReaderSettings:
         webhook = option("runbook_webhook_url") or os.environ.get(WEBHOOK_ENV) or None
         if webhook:
             SECRETS.add_url_credentials(webhook, "webhook")
+            _refuse_bad_url(webhook, "--webhook-url")
         if notify != "off" and telegram is None and not webhook:
             raise pytest.UsageError(
                 f"--notify={notify}: no channel: set ALERT_TELEGRAM_BOT_TOKEN and ALERT_TELEGRAM_CHAT_ID, "
@@ -214,8 +221,26 @@ def _history(config: pytest.Config) -> str | None:
     dsn = config.getoption("runbook_history_dsn") or os.environ.get(HISTORY_ENV)
     if dsn:
         SECRETS.add_url_credentials(dsn, "history DSN")
+        for secret in urllib.parse.parse_qs(urllib.parse.urlsplit(dsn).query).get("password", []):
+            SECRETS.add(secret, "history DSN")  # postgresql://u@h/db?password=... is a password too
+        if "://" in dsn and not dsn.startswith(POSTGRES_SCHEMES):
+            scheme = dsn.split("://", 1)[0]
+            raise pytest.UsageError(
+                f"--history-dsn: {scheme}:// is not a history store: postgresql://... or a SQLite file"
+            )
         return dsn if "://" in dsn else str(_path(config, dsn))
     return str(reports_dir(config) / HISTORY_FILE)
+
+
+def _refuse_bad_url(url: str, option: str) -> None:
+    """An http(s) URL with a host, or a usage error now (not a crash when the run ends)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is no number
+    except ValueError as exc:
+        raise pytest.UsageError(f"{option}: {SECRETS.mask(url)!r} is not a URL ({exc})") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise pytest.UsageError(f"{option}: {SECRETS.mask(url)!r} is not an http(s) URL with a host")
 
 
 def _keep_days(config: pytest.Config) -> float:
@@ -225,8 +250,8 @@ def _keep_days(config: pytest.Config) -> float:
             value = float(config.getini("runbook_keep_days"))
         except ValueError:
             raise pytest.UsageError("ini runbook_keep_days: not a number of days") from None
-    if value < 0:
-        raise pytest.UsageError("--keep-days: must be 0 (keep all) or more")
+    if not math.isfinite(value) or not 0 <= value <= MAX_KEEP_DAYS:
+        raise pytest.UsageError(f"--keep-days: {value!r} is not 0 (keep all) to {MAX_KEEP_DAYS} days")
     return float(value)
 
 

@@ -1,0 +1,46 @@
+"""Options that used to crash the run at its end or hide a secret: each is exit 4 at the start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DESCRIPTION = """\
+system: opts
+runbook: runbook.md
+hosts: {local: "local://"}
+checks:
+  files:
+    - {id: etc, title: etc exists, path: /etc, type: directory, severity: P3, section: "1.", remedy: fix}
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        ("--webhook-url=http://[::1", "--webhook-url: 'http://[::1' is not a URL"),
+        ("--webhook-url=ftp://example.com/hook", "is not an http(s) URL with a host"),
+        ("--keep-days=inf", "--keep-days: inf is not 0 (keep all) to 3660 days"),
+        ("--keep-days=nan", "--keep-days: nan is not 0"),
+        ("--history-dsn=mysql://user:S3cretPass@db.example.com/x", "mysql:// is not a history store"),
+        ("--history-dsn=postgresql://u@127.0.0.1:1/db?password=S3cretPass", "password=***"),
+    ],
+)
+def test_a_bad_option_is_exit_4_naming_it_and_no_secret(tmp_path: Path, option: str, said: str) -> None:
+    description = tmp_path / "opts.yml"
+    description.write_text(DESCRIPTION, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "RUNBOOK_"))}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={description}"]
+    command += [f"--reports-dir={tmp_path / 'r'}", "-q", option]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert said in done.stdout + done.stderr
+    assert "S3cretPass" not in done.stdout + done.stderr
+    assert not list(tmp_path.glob("**/*S3cretPass*"))  # no SQLite file named with the password
