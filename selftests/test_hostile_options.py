@@ -44,3 +44,38 @@ def test_a_bad_option_is_exit_4_naming_it_and_no_secret(tmp_path: Path, option: 
     assert said in done.stdout + done.stderr
     assert "S3cretPass" not in done.stdout + done.stderr
     assert not list(tmp_path.glob("**/*S3cretPass*"))  # no SQLite file named with the password
+
+
+FAILING = """\
+system: opts
+runbook: runbook.md
+hosts: {local: "local://"}
+checks:
+  commands:
+    - {id: says, title: says ok, run: "echo not-ok", expect_stdout: ok, severity: P2, section: "1.",
+       remedy: fix}
+"""
+
+
+def test_links_planted_in_a_reused_output_folder_are_never_followed(tmp_path: Path) -> None:
+    """--junitxml=DIR/junit.xml --bundle --incident into a folder where links wait for the run."""
+    description = tmp_path / "opts.yml"
+    description.write_text(FAILING, encoding="utf-8")
+    out = tmp_path / "out"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    victims = tmp_path / "victims"
+    victims.mkdir()
+    (out / "evidence" / "opts").mkdir(parents=True)
+    (out / "evidence" / "opts" / "says").symlink_to(victims)  # a folder on the way is a link
+    (out / ".incident.md.tmp").symlink_to(victim)
+    (out / "incident.md").symlink_to(victim)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={description}"]
+    command += [f"--junitxml={out / 'junit.xml'}", "--bundle", "--incident", "-q"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "RUNBOOK_"))}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert list(victims.iterdir()) == []
+    assert not (out / "incident.md").is_symlink()  # replaced by the run's own file
+    assert "not-ok" in (out / "incident.md").read_text(encoding="utf-8")

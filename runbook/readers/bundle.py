@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import tarfile
 import time
@@ -24,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from runbook.readers.safe_files import make_folders, replacing, write_file
 from runbook.record import CheckRecord
 from runbook.secrets.scrub import scrub
 
@@ -44,10 +44,8 @@ def write_evidence(folder: Path, records: Iterable[CheckRecord]) -> list[Path]:
         for name, text in record.evidence.items():
             if not text:
                 continue
-            path = folder / EVIDENCE / _safe(record.system) / _safe(record.check_id) / f"{_safe(name)}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(scrub(text), encoding="utf-8")
-            written.append(path)
+            parent = make_folders(folder, EVIDENCE, _safe(record.system), _safe(record.check_id))
+            written.append(write_file(parent / f"{_safe(name)}.txt", scrub(text)))
     return written
 
 
@@ -66,14 +64,12 @@ def write_manifest(folder: Path, runs: Iterable[str], opened: str) -> Path:
 def pack(folder: Path) -> Path:
     """`folder`/bundle.tar.gz, written under a temporary name and renamed into place."""
     target = folder / NAME
-    temporary = folder / f".{NAME}.{os.getpid()}.tmp"
-    with tarfile.open(temporary, "w:gz") as archive:
+    with replacing(target) as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
         for path in _members(folder):
             data = scrub(path.read_text(encoding="utf-8", errors="replace")).encode("utf-8")
             info = tarfile.TarInfo(f"{folder.name}/{path.relative_to(folder).as_posix()}")
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
             archive.addfile(info, io.BytesIO(data))
-    temporary.replace(target)
     return target
 
 
@@ -125,10 +121,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> Path:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_file(path, json.dumps(data, indent=2) + "\n")
 
 
 def _safe(name: str) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from runbook.readers.changes import RunChanges, short_time
 from runbook.readers.escalation import Escalation, escalate
+from runbook.readers.safe_files import write_file
 from runbook.record import SEVERITIES, CheckRecord
 from runbook.secrets import SECRETS
 
@@ -214,7 +215,4 @@ def _code(text: str) -> str:
 
 
 def write(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_file(path, text)

@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from runbook.readers.safe_files import replacing, write_file
 from runbook.record import OUTCOMES, SEVERITIES
 
 FORMAT = "runbook-summary/1"
@@ -150,9 +151,10 @@ def merge(out: Path, folders: list[Path]) -> dict[str, Any]:
     documents = [read_summary(folder) for folder in folders]
     document = merge_summaries(documents, [str(folder) for folder in folders])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    ET.ElementTree(merge_junit(folders)).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
-    (out / "report.html").write_text(render_html(document), encoding="utf-8")
+    write_file(out / "summary.json", json.dumps(document, indent=2) + "\n")
+    with replacing(out / "junit.xml") as junit:
+        ET.ElementTree(merge_junit(folders)).write(junit, encoding="utf-8", xml_declaration=True)
+    write_file(out / "report.html", render_html(document))
     return document
 
 

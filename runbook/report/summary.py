@@ -9,7 +9,6 @@ own. Records are masked by the verdict; the run header is masked here.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from runbook import keys
+from runbook.readers.safe_files import write_file
 from runbook.record import OUTCOMES, SEVERITIES, CheckRecord, crash_text, custom_record, mask_all, record_of
 
 FORMAT = "runbook-summary/1"
@@ -164,6 +164,4 @@ class RunRecorder:
     def write(self, path: Path, exitstatus: int | None) -> None:
         """Written to a temporary name and renamed: a reader never sees half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(self.document(exitstatus), indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        write_file(path, json.dumps(self.document(exitstatus), indent=2) + "\n")
