@@ -1,5 +1,8 @@
 """Container log lines (runbook: `docker logs telegram-bot --since 24h | grep -i -E ...`).
 
+With `path:` instead of a container, the lines are a log file's on the host (a glob, or a
+file with its rotated siblings), read there by runbook.host.log_files.
+
 grep runs on the host, and one awk after it keeps the count and the last few
 matching lines, so an error storm of a million lines costs one pass over the
 log and a few lines on the wire, not the whole log.
@@ -17,11 +20,19 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from runbook.describe.model import CheckBase, ContainerName, Duration, InContainer, format_duration, regex
+from runbook.describe.model import (
+    CheckBase,
+    ContainerName,
+    Duration,
+    HostPath,
+    InContainer,
+    format_duration,
+    regex,
+)
 from runbook.errors import CheckError, CheckFailed
-from runbook.host import docker_host
+from runbook.host import docker_host, log_files
 from runbook.host.docker_host import Container
 from runbook.host.target import Target
 
@@ -80,13 +91,17 @@ def json_file_or_docker_logs(since_seconds: float | None, plain: bool) -> str:
 
 
 class LogCheck(CheckBase, InContainer):
-    """Lines of a container's log (each of a compose service's): a pattern rare, or present."""
+    """Lines of a container's log (each of a compose service's) or of log files on the host."""
 
     kind: ClassVar[str] = "logs"
     aspects: ClassVar[tuple[str, ...]] = ("max_matches", "must_match")
-    container_required: ClassVar[bool] = True
 
     container: ContainerName | None = None
+    path: HostPath | None = Field(
+        default=None,
+        description="a log file on the host, with its rotated siblings (app.log.1, app.log.2.gz), "
+        "or a glob (/var/log/app/*.log): instead of container/service",
+    )
     pattern: str = Field(min_length=1, description="extended regex, matched case-insensitively")
     since: Duration | None = 86400.0
     max_matches: int | None = Field(default=None, ge=0, le=1_000_000_000)
@@ -105,9 +120,29 @@ class LogCheck(CheckBase, InContainer):
             raise ValueError("one pattern per check: grep would read each line as a pattern (use a|b)")
         return regex(value)
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and log_files.has_wildcards(value.rsplit("/", 1)[0]):
+            raise ValueError("wildcards only in the file name: /var/log/app/*.log")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LogCheck:
+        named = [name for name in ("container", "service", "path") if getattr(self, name)]
+        if len(named) != 1:
+            raise ValueError(
+                "set exactly one source: container (a container name), service (a compose service) "
+                f"or path (a log file on the host); found: {', '.join(named) or 'none'}"
+            )
+        return self
+
 
 def verify(check: LogCheck, target: Target) -> None:
-    assert check.container_ref is not None  # container_required
+    if check.path is not None:
+        _verify_files(check, target, check.path)
+        return
+    assert check.container_ref is not None  # _one_source
     for container in docker_host.containers(target, check.container_ref):
         _verify_one(check, target, container)
 
@@ -146,4 +181,47 @@ def _verify_one(check: LogCheck, target: Target, container: Container) -> None:
             f"at most {limit} lines matching {check.pattern!r}{window}",
             f"{count} lines of {container}'s logs match {check.pattern!r}{window} > {limit}",
             {f"last {check.show_lines} matching lines": lines} if lines else {},
+        )
+
+
+def _verify_files(check: LogCheck, target: Target, path: str) -> None:
+    window = f" in the last {format_duration(check.since)}" if check.since else ""
+    listing = log_files.files(target, path, check.since)
+    if listing.unreadable:
+        raise CheckError(f"cannot read {', '.join(listing.unreadable[:5])} on {target.display} (permissions)")
+    if not listing.files:
+        if not listing.older:
+            raise CheckFailed(f"log file {path}", f"no file {path} on {target.display}")
+        if check.must_match:
+            raise CheckFailed(
+                f"a line matching {check.pattern!r} in {path}{window}",
+                f"no file {path} written{window} ({listing.older} last written before it)",
+            )
+        return
+    scan = log_files.scan(target, listing.files, check.pattern, check.since, check.show_lines)
+    read = ", ".join(log.path for log in listing.files[-5:])
+    evidence = {
+        "files read": read + (f" (and {len(listing.files) - 5} more)" if len(listing.files) > 5 else "")
+    }
+    if scan.untimed:
+        evidence["without a timestamp"] = (
+            f"{scan.untimed} matching lines have no timestamp the suite reads: counted as in the window"
+        )
+    if check.must_match:
+        if not scan.count:
+            raise CheckFailed(
+                f"a line matching {check.pattern!r} in {path}{window}",
+                f"no line of {path}{window} matches {check.pattern!r}",
+                evidence,
+            )
+        return
+    limit = check.max_matches or 0
+    if scan.count > limit:
+        if scan.last:
+            evidence[f"last {check.show_lines} matching lines"] = scan.last
+        untimed = f" ({scan.untimed} without a timestamp)" if scan.untimed else ""
+        raise CheckFailed(
+            f"at most {limit} lines matching {check.pattern!r}{window}",
+            f"{scan.count} lines of {path} match {check.pattern!r}{window}{untimed} > {limit}",
+            evidence,
         )

@@ -1,0 +1,199 @@
+"""`sockets`: real listeners made here, read back through `ss` on a local:// host.
+
+Green when the port listens where the description says (or not at all), red with the
+listener's address when it is exposed; `from_runner` connects to this machine's own
+outside address, so a port on 0.0.0.0 is reached and one on 127.0.0.1 is not.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from runbook.checks import sockets
+from runbook.checks.sockets import SocketCheck
+from runbook.errors import CheckError, CheckFailed
+from runbook.host import sockets as host_sockets
+from runbook.host.target import Target
+
+COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
+
+
+def target() -> Target:
+    return Target("local", "local://", command_timeout=20, connect_timeout=5)
+
+
+def check(**fields: Any) -> SocketCheck:
+    return SocketCheck(**{**COMMON, "id": "redis-exposure", **fields})
+
+
+def verdict(found: SocketCheck) -> CheckFailed | None:
+    try:
+        sockets.verify(found, target())
+    except CheckFailed as failed:
+        return failed
+    return None
+
+
+@pytest.fixture
+def listener(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A TCP listener on the address the test names (parametrized indirectly), its port."""
+    family = socket.AF_INET6 if ":" in request.param else socket.AF_INET
+    server = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        server.bind((request.param, 0))
+    except OSError as exc:
+        server.close()
+        pytest.skip(f"cannot bind {request.param}: {exc}")
+    server.listen(8)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def free_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def outside_address() -> str:
+    """This machine's address on its default route (no packet is sent); skip without one."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+    except OSError:
+        address = "127.0.0.1"
+    finally:
+        probe.close()
+    if address.startswith("127."):
+        pytest.skip("this machine has no address besides loopback")
+    return address
+
+
+@pytest.mark.parametrize("listener", ["127.0.0.1"], indirect=True)
+def test_loopback_only_is_green(listener: int) -> None:
+    assert verdict(check(port=listener, listens=True)) is None
+    assert verdict(check(port=listener, listens=True, address="127.0.0.1")) is None
+    assert verdict(check(port=listener, only_on=["127.0.0.1", "::1"])) is None
+
+
+@pytest.mark.parametrize("listener", ["0.0.0.0"], indirect=True)
+def test_every_address_is_red_for_only_on(listener: int) -> None:
+    failed = verdict(check(port=listener, only_on=["127.0.0.1", "::1"]))
+    assert failed is not None
+    assert failed.found == (
+        f"tcp port {listener} listens on 0.0.0.0:{listener} (every IPv4 address), not only on 127.0.0.1, ::1"
+    )
+    assert f"0.0.0.0:{listener}" in failed.evidence[f"listening on port {listener} (ss)"]
+    # Listening on every IPv4 address covers 127.0.0.1 too.
+    assert verdict(check(port=listener, listens=True, address="127.0.0.1")) is None
+
+
+@pytest.mark.parametrize("listener", ["::1"], indirect=True)
+def test_an_ipv6_loopback_listener(listener: int) -> None:
+    assert verdict(check(port=listener, only_on=["127.0.0.1", "::1"])) is None
+    failed = verdict(check(port=listener, listens=True, address="127.0.0.1"))
+    assert failed is not None
+    assert failed.found == f"tcp port {listener} listens on [::1]:{listener}, not on 127.0.0.1"
+
+
+def test_nothing_listening() -> None:
+    port = free_port()
+    failed = verdict(check(port=port, listens=True))
+    assert failed is not None and failed.found == f"nothing listens on tcp port {port} on local://"
+    assert verdict(check(port=port, not_listening=True)) is None
+    assert verdict(check(port=port, only_on=["127.0.0.1"])) is None  # not exposed either
+
+
+@pytest.mark.parametrize("listener", ["127.0.0.1"], indirect=True)
+def test_not_listening_is_red_when_it_listens(listener: int) -> None:
+    failed = verdict(check(port=listener, not_listening=True))
+    assert failed is not None and failed.found == f"tcp port {listener} listens on 127.0.0.1:{listener}"
+
+
+def test_udp() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("0.0.0.0", 0))
+    port = server.getsockname()[1]
+    try:
+        assert verdict(check(port=port, protocol="udp", listens=True)) is None
+        failed = verdict(check(port=port, protocol="udp", only_on=["127.0.0.1"]))
+        assert failed is not None and failed.found.startswith(f"udp port {port} listens on 0.0.0.0:{port}")
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("listener", ["0.0.0.0"], indirect=True)
+def test_from_runner_reaches_an_exposed_port(listener: int) -> None:
+    address = outside_address()
+    failed = verdict(check(port=listener, not_listening=True, from_runner=True, runner_address=address))
+    assert failed is not None  # ss already says so
+    # ss allows it (0.0.0.0 is listed), the connection from the runner is the proof that fails.
+    failed = verdict(check(port=listener, only_on=["0.0.0.0"], from_runner=True, runner_address=address))
+    assert failed is not None
+    assert failed.found == (
+        f"tcp port {listener} accepts TCP connections from the runner at {address}:{listener}"
+    )
+
+
+@pytest.mark.parametrize("listener", ["127.0.0.1"], indirect=True)
+def test_from_runner_does_not_reach_a_loopback_port(listener: int) -> None:
+    address = outside_address()
+    assert (
+        verdict(check(port=listener, only_on=["127.0.0.1"], from_runner=True, runner_address=address)) is None
+    )
+
+
+def test_from_runner_needs_an_outside_address() -> None:
+    with pytest.raises(CheckError, match="no network address"):
+        sockets.verify(check(port=free_port(), not_listening=True, from_runner=True), target())
+    with pytest.raises(CheckError, match="loopback"):
+        sockets.verify(
+            check(port=free_port(), not_listening=True, from_runner=True, runner_address="127.0.0.1"),
+            target(),
+        )
+
+
+def test_ss_lines_are_parsed() -> None:
+    text = (
+        "LISTEN 0 4096 127.0.0.1:8000 0.0.0.0:*\n"
+        "LISTEN 0 511 [::]:80 [::]:*\n"
+        "LISTEN 0 511 *:443 *:*\n"
+        "UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:*\n"
+        "LISTEN 0 128 [::ffff:127.0.0.1]:6379 [::]:*\n"
+    )
+    found = host_sockets.parse(text, "tcp")
+    assert [(listener.address, listener.port) for listener in found] == [
+        ("127.0.0.1", 8000),
+        ("::", 80),
+        ("*", 443),
+        ("127.0.0.53", 53),
+        ("127.0.0.1", 6379),
+    ]
+    assert found[3].interface == "lo"
+    assert found[1].accepts_on("10.0.0.5") and not found[0].accepts_on("10.0.0.5")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"port": 80}, "set exactly one of"),
+        ({"port": 80, "listens": True, "only_on": ["127.0.0.1"]}, "set exactly one of"),
+        ({"port": 80, "only_on": ["localhost"]}, "not an IP address"),
+        ({"port": 80, "only_on": ["127.0.0.1"], "address": "127.0.0.1"}, "address goes with listens"),
+        ({"port": 80, "listens": True, "from_runner": True}, "use it with only_on or not_listening"),
+        ({"port": 53, "protocol": "udp", "not_listening": True, "from_runner": True}, "protocol tcp only"),
+    ],
+)
+def test_description_errors(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SocketCheck(**{**COMMON, "id": "x", **fields})
