@@ -2,12 +2,17 @@
 
 Green when the port listens where the description says (or not at all), red with the
 listener's address when it is exposed; `from_runner` connects to this machine's own
-outside address, so a port on 0.0.0.0 is reached and one on 127.0.0.1 is not.
+outside address (a lab-range address in a network namespace of the test's own), so a port on
+0.0.0.0 is reached and one on 127.0.0.1 is not.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,19 +69,44 @@ def free_port() -> int:
     return port
 
 
-def outside_address() -> str:
-    """This machine's address on its default route (no packet is sent); skip without one."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("192.0.2.1", 9))
-        address = probe.getsockname()[0]
-    except OSError:
-        address = "127.0.0.1"
-    finally:
-        probe.close()
-    if address.startswith("127."):
-        pytest.skip("this machine has no address besides loopback")
-    return address
+# The runner's "outside" address, in a network namespace of the test's own: a lab-range address
+# on its loopback device, so no connection ever leaves this machine's loopback.
+OUTSIDE = "198.18.254.1"
+IN_OWN_NAMESPACE = """
+import socket, sys
+from runbook.checks import sockets
+from runbook.errors import CheckFailed
+from runbook.host.target import Target
+bind, wanted = sys.argv[1], sys.argv[2:]
+server = socket.socket()
+server.bind((bind, 0))
+server.listen()
+port = server.getsockname()[1]
+fields = {"only_on": wanted} if wanted else {"not_listening": True}
+check = sockets.SocketCheck(id="s", title="port exposure", severity="P2", section="1.", remedy="fix",
+                            port=port, from_runner=True, runner_address="OUTSIDE", **fields)
+try:
+    sockets.verify(check, Target("local", "local://", command_timeout=10, connect_timeout=5))
+    print("PASSED")
+except CheckFailed as exc:
+    print("FAILED", exc.found.replace(str(port), "PORT"))
+""".replace("OUTSIDE", OUTSIDE)
+
+
+def in_own_namespace(bind: str, *only_on: str) -> str:
+    """The check's verdict, run in a fresh network namespace where OUTSIDE is this host's address."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a network namespace of its own")
+    script = f"ip link set lo up && ip addr add {OUTSIDE}/32 dev lo && "
+    script += 'p="$0" c="$1" && shift && exec "$p" -c "$c" "$@"'
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script, sys.executable, IN_OWN_NAMESPACE, bind, *only_on],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
 
 
 @pytest.mark.parametrize("listener", ["127.0.0.1"], indirect=True)
@@ -132,25 +162,16 @@ def test_udp() -> None:
         server.close()
 
 
-@pytest.mark.parametrize("listener", ["0.0.0.0"], indirect=True)
-def test_from_runner_reaches_an_exposed_port(listener: int) -> None:
-    address = outside_address()
-    failed = verdict(check(port=listener, not_listening=True, from_runner=True, runner_address=address))
-    assert failed is not None  # ss already says so
+def test_from_runner_reaches_an_exposed_port() -> None:
+    assert in_own_namespace("0.0.0.0").startswith("FAILED")  # ss already says so
     # ss allows it (0.0.0.0 is listed), the connection from the runner is the proof that fails.
-    failed = verdict(check(port=listener, only_on=["0.0.0.0"], from_runner=True, runner_address=address))
-    assert failed is not None
-    assert failed.found == (
-        f"tcp port {listener} accepts TCP connections from the runner at {address}:{listener}"
+    assert in_own_namespace("0.0.0.0", "0.0.0.0") == (
+        f"FAILED tcp port PORT accepts TCP connections from the runner at {OUTSIDE}:PORT"
     )
 
 
-@pytest.mark.parametrize("listener", ["127.0.0.1"], indirect=True)
-def test_from_runner_does_not_reach_a_loopback_port(listener: int) -> None:
-    address = outside_address()
-    assert (
-        verdict(check(port=listener, only_on=["127.0.0.1"], from_runner=True, runner_address=address)) is None
-    )
+def test_from_runner_does_not_reach_a_loopback_port() -> None:
+    assert in_own_namespace("127.0.0.1", "127.0.0.1") == "PASSED"
 
 
 def test_from_runner_needs_an_outside_address() -> None:
