@@ -79,3 +79,33 @@ def test_links_planted_in_a_reused_output_folder_are_never_followed(tmp_path: Pa
     assert list(victims.iterdir()) == []
     assert not (out / "incident.md").is_symlink()  # replaced by the run's own file
     assert "not-ok" in (out / "incident.md").read_text(encoding="utf-8")
+
+
+GOOD_RUN = '{"started": "2026-12-07T00:00:00Z", "finished": "2026-12-07T00:00:01Z", "systems": ["x"]}'
+
+
+@pytest.mark.parametrize(
+    ("summary", "said"),
+    [
+        ("{not json", "not JSON"),
+        ("[" * 100_000, "not JSON"),
+        ('{"format": "runbook-summary/1", "run": [], "checks": []}', "run: needs started and finished"),
+        ('{"format": "runbook-summary/1", "run": ' + GOOD_RUN + ', "checks": {}}', "checks: not a list"),
+        ('{"format": "runbook-summary/1", "run": ' + GOOD_RUN + ', "checks": [{"id": "a"}]}', "checks[0]"),
+        ("FIFO", "not a regular file"),
+    ],
+)
+def test_merge_refuses_a_malformed_shard_with_exit_2(tmp_path: Path, summary: str, said: str) -> None:
+    """Exit 1 would mean 'a check failed'; a traceback or a hang would mean nothing at all."""
+    shard = tmp_path / "shard-1"
+    shard.mkdir()
+    if summary == "FIFO":
+        os.mkfifo(shard / "summary.json")
+    else:
+        (shard / "summary.json").write_text(summary, encoding="utf-8")
+    (shard / "junit.xml").write_text('<testsuite name="pytest" tests="0"/>', encoding="utf-8")
+    command = [sys.executable, "-m", "runbook.merge", str(tmp_path / "out"), str(shard)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,6 +1,6 @@
 """Join the reports of N shards (`pytest --shard K/N`, one CI job each) into one run's reports.
 
-    python -m runbook.readers.merge OUT_DIR SHARD_DIR [SHARD_DIR ...]
+    python -m runbook.merge OUT_DIR SHARD_DIR [SHARD_DIR ...]
 
 Each SHARD_DIR is a run folder (summary.json, junit.xml). OUT_DIR gets:
 - summary.json: every shard's checks, counts and failures by severity recomputed, the run
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import stat
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -34,15 +36,54 @@ class MergeError(Exception):
     """A shard folder that cannot be merged (missing files, overlapping shards)."""
 
 
+# A shard's summary of 100,000 checks is far below this; a bigger "summary" is not one.
+MAX_SHARD_FILE = 512 << 20
+
+
+def read_file(path: Path) -> bytes:
+    """A regular file's bytes, bounded: a FIFO or a device in a shard folder never blocks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise MergeError(f"{path}: not a regular file")
+            data = handle.read(MAX_SHARD_FILE + 1)
+    except OSError as exc:
+        raise MergeError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SHARD_FILE:
+        raise MergeError(f"{path}: larger than {MAX_SHARD_FILE >> 20} MiB")
+    return data
+
+
 def read_summary(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json"
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MergeError(f"{path}: {exc}") from None
-    if document.get("format") != FORMAT:
+        document = json.loads(read_file(path))
+    except (ValueError, RecursionError) as exc:
+        raise MergeError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise MergeError(f"{path}: not a {FORMAT} summary")
-    return document  # type: ignore[no-any-return]
+    problem = _shape_problem(document)
+    if problem:
+        raise MergeError(f"{path}: {problem}")
+    return document
+
+
+def _shape_problem(document: dict[str, Any]) -> str | None:
+    """What a summary lacks that merging reads (a truncated or edited file), or None."""
+    run, checks = document.get("run"), document.get("checks")
+    if not isinstance(run, dict) or not all(isinstance(run.get(key), str) for key in ("started", "finished")):
+        return "run: needs started and finished times"
+    if not isinstance(run.get("duration", 0), int | float) or not isinstance(run.get("systems", []), list):
+        return "run: duration is not a number or systems not a list"
+    if not isinstance(checks, list):
+        return "checks: not a list"
+    for index, check in enumerate(checks):
+        if not isinstance(check, dict) or check.get("outcome") not in OUTCOMES:
+            return f"checks[{index}]: not a check with an outcome ({', '.join(OUTCOMES)})"
+        if not isinstance(check.get("id") or check.get("nodeid"), str):
+            return f"checks[{index}]: no id"
+    return None
 
 
 def merge_summaries(documents: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -86,8 +127,8 @@ def merge_junit(folders: list[Path]) -> ET.Element:
     for index, folder in enumerate(folders, 1):
         path = folder / "junit.xml"
         try:
-            root = ET.parse(path).getroot()
-        except (OSError, ET.ParseError) as exc:
+            root = ET.fromstring(read_file(path))
+        except ET.ParseError as exc:
             raise MergeError(f"{path}: {exc}") from None
         suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
         for suite in suites:
@@ -96,7 +137,10 @@ def merge_junit(folders: list[Path]) -> ET.Element:
     totals = Counter[str]()
     for suite in merged:
         for key in ("tests", "failures", "errors", "skipped"):
-            totals[key] += int(suite.get(key, "0"))
+            count = suite.get(key, "0")
+            if not count.isdigit():
+                raise MergeError(f"a shard's <testsuite {key}={count!r}> is not a count")
+            totals[key] += int(count)
     for key, value in totals.items():
         merged.set(key, str(value))
     return merged
