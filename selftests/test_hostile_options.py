@@ -109,3 +109,24 @@ def test_merge_refuses_a_malformed_shard_with_exit_2(tmp_path: Path, summary: st
     assert done.returncode == 2, done.stdout + done.stderr
     assert said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_malformed_history_row_does_not_end_the_run_without_reports(tmp_path: Path) -> None:
+    import sqlite3
+
+    description = tmp_path / "opts.yml"
+    description.write_text(FAILING, encoding="utf-8")
+    reports = tmp_path / "reports"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={description}"]
+    command += [f"--reports-dir={reports}", "-q"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "RUNBOOK_"))}
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 1, first.stdout[-2000:]
+    with sqlite3.connect(reports / "history.sqlite") as store:
+        store.execute("UPDATE runbook_runs SET started = 'yesterday-ish'")
+    before = (reports / "latest").resolve()
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Traceback" not in second.stdout + second.stderr
+    assert (reports / "latest").resolve() != before
+    assert (reports / "latest" / "report.html").is_file()

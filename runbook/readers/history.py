@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -245,7 +246,7 @@ class HistoryStore:
             "ORDER BY r.started DESC, r.id DESC LIMIT ?",
             (run.scope, run.started, window),
         ).fetchall()
-        runs = [_run_info(row) for row in rows]
+        runs = [info for row in rows if _well_timed((info := _run_info(row)).started)]
         by_run = self._results_of([info.id for info in runs if info.id is not None])
         past.runs = [(info, by_run.get(info.id or 0, {})) for info in runs]
         for result in results:
@@ -278,8 +279,8 @@ class HistoryStore:
             "WHERE g.scope = ? AND y.check_key = ? AND g.started < ? AND y.outcome = 'passed'), '')",
             (scope, check, before, scope, check, before),
         ).fetchone()
-        if row is None or not row[0]:
-            return None
+        if row is None or not row[0] or not _well_timed(str(row[1])):
+            return None  # a row of an edited or corrupt store has no time to count from
         since = str(row[1])
         folder = self._execute(
             "SELECT report_dir FROM runbook_runs WHERE scope = ? AND started = ? ORDER BY id LIMIT 1",
@@ -322,7 +323,8 @@ class HistoryStore:
         except (sqlite3.Error, psycopg.Error) as exc:
             where_ = display(self.location)
             raise HistoryError(f"history store {where_}: cannot read: {_one_line(exc)}") from None
-        return [(_run_info(row[:8]), _result(row[8:])) for row in reversed(rows)]
+        pairs = [(_run_info(row[:8]), _result(row[8:])) for row in reversed(rows)]
+        return [(run, result) for run, result in pairs if _well_timed(run.started)]
 
     def run_count(self) -> int:
         row = self._execute("SELECT COUNT(*) FROM runbook_runs").fetchone()
@@ -384,6 +386,16 @@ def _unique(results: list[Result]) -> list[Result]:
         if result.check not in kept or (result.red and not kept[result.check].red):
             kept[result.check] = result
     return list(kept.values())
+
+
+def _well_timed(started: Any) -> bool:
+    """Whether a stored run's time reads as one: a corrupt or hand-edited row is passed over
+    (it crashed the run at its end, with no report.html and `latest` not moved)."""
+    try:
+        datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _run_info(row: Sequence[Any]) -> RunInfo:
