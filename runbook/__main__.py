@@ -2,6 +2,7 @@
 
     python -m runbook validate [--systems DIR] [--json]
     python -m runbook list [-m EXPR] [--system S] [--systems DIR] [--json]
+    python -m runbook schema [--markdown]
     python -m runbook history [--system S] [--check ID] [--markers EXPR] [--dsn DSN] [--reports-dir DIR]
     python -m runbook incident list|close [RUN_FOLDER] [--reports-dir DIR]
     python -m runbook coverage [--systems DIR] [--system S] [--json]
@@ -12,7 +13,7 @@ red, how long and for how many runs it stayed so, and how often it changed state
 `incident close` marks a run folder's bundle closed, so retention may delete its runs.
 `coverage` prints, per system, how many statements of its runbook are checked, partly checked
 or not checked (and why), then every quote that no longer stands at its runbook lines.
-validate and list live in runbook/cli/ (one module each).
+validate, list and schema live in runbook/cli/ (one module each).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runbook.cli import listing, validate
+from runbook.cli import schema as schema_command
 from runbook.describe.coverage import InventoryError, description_files, system_coverage
 from runbook.describe.loader import DescriptionError
 from runbook.readers import bundle
@@ -38,7 +40,7 @@ from runbook.report.summary import iso
 from runbook.secrets import SECRETS
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 4
-COMMANDS = {"validate": validate, "list": listing}
+COMMANDS = {"validate": validate, "list": listing, "schema": schema_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
