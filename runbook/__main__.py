@@ -1,5 +1,6 @@
 """`python -m runbook`: setting a project up, writing descriptions, the run history, incident bundles.
 
+    python -m runbook init [--system NAME --host SPEC] [DIR]
     python -m runbook validate [--systems DIR] [--json]
     python -m runbook list [-m EXPR] [--system S] [--systems DIR] [--json]
     python -m runbook schema [--markdown]
@@ -13,7 +14,7 @@ red, how long and for how many runs it stayed so, and how often it changed state
 `incident close` marks a run folder's bundle closed, so retention may delete its runs.
 `coverage` prints, per system, how many statements of its runbook are checked, partly checked
 or not checked (and why), then every quote that no longer stands at its runbook lines.
-validate, list and schema live in runbook/cli/ (one module each).
+init, validate, list and schema live in runbook/cli/ (one module each).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runbook.cli import listing, validate
+from runbook.cli import init, listing, validate
 from runbook.cli import schema as schema_command
 from runbook.describe.coverage import InventoryError, description_files, system_coverage
 from runbook.describe.loader import DescriptionError
@@ -40,7 +41,7 @@ from runbook.report.summary import iso
 from runbook.secrets import SECRETS
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 4
-COMMANDS = {"validate": validate, "list": listing, "schema": schema_command}
+COMMANDS = {"init": init, "validate": validate, "list": listing, "schema": schema_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
