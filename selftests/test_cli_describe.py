@@ -197,3 +197,28 @@ def test_list_refuses_a_bad_expression_and_an_unknown_system(
     code, out = run(["list", f"--systems={tmp_path}", "--system", "nope"], capsys)
     assert code == 4 and "--system nope: not described" in out
     assert run(["list", f"--systems={tmp_path}", "-m", "incident and smoke"], capsys)[0] == 1
+
+
+def test_validate_says_ids_twice_and_unknown_hosts_beside_field_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pydantic runs the whole-system validator only once fields are valid, and it stops at one."""
+    TWICE = "check id 'etc' is used twice (first: checks.files[0] (id etc))"
+    text = GOOD.replace("id: disk", "id: etc").replace(
+        "markers: [smoke]", "markers: [smoke]\n          host: db"
+    )
+    path = write(tmp_path, "shop.yml", text.replace("type: directory", "type: folder"))
+    code, out = run(["validate", f"--systems={path}"], capsys)
+    assert code == 4
+    assert out.splitlines() == [
+        f"{path}:9: checks.files[0] (id etc).type: Input should be 'file' or 'directory'",
+        f"{path}:15: checks.resources[0] (id etc).id: {TWICE}",
+        f"{path}:20: checks.resources[0] (id etc).host: host 'db' is not one of ['server']",
+        "3 problem(s) in 1 file(s); 0 description(s) valid",
+    ]
+    path.write_text(path.read_text().replace("type: folder", "type: directory"))
+    code, out = run(["validate", f"--systems={path}"], capsys)
+    assert out.splitlines()[:2] == [
+        f"{path}:15: checks.resources[0] (id etc): {TWICE}",
+        f"{path}:20: checks.resources[0] (id etc).host: host 'db' is not one of ['server']",
+    ]

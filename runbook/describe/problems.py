@@ -82,13 +82,53 @@ def check_file(path: Path) -> tuple[list[Problem], System | None]:
     except ValidationError as exc:
         placed = Placer(chain, data)
         problems = []
-        for loc, where, message in problem_items(exc, data):
+        items = problem_items(exc, data)
+        # The whole-system validator names only its first finding (and runs only if fields are valid).
+        said = " ".join(message for loc, _, message in items if not loc)
+        items += [item for item in _consistency(data) if _as_system_says(item) not in said]
+        for loc, where, message in items:
             if not loc:
                 loc, where = _place_in_message(message)
                 message = message.removeprefix(where).removeprefix(":").lstrip() if where else message
             file, line = placed.line(loc)
             problems.append(Problem(file or path, where, line, message))
-        return problems, None
+        return sorted(problems, key=lambda problem: (str(problem.file), problem.line or 0)), None
+
+
+def _consistency(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]:
+    """What System's whole-system validator says (an id twice, an unknown host), read from the data.
+
+    pydantic runs that validator only once every field is valid; a writer fixing a file wants
+    these problems in the same list, so they are looked for here as well when fields fail.
+    """
+    checks = data.get("checks")
+    if not isinstance(checks, dict):
+        return []
+    hosts = data.get("hosts") if isinstance(data.get("hosts"), dict) else None
+    groups = data.get("groups") if isinstance(data.get("groups"), dict) else {}
+    found, seen = [], {}
+    for kind, items in checks.items():
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            place = f"checks.{kind}[{index}] (id {item['id'][:80]})"
+            if item["id"] in seen:
+                message = f"check id {item['id']!r} is used twice (first: {seen[item['id']]})"
+                found.append((("checks", kind, index, "id"), f"{place}.id", message))
+            seen.setdefault(item["id"], place)
+            host = item.get("host")
+            if hosts is not None and isinstance(host, str) and host not in hosts and host not in groups:
+                known = sorted(hosts) + [f"group {group}" for group in sorted(groups)]
+                found.append(
+                    (("checks", kind, index, "host"), f"{place}.host", f"host {host!r} is not one of {known}")
+                )
+    return found
+
+
+def _as_system_says(item: tuple[tuple[Any, ...], str, str]) -> str:
+    """A finding of _consistency in the words of System's validator (which names the place)."""
+    _loc, where, message = item
+    return f"{where.removesuffix('.id')}: {message}"
 
 
 def _from_message(path: Path, message: str) -> Problem:
