@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from runbook.cli import EXIT_OK, EXIT_USAGE
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"valid": not problems, "problems": [p.to_json() for p in problems]}, indent=2))
     else:
         for problem in problems:
-            print(problem)
+            print(replace(problem, file=_relative(problem.file)))
         files = len({problem.file for problem in problems})
         if problems:
             print(f"{len(problems)} problem(s) in {files} file(s); {len(systems)} description(s) valid")
@@ -37,3 +38,11 @@ def run(args: argparse.Namespace) -> int:
             checks = sum(len(system.checks.all()) for system in systems)
             print(f"{len(systems)} description(s) valid ({checks} checks) in {args.systems}")
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def _relative(path: Path) -> Path:
+    """systems/shop.yml rather than /home/.../systems/shop.yml, when the file is below here."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
