@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from runbook.__main__ import COMMANDS
 from runbook.describe.reference import fields_markdown, json_schema, schema_text
 from runbook.describe.schema import CHECK_KINDS
 from runbook.describe.yamlfile import read_yaml
@@ -84,3 +85,12 @@ def _options(prop: dict[str, Any]) -> list[dict[str, Any]]:
     for option in prop.get("anyOf", [prop]):
         found += _options(option) if "anyOf" in option else [option]
     return found
+
+
+def test_the_readme_documents_every_command_of_python_m_runbook() -> None:
+    """Next to 'Describing your own system', each command has its line (issue 19: README documents them)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Your own checklist project")
+    section = text[start : text.index("## Describing your own system", start)]
+    for command in [*COMMANDS, "coverage"]:
+        assert f"- `{command} [" in section, command
