@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,6 +28,17 @@ from runbook.describe.schema import System
 
 REPO = Path(__file__).resolve().parents[1]
 GROUPS = ("health", "backup", "config")
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    ".tox",
+    "build",
+    "reports",
+    "*.egg-info",
+    "__pycache__",
+    ".ruff_cache",
+    "bench",
+)
 ETC_CHECK = (
     "checks:\n  files:\n    - {id: etc-dir, title: /etc is a directory, path: /etc, type: directory,\n"
     '       severity: P3, section: "1. Daily check", remedy: reinstall the system}\n'
@@ -124,8 +136,11 @@ def test_wheel_in_a_fresh_venv_runs_a_daily_checklist_in_an_empty_folder(tmp_pat
     """
     wheels, venv, project = tmp_path / "wheels", tmp_path / "venv", tmp_path / "infra"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "PYTHON"))}
+    # Built from a copy: setuptools' build/ folder in the clone would keep files deleted since.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
         check=True, env=env, timeout=300, capture_output=True,
     )  # fmt: skip
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
