@@ -1,5 +1,9 @@
-"""`python -m runbook`: the run history's timeline, and incident bundles.
+"""`python -m runbook`: setting a project up, writing descriptions, the run history, incident bundles.
 
+    python -m runbook init [--system NAME --host SPEC] [DIR]
+    python -m runbook validate [--systems DIR] [--json]
+    python -m runbook list [-m EXPR] [--system S] [--systems DIR] [--json]
+    python -m runbook schema [--markdown]
     python -m runbook history [--system S] [--check ID] [--markers EXPR] [--dsn DSN] [--reports-dir DIR]
     python -m runbook incident list|close [RUN_FOLDER] [--reports-dir DIR]
     python -m runbook coverage [--systems DIR] [--system S] [--json]
@@ -10,6 +14,7 @@ red, how long and for how many runs it stayed so, and how often it changed state
 `incident close` marks a run folder's bundle closed, so retention may delete its runs.
 `coverage` prints, per system, how many statements of its runbook are checked, partly checked
 or not checked (and why), then every quote that no longer stands at its runbook lines.
+init, validate, list and schema live in runbook/cli/ (one module each).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runbook.cli import init, listing, validate
+from runbook.cli import schema as schema_command
 from runbook.describe.coverage import InventoryError, description_files, system_coverage
 from runbook.describe.loader import DescriptionError
 from runbook.readers import bundle
@@ -34,11 +41,14 @@ from runbook.report.summary import iso
 from runbook.secrets import SECRETS
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 4
+COMMANDS = {"init": init, "validate": validate, "list": listing, "schema": schema_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runbook", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS.values():
+        command.add(commands)
     history = commands.add_parser("history", help="a check's timeline: red since when, how long, how often")
     history.add_argument("--system", help="only this system's checks")
     history.add_argument("--check", help="check id or system:check-id; * and ? match anything")
@@ -56,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cover.add_argument("--json", action="store_true", help="the numbers as JSON")
     args = parser.parse_args(argv)
     SECRETS.add_from_environment()
+    if args.command in COMMANDS:
+        return int(COMMANDS[args.command].run(args))
     if args.command == "history":
         return _history(args)
     if args.command == "coverage":

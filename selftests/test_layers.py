@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runbook.run",),  # pytest wiring: cases, gate, prefetch, verdict, sharding
     ("runbook.readers",),  # what reads a run afterwards: history, waivers, incident, ...
     ("runbook.report",),  # the writers: HTML, JUnit, summary
-    ("runbook.plugin", "runbook.__main__", "runbook.merge", "runbook"),  # entry points
+    # entry points; runbook.cli: the commands of `python -m runbook` (init, validate, list, ...)
+    ("runbook.plugin", "runbook.__main__", "runbook.merge", "runbook.cli", "runbook"),
 )
 MAX_TOP_LEVEL_MODULES = 15
 

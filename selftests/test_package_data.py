@@ -1,7 +1,8 @@
 """Data the package reads at run time ships with it, and the report's templates escape what hosts print.
 
-The escalation matrix (runbook/readers/escalation.yml) and report.html's markup
-(runbook/report/templates/*.html.j2) are files beside the code: a wheel without them imports
+The escalation matrix (runbook/readers/escalation.yml), report.html's markup
+(runbook/report/templates/*.html.j2) and the project `python -m runbook init` writes
+(runbook/cli/templates/) are files beside the code: a wheel without them imports
 nothing. Every such file must be matched by pyproject.toml's package-data. The templates render
 with autoescaping, so a title or a found value holding markup stays text, on one line, masked.
 """
@@ -30,6 +31,8 @@ def test_every_data_file_of_runbook_is_package_data() -> None:
     ]
     assert "readers/escalation.yml" in data
     assert "report/templates/table.html.j2" in data
+    assert "cli/templates/description.yml.tmpl" in data
+    assert "cli/templates/project/tests_health/test_health.py.tmpl" in data
     for name in data:
         assert any(PurePosixPath(name).match(pattern) for pattern in patterns), name
 

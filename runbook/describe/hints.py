@@ -43,3 +43,25 @@ def _options(annotation: Any) -> tuple[Any, ...]:
     if get_origin(annotation) in (Union, types.UnionType):
         return get_args(annotation)
     return (annotation,)
+
+
+def field_elsewhere(kinds: dict[str, type[BaseModel]], loc: tuple[int | str, ...]) -> str:
+    """'; path is a field of kind files (a path on the host ...)' for a field another kind has.
+
+    `checks.logs[0].path` is refused as an extra input: the writer meant a check of the kind that
+    reads what `path` says, so the hint names that kind (and what its field is, when it says).
+    """
+    if len(loc) != 4 or loc[0] != "checks" or not isinstance(loc[3], str):
+        return ""
+    kind, key = loc[1], loc[3]
+    owners = [name for name, model in kinds.items() if name != kind and key in model.model_fields]
+    if not owners:
+        return ""
+    shown = ", ".join(owners[:MAX_KINDS_NAMED]) + (", ..." if len(owners) > MAX_KINDS_NAMED else "")
+    about = kinds[owners[0]].model_fields[key].description if len(owners) == 1 else None
+    what = f" ({about})" if about else ""
+    noun = "kind" if len(owners) == 1 else "kinds"
+    return f"; kind {kind} has no {key!r}: {key} is a field of {noun} {shown}{what}"
+
+
+MAX_KINDS_NAMED = 6

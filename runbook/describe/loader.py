@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from runbook.describe import inventory
-from runbook.describe.hints import closest_field
+from runbook.describe.hints import closest_field, field_elsewhere
 from runbook.describe.params import fill as fill_params
-from runbook.describe.schema import System
+from runbook.describe.schema import CHECK_KINDS, System
 from runbook.describe.yamlfile import YamlFileError, read_yaml
 from runbook.secrets import SECRETS
 
@@ -168,7 +168,12 @@ def load_file(path: Path, params: dict[str, str] | None = None) -> LoadedSystem:
         raise DescriptionError(f"{path}: cannot load: {type(exc).__name__}: {exc}") from exc
 
 
-def _load_file(path: Path, params: dict[str, str]) -> LoadedSystem:
+def prepare(
+    path: Path, params: dict[str, str]
+) -> tuple[dict[str, Any], tuple[Path, ...], dict[str, list[str]]]:
+    """A file's data as the model reads it (overlays merged, ${VAR} and params filled), its chain
+    of files and the ${VAR}s missing from the environment; DescriptionError when it has no such data.
+    """
     data, chain = resolve_chain(path)
     # x-* keys hold YAML anchors for reuse (as in docker compose files); they are not fields.
     data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
@@ -179,6 +184,11 @@ def _load_file(path: Path, params: dict[str, str]) -> LoadedSystem:
         data = fill_params(data, params)
     except ValueError as exc:
         raise DescriptionError(f"{path}: {exc}") from None
+    return data, chain, missing
+
+
+def _load_file(path: Path, params: dict[str, str]) -> LoadedSystem:
+    data, chain, missing = prepare(path, params)
     try:
         model = System.model_validate(data)
     except ValidationError as exc:
@@ -195,17 +205,26 @@ def _problems(exc: ValidationError, data: dict[str, Any]) -> str:
     """One line per problem: field path and message, with a hint for a misspelt key."""
     lines = []
     errors = exc.errors()
-    for error in errors[:MAX_ERRORS_SHOWN]:
-        where = _field_path(error["loc"], data)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            meant = closest_field(System, error["loc"])
-            message += f" (did you mean {meant!r}?)" if meant else ""
+    for _loc, where, message in problem_items(exc, data)[:MAX_ERRORS_SHOWN]:
         # Whole-system errors (duplicate id, unknown host) name their place in the message.
         lines.append(f"  {where}: {message}" if where else f"  {message}")
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
+
+
+def problem_items(exc: ValidationError, data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]:
+    """Every problem of a validation: pydantic's location, the field path shown, the message."""
+    items = []
+    for error in exc.errors():
+        where = _field_path(error["loc"], data)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            meant = closest_field(System, error["loc"])
+            message += f" (did you mean {meant!r}?)" if meant else ""
+            message += field_elsewhere(CHECK_KINDS, error["loc"])
+        items.append((tuple(error["loc"]), where, message))
+    return items
 
 
 def load_systems(

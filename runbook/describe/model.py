@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -98,9 +99,35 @@ HostPath = Annotated[str, Field(pattern=r"^/", min_length=1, max_length=4096), B
 # A docker container name (docker's own rule): never an option, never a shell word to fear.
 ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", max_length=255)]
 # Seconds, written '24h' / '30m' / 90 in YAML.
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    # What a description may write (the schema an editor checks against), not the seconds read.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdSMHD]?\s*$"},
+            ],
+            "description": "seconds, or e.g. 90s, 30m, 24h, 2d",
+        }
+    ),
+]
 # Bytes, written '1G' / '512M' / 1000 in YAML.
-ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    Field(ge=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[bkmgtBKMGT]?([iI]?[bB])?\s*$"},
+            ],
+            "description": "bytes, or e.g. 512M, 1G",
+        }
+    ),
+]
 
 
 def regex(value: str) -> str:

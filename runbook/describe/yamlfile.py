@@ -226,3 +226,44 @@ class _Loader(_BoundedComposer, _Parser, _BoundedConstructor, Resolver):
         _BoundedComposer.__init__(self)
         _BoundedConstructor.__init__(self)
         Resolver.__init__(self)
+
+
+def read_yaml_lines(path: Path) -> dict[tuple[str | int, ...], int]:
+    """Where each value of a YAML file starts: its path of keys and list indexes -> 1-based line.
+
+    A mapping's entry is placed at its key's line (where an editor shows the field), a list item at
+    the item's. Read with the same bounds as read_yaml; a file it refuses has no lines here ({}).
+    """
+    try:
+        text = read_text(path)
+    except YamlFileError:
+        return {}
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except YAMLError:
+        return {}
+    finally:
+        loader.dispose()
+    lines: dict[tuple[str | int, ...], int] = {}
+    if root is not None:
+        _walk_lines(root, (), lines, 0)
+    return lines
+
+
+def _walk_lines(
+    node: Node, where: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], depth: int
+) -> None:
+    if depth > MAX_DEPTH:  # aliases may point back up: the composer refused deeper nesting already
+        return
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode):
+                inner = (*where, key.value)
+                lines.setdefault(inner, key.start_mark.line + 1)
+                _walk_lines(value, inner, lines, depth + 1)
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            inner = (*where, index)
+            lines.setdefault(inner, item.start_mark.line + 1)
+            _walk_lines(item, inner, lines, depth + 1)
