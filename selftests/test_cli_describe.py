@@ -69,7 +69,7 @@ BROKEN = """\
         - id: app-log
           title: the app log has no errors
           container: app
-          path: /var/log/app.log
+          owner: root
           pattern: ERROR
           COMMON
           severity: P7
@@ -96,7 +96,7 @@ def test_validate_lists_every_problem_of_every_file_with_file_field_and_line(
     assert f"{broken}:1: system: String should match pattern '^[a-z0-9][a-z0-9-]*$'" in lines
     assert f"{broken}:8: checks.files[0] (id etc).path: String should match pattern '^/'" in lines
     assert any(
-        line.startswith(f"{broken}:16: checks.logs[0] (id app-log).path: Extra inputs") for line in lines
+        line.startswith(f"{broken}:16: checks.logs[0] (id app-log).owner: Extra inputs") for line in lines
     )
     assert any(
         line.startswith(f"{other}:3: hosts: host 'server': 'nohost' is not a host spec") for line in lines
@@ -154,8 +154,8 @@ def test_a_field_of_another_kind_names_that_kind(tmp_path: Path) -> None:
     with pytest.raises(DescriptionError) as info:
         load_file(path)
     assert (
-        "checks.logs[0] (id app-log).path: Extra inputs are not permitted; kind logs has no 'path': "
-        "path is a field of kinds env_files, files, sqlite"
+        "checks.logs[0] (id app-log).owner: Extra inputs are not permitted; kind logs has no 'owner': "
+        "owner is a field of kind files"
     ) in str(info.value)
 
 
