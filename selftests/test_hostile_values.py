@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,22 @@ def test_a_captured_value_stays_in_its_path_segment(captured: str, segment: str)
     assert _segment(captured) == segment
     url = httpx.URL(f"http://127.0.0.1/api/customers/{_segment(captured)}/balance")
     assert url.raw_path == f"/api/customers/{segment}/balance".encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(1.004, "1.004"), (1.0000004, "1.0000004"), (100.4, "100.4"), (7.5, "7.5")]
+)
+def test_a_rate_over_its_limit_is_printed_over_it(value: float, shown: str) -> None:
+    """'rose 1/min > 1/min' (three digits of 1.004) said nothing of why the check failed."""
+    check = rates.RatesCheck(
+        id="r",
+        title="5xx rate",
+        severity="P2",
+        section="1.",
+        remedy="fix",
+        metric="http_requests_total",
+        max_increase=int(value),
+        prometheus={"url": "http://127.0.0.1:9/"},
+    )
+    with pytest.raises(CheckFailed, match=rf"grew by {re.escape(shown)} > {int(value)} "):
+        rates._judge(check, int(value), {"": value}, 300, "prometheus")

@@ -124,7 +124,8 @@ def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: f
     if not over:
         return
     shown = "; ".join(
-        f"{_named(group)}{_number(value)}{unit} > {limit:g}{unit}" for value, group in over[:SHOWN_GROUPS]
+        f"{_named(group)}{_number(value, limit)}{unit} > {limit:g}{unit}"
+        for value, group in over[:SHOWN_GROUPS]
     )
     more = f" (+{len(over) - SHOWN_GROUPS} more)" if len(over) > SHOWN_GROUPS else ""
     rose = "rose" if per_minute else "grew by"
@@ -136,9 +137,15 @@ def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: f
     )
 
 
-def _number(value: float) -> str:
-    """'7.5', '0.333', '40200': three significant digits, never an exponent."""
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+def _number(value: float, limit: float | None = None) -> str:
+    """'7.5', '0.333', '40200': three significant digits, never an exponent; more where three
+    would print a number no greater than the limit ('rose 1/min > 1/min' said nothing)."""
+    text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    digits = 3
+    while limit is not None and float(text) <= limit < value and digits < 17:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return text
 
 
 def _named(group: str) -> str:
