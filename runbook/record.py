@@ -42,6 +42,8 @@ class CheckRecord:
     runbook: str | None = None  # 'ai-calendar-assistant.md § 4.1 Backups'
     runbook_path: str | None = None
     source: str | None = None  # 'lines 120-124: «docker compose ps»': what the runbook says, quoted
+    after: list[str] = field(default_factory=list)  # check ids whose failure would explain this one
+    cause: str | None = None  # the failing check (system:id) this failure is a symptom of
     remedy: str | None = None
     markers: list[str] = field(default_factory=list)
     outcome: str = "passed"
@@ -113,6 +115,26 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def visible(text: str) -> str:
     """Control characters shown as \\xNN, as binary output is."""
     return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def link_causes(records: list[CheckRecord]) -> None:
+    """Set `cause` on each failure one of whose `after` checks fails in the same run: one outage,
+    one story (redis down is the cause; /ready's redis=error and the bot's errors its symptoms).
+    A check of a group looks for its cause on its own host first (`redis-ping@replica-2`)."""
+    failed = {record.id: record for record in records if record.failed and record.is_check}
+    for record in failed.values():
+        record.cause = None
+        host = record.check_id.partition("@")[2]
+        for wanted in record.after:
+            for candidate in (
+                f"{record.system}:{wanted}@{host}" if host else "",
+                f"{record.system}:{wanted}",
+            ):
+                if candidate in failed and candidate != record.id:
+                    record.cause = candidate
+                    break
+            if record.cause:
+                break
 
 
 def mask_all(value: Any) -> Any:

@@ -239,6 +239,11 @@ class CheckBase(Model):
     requires_feature: str | None = Field(
         default=None, description="skip unless the system declares this feature (e.g. monitoring)"
     )
+    after: list[CheckId] = Field(
+        default=[],
+        description="ids of checks whose failure explains this one's (redis-ping for /ready's "
+        "redis=error): when one of them fails too, this failure is shown under it as a symptom",
+    )
     source: Annotated[list[Source], BeforeValidator(_sources)] | None = Field(
         default=None,
         description="the runbook's lines this check asserts: {lines: 120-124, quote: '...'} or a list",

@@ -134,6 +134,14 @@ class System(Model):
                 raise ValueError(f"groups.{group}: {', '.join(unknown)} not among hosts {sorted(self.hosts)}")
             if not members:
                 raise ValueError(f"groups.{group}: a group needs at least one host")
+        for kind in CHECK_KINDS:
+            for index, check in enumerate(self.checks.of_kind(kind)):
+                unknown = [cause for cause in check.after if cause not in seen or cause == check.id]
+                if unknown:
+                    named = ", ".join(unknown)
+                    raise ValueError(
+                        f"checks.{kind}[{index}].after: {named} is no other check of this system"
+                    )
         return self
 
     @model_validator(mode="after")

@@ -71,6 +71,7 @@ WORDS = {
         "checked": "проверок",
         "failed": "не прошли",
         "no_remedy": "см. runbook",
+        "because": "следствие:",
     },
     "en": {
         "none": "none",
@@ -89,6 +90,7 @@ WORDS = {
         "checked": "checks",
         "failed": "failed",
         "no_remedy": "see the runbook",
+        "because": "also failing because of",
     },
 }
 # What would change how a line renders: emphasis, code, HTML, a link; `_` inside a word is plain.
@@ -134,7 +136,13 @@ def render(
         "",
         headings["symptoms"],
     ]
-    lines += [_symptom(record, changes, words, now) for record in failed]
+    causes = {record.id: record for record in failed}
+    ordered = []  # each cause, then its symptoms under it
+    for record in failed:
+        if record.cause not in causes:
+            ordered += [record, *(symptom for symptom in failed if symptom.cause == record.id)]
+    ordered += [record for record in failed if record not in ordered]
+    lines += [_symptom(record, changes, words, now, causes.get(record.cause or "")) for record in ordered]
     lines += [f"- {_headline(record)}: {_code(_found(record))} — {words['waived']}" for record in waived]
     if not failed and not waived:
         lines.append(f"- {words['no_symptoms']}")
@@ -146,7 +154,12 @@ def render(
     counts = f"{len(checks)} {words['checked']}, {len(failed)} {words['failed']}"
     where = f"; {words['report']}: {_code(report)}" if report else ""
     lines += ["", f"{headings['status']} {status} ({counts}{where})", "", headings["required"]]
-    lines += [f"- {_headline(record)}: {_code(record.remedy or words['no_remedy'])}" for record in failed]
+    # One outage, one remedy: a symptom's cause has its own line (redis down, not /ready too).
+    lines += [
+        f"- {_headline(record)}: {_code(record.remedy or words['no_remedy'])}"
+        for record in failed
+        if record.cause not in causes
+    ]
     if not failed:
         lines.append(f"- {words['nothing_required']}")
     eta = words["eta_unknown"]
@@ -178,13 +191,20 @@ def _escalation(
     return escalate(record.severity or "", lasted(record), runbook)
 
 
-def _symptom(record: CheckRecord, changes: RunChanges | None, words: dict[str, str], now: datetime) -> str:
+def _symptom(
+    record: CheckRecord,
+    changes: RunChanges | None,
+    words: dict[str, str],
+    now: datetime,
+    cause: CheckRecord | None = None,
+) -> str:
     change = changes.of(record.id) if changes is not None else None
     if change is None or change.status == "new":
         when = words["new"]
     else:
         when = f"{words['since']} {short_time(change.since)}, {change.runs} {words['runs']}"
-    return f"- {_headline(record)}: {_code(_found(record))} ({when})"
+    because = f" — {words['because']} {_text(cause.title)} ({_text(cause.id)})" if cause else ""
+    return f"{'  ' if cause else ''}- {_headline(record)}: {_code(_found(record))} ({when}){because}"
 
 
 def _headline(record: CheckRecord) -> str:

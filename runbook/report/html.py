@@ -220,13 +220,16 @@ class HtmlReport:
         changes = self.config.stash.get(keys.CHANGES, None)
         waivers = self.config.stash.get(keys.WAIVERS, None)
         now = self.recorder.started
+        failures = self.recorder.failures()  # links each failure to a failing cause (record.cause)
+        causes = {record.id: record.cause for record in self.recorder.records.values() if record.cause}
         block = SUMMARY.render(
             systems=", ".join(self.recorder.system_names) or "no systems",
             markers=self.recorder.marker_expression or "(all)",
             started=self.recorder.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
             by_severity=list(by_severity.items()),
             help=SEVERITY_HELP,
-            failures=self.recorder.failures(),
+            failures=failures,
+            causes=causes,
             systems_table=sorted(self.recorder.by_system().items()),
             changes=changes,
             previous=_previous(changes),

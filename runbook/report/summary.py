@@ -17,7 +17,16 @@ import pytest
 
 from runbook import keys
 from runbook.readers.safe_files import write_file
-from runbook.record import OUTCOMES, SEVERITIES, CheckRecord, crash_text, custom_record, mask_all, record_of
+from runbook.record import (
+    OUTCOMES,
+    SEVERITIES,
+    CheckRecord,
+    crash_text,
+    custom_record,
+    link_causes,
+    mask_all,
+    record_of,
+)
 
 FORMAT = "runbook-summary/1"
 UNRATED = "unrated"
@@ -56,6 +65,7 @@ def entry(record: CheckRecord, rootdir: Path) -> dict[str, Any]:
         "waiver": record.waiver,
         "ready_after": record.ready_after,
         "attempts": record.attempts,
+        "cause": record.cause,
     }
 
 
@@ -100,6 +110,7 @@ class RunRecorder:
     # -- views --------------------------------------------------------------------------
 
     def entries(self) -> list[dict[str, Any]]:
+        link_causes(list(self.records.values()))
         return [entry(record, self.config.rootpath) for record in self.records.values()]
 
     def counts(self) -> dict[str, int]:
@@ -133,10 +144,20 @@ class RunRecorder:
         return systems
 
     def failures(self) -> list[dict[str, Any]]:
-        """Failed and errored records, most severe first (the top of the HTML report)."""
+        """Failed and errored records, most severe first (the top of the HTML report), each
+        failure's symptoms (`cause` is it) right after it."""
         order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
         failed = [entry for entry in self.entries() if entry["outcome"] in {"failed", "error"}]
-        return sorted(failed, key=lambda entry: order.get(entry["severity"] or "", len(order)))
+        failed.sort(key=lambda entry: order.get(entry["severity"] or "", len(order)))
+        symptoms: dict[str, list[dict[str, Any]]] = {}
+        for entry in failed:
+            if entry["cause"]:
+                symptoms.setdefault(entry["cause"], []).append(entry)
+        ordered = []
+        for entry in failed:
+            if not entry["cause"]:
+                ordered += [entry, *symptoms.pop(entry["id"], [])]
+        return ordered + [entry for rest in symptoms.values() for entry in rest]
 
     def document(self, exitstatus: int | None) -> dict[str, Any]:
         finished = utc_now()

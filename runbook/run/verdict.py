@@ -70,6 +70,7 @@ def new_record(item: pytest.Item) -> CheckRecord:
         runbook=runbook_ref(case),
         runbook_path=str(case.system.model.runbook),
         source="; ".join(str(source) for source in check.source or []) or None,
+        after=list(check.after),
         remedy=check.remedy,
         markers=list(check.effective_markers),
     )
