@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,57 @@ def health() -> Iterator[ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+# ---- which tests drive the lab, and which of its systems -----------------------------------
+# `make test` runs these tests under pytest-xdist with `--dist loadgroup`: every test of a lab
+# system below gets the mark `lab` and `xdist_group(<system>)`, so one worker runs all of that
+# system's tests, in file order, and never beside another test that breaks or heals the same
+# system; systems run side by side (each has its own hosts and dockerd). Every other module is
+# a group of its own: its module-scoped fixtures are made once, and tests that build on the
+# ones before them in the module (a history, a reports folder) keep their order. `make unit`
+# is `-m "not lab"`.
+LAB_SYSTEMS = {
+    "test_lab_calendar.py": "ai-calendar-assistant",
+    "test_lab_readers.py": "ai-calendar-assistant",
+    "test_lab_map_v12.py": "map-v12",
+    "test_lab_loyalty.py": "loyalty-api",
+    "test_lab_magic_master.py": "magic-master",
+    "test_lab_vpn.py": "hexenvpn-xray",
+    # the kit's own selftest system (slot 15): its systemd hosts, and the fleet of sshd hosts
+    "test_lab_systemd_host.py": "lab-selftest-systemd",
+    "test_lab_kinds_systemd.py": "lab-selftest-systemd",
+    "test_fleet.py": "lab-selftest-fleet",
+}
+# A module that imports the lab kit or a lab helper drives the lab; it must be in LAB_SYSTEMS.
+LAB_IMPORT = re.compile(
+    r"^\s*(?:from|import)\s+(?:selftests\.)?(?:lab|lab_harness|magic_master_host)\b", re.MULTILINE
+)
+
+
+def lab_system_of(path: Path) -> str | None:
+    """The lab system a test module drives (None: no lab); UsageError for one not in the table."""
+    system = LAB_SYSTEMS.get(path.name)
+    if system is None and (path.name.startswith("test_lab_") or LAB_IMPORT.search(path.read_text())):
+        raise pytest.UsageError(
+            f"{path.name} drives the lab: name its system in LAB_SYSTEMS (selftests/conftest.py), so "
+            "its tests run on that system's worker and stay out of `make unit`"
+        )
+    return system
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    systems: dict[Path, str | None] = {}
+    for item in items:
+        path = item.path
+        if path not in systems:
+            systems[path] = lab_system_of(path)
+        system = systems[path]
+        if system is not None:
+            item.add_marker(pytest.mark.lab)
+        item.add_marker(pytest.mark.xdist_group(system or path.stem))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: drives the lab (set by selftests/conftest.py from LAB_SYSTEMS)")

@@ -31,10 +31,27 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER_PASSWORD = "runbook-selftest-superuser"
 
 
+# free_port's ports: a block per pytest-xdist worker (gw0, gw1, ...; block 0 without xdist),
+# all below the kernel's ephemeral range (32768 and up), so a port picked here and bound a
+# moment later by its server is never handed meanwhile to another worker or to a bind(0).
+PORT_BASE, PORT_BLOCK = 20000, 500
+_next_port = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A 127.0.0.1 port nothing listens on, for a server to start on (or to find closed)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    for _ in range(PORT_BLOCK):
+        port = PORT_BASE + block * PORT_BLOCK + _next_port[0] % PORT_BLOCK
+        _next_port[0] += 1
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in block {block} ({PORT_BASE + block * PORT_BLOCK}+{PORT_BLOCK})")
 
 
 def wait_for(ready: Callable[[], bool], what: str, seconds: float = 15) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from selftests.data_servers import free_port
+
 SSHD = "/usr/sbin/sshd"
 HOST = "127.0.0.1"
 
@@ -35,12 +37,6 @@ class LoopbackSshd:
         """A host spec for this server; `options` are extra query options (`sudo=true`)."""
         query = f"ssh_config={self.ssh_config}" + (f"&{options}" if options else "")
         return f"{scheme}://root@{HOST}?{query}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _keygen(path: Path) -> None:
@@ -85,7 +81,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float =
 def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
     """Run sshd in the foreground on a free loopback port until the block ends."""
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
-    port = _free_port()
+    port = free_port()
     config = _write_files(folder, port)
     log = (folder / "sshd.log").open("wb")
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)

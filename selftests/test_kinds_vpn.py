@@ -30,6 +30,7 @@ from runbook.checks.vless_probe import VlessProbeCheck
 from runbook.errors import CheckFailed
 from runbook.host.target import Target
 from selftests import test_kinds_compose
+from selftests.data_servers import free_port
 from selftests.sshd import LoopbackSshd
 from selftests.test_kinds_compose import FakeDocker
 
@@ -181,12 +182,6 @@ def test_config_users_over_ssh(tmp_path: Path, sshd: LoopbackSshd) -> None:
 
 
 # ---- vless_probe: a real VLESS server and client, both v2ray, on loopback ------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Answer(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"probe ok\n"
