@@ -65,6 +65,14 @@ def verify(check: RateLimitCheck, target: Target) -> None:
     for attempt in range(1, attempts + 1):
         answer = endpoint.send(check, target, origin, headers=headers, content=content)
         statuses.append(answer.status)
+        if answer.status >= 500:
+            # A failing endpoint (502/504 from a proxy, a crashing app) counts nothing: say so now
+            # rather than after limit+1 slow attempts.
+            raise CheckFailed(
+                f"attempt {attempts} within {window} answers {limited}",
+                f"attempt {attempt} answered {answer.status} ({where}): the endpoint fails, "
+                f"its limit cannot be judged ({_tally(statuses)})",
+            )
         if answer.status in check.limited_status and attempt < attempts:
             raise CheckFailed(
                 f"{check.limit} attempts within {window} allowed, attempt {attempts} answers {limited}",
