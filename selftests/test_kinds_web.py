@@ -520,6 +520,31 @@ def test_a_lower_rate_limit(api: tuple[Faults, str], local: Target) -> None:
     )
 
 
+def test_slack_lets_a_refusal_come_early_by_the_run_s_own_requests(
+    api: tuple[Faults, str], local: Target
+) -> None:
+    """A page of the same endpoint earlier in the run counts in the window: slack allows for it."""
+    faults, base = api
+    faults.login_limit = 9
+    rate_limit.verify(rate_check(base, slack=1), local)
+    faults.login_attempts.clear()
+    found = failure(rate_limit.verify, rate_check(base), local).found
+    assert found.startswith("attempt 10 answered 429 already")
+
+
+def test_a_failing_endpoint_stops_the_rate_limit_at_once(api: tuple[Faults, str], local: Target) -> None:
+    """A 502 from the proxy counts nothing: one attempt, not limit+1 slow ones."""
+    faults, base = api
+    faults.upstream_down = True
+    found = failure(
+        rate_limit.verify, rate_check(base, url=f"{base}/proxied", method="GET", form=None), local
+    ).found
+    assert found == (
+        f"attempt 1 answered 502 (GET {base}/proxied): the endpoint fails, its limit cannot be judged "
+        "(statuses: 502 x1)"
+    )
+
+
 def test_rate_limit_via_host_with_curl(api: tuple[Faults, str], local: Target) -> None:
     _, base = api
     rate_limit.verify(rate_check(base, via="host"), local)

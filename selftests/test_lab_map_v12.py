@@ -32,7 +32,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "missing-env-key": {
         "health": NGINX_502,
         "web-env": r"service web \(map-v12-web-1\): SECRET_KEY missing \(values not shown\)",
-        "env-file": r"/root/map-v12/\.env: SECRET_KEY missing",
         "web-running": r"service web \(map-v12-web-1\) is restarting \(exit code 1: application error\)",
         "gunicorn-boot": r"\d+ lines of service web \(map-v12-web-1\)'s logs match .* in the last 24h > 0",
     },
@@ -57,22 +56,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "metrics-not-public": r"answered 200 without credentials .*open to anyone .*Prometheus text",
         "web-metrics-private-flag": r"METRICS_ALLOW_PUBLIC=1 != 0",
     },
-    "metrics-key-wrong": {
-        "metrics-not-public": r"status 404 != 200 \(GET https://198\.18\.1\.2/metrics with X-API-KEY"
-    },
+    "metrics-key-wrong": {"metrics-api-key": r"status 404 != 200 \(GET https://198\.18\.1\.2/metrics"},
     "secret-key-placeholder": {
         "web-env": r"SECRET_KEY is placeholder \(values not shown\)",
-        "env-file": r"SECRET_KEY is placeholder",
     },
     "cookie-not-secure": {
         "web-cookie-secure-flag": r"SESSION_COOKIE_SECURE=0 != 1",
-        "session-cookie-secure": r"header set-cookie 'session=.*HttpOnly; Path=/' does not match",
     },
     "bot-key-mismatch": {
         "bot-key-agrees": r"BOT_API_KEY differs between service web \(map-v12-web-1\) and service bot",
-        "bot-calls": r"\d+ lines of service bot \(map-v12-bot-1\)'s logs match .* > 0",
     },
-    "rate-limit-off": {"login-rate-limit": r"attempt 11 within .* answered 401 != 429 .*statuses: 401 x11"},
+    "rate-limit-off": {
+        "login-rate-limit": r"attempt 11 within .* answered 401 != 429 .*statuses: 401 x11",
+        "chat-rate-limit": r"attempt 121 within .* answered 200 != 429 .*statuses: 200 x121",
+    },
     "chat-page-5000": {"chat-page": r"JSON messages has 5000 items > 500"},
     "slow-endpoint": {"perf-sanity": r"p95 \d+ms > 2000ms|errors \d+/200"},
     "stale-dump": {"pgdump-fresh": r"newest backup 49\.\dh old > 25h \(/root/map-v12/backups/pgdump_"},
@@ -83,7 +80,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dump-missing-offsite": {
         "pgdump-offsite": r"pgdump_\d{8}_\d{6}\.dump is not on backup-host: .* does not exist",
     },
-    "restore-drift": {"restore-test": r"markers: \d+ restored vs \d+ live"},
+    "restore-drift": {"restore-test": r"admin_audit_log: \d+ restored vs \d+ live"},
 }
 
 
@@ -101,7 +98,10 @@ class TestMapV12Lab(LabChecklistTests):
     system = SYSTEM
     lab_file = LAB_FILE
     messages = MESSAGES
-    min_passed = 36
+    # perf-sanity and chat-rate-limit are smoke checks, restore-test an incident one: their faults
+    # show only when those run too (the production file's markers stand).
+    markers = "daily or smoke or incident"
+    min_passed = 35
 
     @pytest.fixture(autouse=True)
     def fresh_login_window(self, healthy_lab: None) -> Iterator[None]:

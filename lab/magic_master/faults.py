@@ -1,9 +1,10 @@
 """The failures of the Magic Master runbook, each made on the host the way it happens there.
 
 Service faults use systemctl; settings faults edit /opt/magic-master/.env and restart the unit
-(as an operator applying a change would); file faults move, chmod or overwrite the real files,
+(as an operator applying a change would: the checks read the running unit's
+environment); file faults move, chmod or overwrite the real files,
 keeping what they take away in the host's stash for heal. Check ids are
-systems/lab/magic-master.yml's.
+systems/magic-master.yml's.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from lab.core import Fault, fault, wait_until
 from lab.magic_master import system as mm
 
 HEALTH_DOWN = {
-    "health-status", "health-database", "health-disk", "health-ffmpeg", "status-page", "metrics-json"
+    "health-status", "health-database", "health-disk", "health-ffmpeg", "health-fields", "status-page",
+    "metrics-json"
 }  # fmt: skip
-SERVICE_DOWN = {*HEALTH_DOWN, "cors-preflight"}
+# The settings are read from the running unit's environment: a stopped unit has none to judge.
+UNIT_SETTINGS = {"cors-origins", "yookassa-whitelist", "telegram-notify"}
+SERVICE_DOWN = {*HEALTH_DOWN, "cors-preflight", "admin-backup-api", *UNIT_SETTINGS}
 
 
 def sh(command: str) -> str:
@@ -54,10 +58,6 @@ def n_restarts() -> int:
 # ---- the injections -------------------------------------------------------------------
 def service_stopped() -> None:
     sh(f"systemctl stop {mm.UNIT}.service")
-
-
-def service_disabled() -> None:
-    sh(f"systemctl disable {mm.UNIT}.service 2>/dev/null")
 
 
 def crash_loop() -> None:
@@ -125,10 +125,18 @@ def cors_unset() -> None:
 
 def whitelist_empty() -> None:
     set_env("MAGIC_MASTER_YOOKASSA_WEBHOOK_IP_WHITELIST", "")
+    restart_and_wait()
 
 
 def whitelist_invalid() -> None:
     set_env("MAGIC_MASTER_YOOKASSA_WEBHOOK_IP_WHITELIST", "192.0.2.0/27,192.0.2.300,yookassa.example.com")
+    restart_and_wait()
+
+
+def telegram_placeholder() -> None:
+    """Telegram configured with the .env.example's placeholder token: notifications cannot go out."""
+    set_env("MAGIC_MASTER_TELEGRAM_BOT_TOKEN", "changeme")
+    restart_and_wait()
 
 
 def backup_stale() -> None:
@@ -151,16 +159,16 @@ def cron_missing() -> None:
 FAULTS: list[Fault] = [
     fault("service-stopped", "magic-master stopped (systemctl stop)", fails={"unit-active", *SERVICE_DOWN},
           inject=service_stopped),
-    fault("service-disabled", "magic-master not enabled: it will not come back after a reboot",
-          fails={"unit-enabled"}, inject=service_disabled),
     fault("crash-loop", "a bad setting: the app exits at start and systemd restarts it for ever",
-          fails={"unit-active", "no-restart-loop", "journal-errors", *SERVICE_DOWN}, inject=crash_loop),
+          fails={"unit-active", "journal-errors", *SERVICE_DOWN}, inject=crash_loop),
     fault("error-burst", "mastering jobs failing: ERROR lines in the unit's journal",
           fails={"journal-errors"}, inject=error_burst),
     fault("database-missing", "the SQLite file is gone from its configured path",
-          fails={"health-status", "health-database", "db-integrity", "db-readable"}, inject=database_missing),
+          fails={"health-status", "health-database", "db-integrity", "db-readable", "admin-backup-api"},
+          inject=database_missing),
     fault("database-unreadable", "the SQLite file is root's, mode 600: the service user cannot open it",
-          fails={"health-status", "health-database", "db-readable"}, inject=database_unreadable),
+          fails={"health-status", "health-database", "db-readable", "admin-backup-api"},
+          inject=database_unreadable),
     fault("database-corrupt", "pages of the SQLite file overwritten; the service's own query still works",
           fails={"db-integrity"}, inject=database_corrupt),
     fault("temp-dir-low", "temp_dir has less than 200 MB free (health disk: low)",
@@ -179,6 +187,8 @@ FAULTS: list[Fault] = [
           fails={"backup-fresh"}, inject=backup_stale),
     fault("backup-not-database", "the newest backup_*.sqlite3 is not a SQLite database",
           fails={"backup-valid"}, inject=backup_not_database),
+    fault("telegram-placeholder", "MAGIC_MASTER_TELEGRAM_BOT_TOKEN=changeme: configured, but not for real",
+          fails={"telegram-notify"}, inject=telegram_placeholder),
     fault("cron-missing", "the backup_db.sh line is gone from root's crontab",
           fails={"backup-cron"}, inject=cron_missing),
 ]  # fmt: skip

@@ -468,7 +468,7 @@ class MapSystem(LabSystem):
             wait_until(lambda: web_reaches_db(client), timeout=60, what=f"{WEB} to reach db:5432")
             migrate_and_seed(client)
             if plan is not None and "drift-rows" in plan.book:
-                psql(client, "DELETE FROM markers WHERE title LIKE 'imported %'")
+                psql(client, "DELETE FROM admin_audit_log WHERE actor = 'import'")
             reset_login_limiter(client)
             wait_until(ready, timeout=60, what=f"{BASE_URL}/ready to answer db=ok redis=ok", interval=0.2)
             ensure_worker_subscribed(client)
