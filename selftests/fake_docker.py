@@ -107,12 +107,13 @@ def exec_(args: list[str]) -> int:
 
 def cp(args: list[str]) -> int:
     """`cp [-L] NAME:PATH -`: PATH of this machine as a tar stream, whatever the container's state."""
-    source = [arg for arg in args if arg not in {"-L", "-"}][0]
+    source = next(arg for arg in args if arg not in {"-L", "-"})
     name, _, path = source.partition(":")
     if find(name) is None:
         return no_such(name)
     if not os.path.exists(path):
-        print(f"Error response from daemon: Could not find the file {path} in container {name}", file=sys.stderr)
+        said = f"Error response from daemon: Could not find the file {path} in container {name}"
+        print(said, file=sys.stderr)
         return 1
     with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
         tar.add(os.path.realpath(path), arcname=os.path.basename(path))

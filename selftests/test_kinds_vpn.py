@@ -106,7 +106,8 @@ def test_config_in_a_container_is_read_while_it_restarts(tmp_path: Path, docker:
     failed = failure(config_check(bad, unique_names=True, container="hexenvpn-xray"), local)
     assert "'test1' and 'Test1'" in failed.found
     gone = failure(config_check(tmp_path / "none.json", valid_json=True, container="hexenvpn-xray"), local)
-    assert f"cannot read {tmp_path / 'none.json'} on m: Error response from daemon: Could not find" in gone.found
+    said = "Error response from daemon: Could not find"
+    assert f"cannot read {tmp_path / 'none.json'} on m: {said}" in gone.found
 
 
 def test_unique_names_ignoring_case_names_both_spellings(tmp_path: Path, local: Target) -> None:
