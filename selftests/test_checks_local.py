@@ -468,7 +468,7 @@ def fake_crontab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return table
 
 
-def cron_check(schedule: str = "0 3 * * *", **fields: Any) -> CronCheck:
+def cron_check(schedule: str | None = "0 3 * * *", **fields: Any) -> CronCheck:
     return CronCheck(
         **{
             **COMMON,
@@ -499,6 +499,18 @@ def test_cron_entry_missing(fake_crontab: Path, local: Target) -> None:
     with pytest.raises(CheckFailed) as info:
         cron.verify(cron_check(), local)
     assert info.value.found == "crontab has 2 entries, none runs backup-calendar.sh"
+
+
+def test_cron_without_a_schedule_accepts_any_that_runs_the_job(fake_crontab: Path, local: Target) -> None:
+    """A runbook that fixes no time: any schedule running the command passes; none running it fails."""
+    fake_crontab.write_text(CRONTAB.replace("0  3 * * *", "17 1 * * 2"))
+    check = cron_check(schedule=None)
+    cron.verify(check, local)
+    fake_crontab.write_text(CRONTAB.replace("0  3 * * * /root", "# 0 3 * * * /root"))
+    with pytest.raises(CheckFailed) as info:
+        cron.verify(check, local)
+    assert info.value.found == "crontab has 2 entries, none runs backup-calendar.sh"
+    assert info.value.expected.startswith("a crontab entry `(any schedule) ...backup-calendar.sh...`")
 
 
 def test_cron_no_crontab_for_user(fake_crontab: Path, local: Target, tmp_path: Path) -> None:

@@ -189,6 +189,20 @@ def test_placeholder_without_value_names_the_check(tmp_path: Path) -> None:
         load_file(path)
 
 
+def test_params_fill_the_compose_project_and_features(tmp_path: Path) -> None:
+    """What the runbook leaves to the site beside the checks: the compose project, a feature."""
+    path = with_user_check(tmp_path, {"user": "alice", "project": None, "https": None})
+    data = yaml.safe_load(path.read_text())
+    data.update(compose_project="{project}", features={"https": "{https}"})
+    path.write_text(yaml.safe_dump(data))
+    system = load_file(path, {"project": "map-v12", "https": "true"})
+    assert (system.model.compose_project, system.model.features) == ("map-v12", {"https": True})
+    with pytest.raises(DescriptionError, match=r"features.https uses \{https\}, which has no value"):
+        load_file(path, {"project": "map-v12"})
+    (system,) = load_systems(path, params={"project": "p", "https": "false"})
+    assert system.model.features == {"https": False}
+
+
 def test_docker_templates_are_not_placeholders(tmp_path: Path) -> None:
     path = describe(tmp_path)
     data = yaml.safe_load(path.read_text())

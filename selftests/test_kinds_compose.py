@@ -333,6 +333,36 @@ def test_container_env_two_containers_disagree_without_revealing(docker: FakeDoc
     assert error.found.startswith("BOT_API_KEY missing in service duty (map-v12-duty-1) between ")
 
 
+def test_container_env_optional_keys_and_unset_defaults_pass_unset(docker: FakeDocker, local: Target) -> None:
+    """'рекомендуется' / 'по умолчанию 0': unset passes."""
+    docker.add("map-v12-web-1", "web", env=[f"SECRET_KEY={SECRET}", "SESSION_COOKIE_SECURE=1"])
+    docker.add("map-v12-bot-1", "bot", env=[])
+    container_env.verify(env_check(required=["SECRET_KEY"], optional=["BOT_API_KEY"]), local)
+    container_env.verify(env_check(values={"METRICS_ALLOW_PUBLIC": "0"}, unset_ok=True), local)
+    same_as = {"service": "bot", "project": PROJECT, "keys": ["BOT_API_KEY"]}
+    container_env.verify(env_check(same_as=same_as, unset_ok=True), local)
+    with pytest.raises(ValidationError, match="optional: goes with required:"):
+        env_check(values={"A": "1"}, optional=["B"])
+    with pytest.raises(ValidationError, match="unset_ok: goes with values: or same_as:"):
+        env_check(required=["A"], unset_ok=True)
+
+
+def test_container_env_optional_keys_and_unset_defaults_are_judged_when_set(
+    docker: FakeDocker, local: Target
+) -> None:
+    env = [f"SECRET_KEY={SECRET}", "BOT_API_KEY=changeme", "METRICS_ALLOW_PUBLIC=1"]
+    docker.add("map-v12-web-1", "web", env=env)
+    docker.add("map-v12-bot-1", "bot", env=[])
+    error = failure(container_env.verify, env_check(required=["SECRET_KEY"], optional=["BOT_API_KEY"]), local)
+    assert error.found == "service web (map-v12-web-1): BOT_API_KEY is placeholder (values not shown)"
+    check = env_check(values={"METRICS_ALLOW_PUBLIC": "0"}, unset_ok=True)
+    error = failure(container_env.verify, check, fresh_target())
+    assert error.found == "service web (map-v12-web-1): METRICS_ALLOW_PUBLIC=1 != 0"
+    same_as = {"service": "bot", "project": PROJECT, "keys": ["BOT_API_KEY"]}
+    error = failure(container_env.verify, env_check(same_as=same_as, unset_ok=True), fresh_target())
+    assert error.found.startswith("BOT_API_KEY missing in service bot (map-v12-bot-1) between ")
+
+
 def test_container_env_values_stay_on_the_host(docker: FakeDocker, local: Target) -> None:
     """What travels back from the host: key, state, a flag value or '-', a salted hash."""
     docker.add("map-v12-web-1", "web", env=MAP_ENV)

@@ -185,6 +185,43 @@ def test_formats_must_name_required_keys() -> None:
         )
 
 
+def telegram_check(path: Path) -> EnvFileCheck:
+    return EnvFileCheck(**COMMON, id="telegram-notify", path=str(path), optional=["MAGIC_MASTER_TELEGRAM_*"])
+
+
+@pytest.mark.parametrize(
+    ("lines", "found"),
+    [
+        ("OTHER=1\n", None),  # not configured: 'если настроены' passes
+        ("MAGIC_MASTER_TELEGRAM_BOT_TOKEN=123:abc\nMAGIC_MASTER_TELEGRAM_CHAT_ID=-100\n", None),
+        ("MAGIC_MASTER_TELEGRAM_CHAT_ID=\n", None),  # empty: not configured
+        (
+            "MAGIC_MASTER_TELEGRAM_BOT_TOKEN=changeme\nMAGIC_MASTER_TELEGRAM_CHAT_ID=-100\n",
+            "BOT_TOKEN is placeholder",
+        ),
+    ],
+)
+def test_optional_keys_pass_unset_and_are_judged_when_set(
+    tmp_path: Path, local: Target, lines: str, found: str | None
+) -> None:
+    path = tmp_path / ".env"
+    path.write_text(lines)
+    if found is None:
+        env_files.verify(telegram_check(path), local)
+        return
+    with pytest.raises(CheckFailed) as info:
+        env_files.verify(telegram_check(path), local)
+    assert found in info.value.found and "(values not shown)" in info.value.found
+    assert "MAGIC_MASTER_TELEGRAM_* unset or real" in info.value.expected
+
+
+def test_env_files_need_required_or_optional_keys() -> None:
+    with pytest.raises(ValidationError, match=r"set required .*, optional .* or both"):
+        EnvFileCheck(**COMMON, id="x", path="/etc/app/.env")
+    with pytest.raises(ValidationError, match="not an environment variable name or a PREFIX_"):
+        EnvFileCheck(**COMMON, id="x", path="/etc/app/.env", optional=["A*B"])
+
+
 # -- backups: SQLite copies ----------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from runbook.describe.model import DEFAULT_PLACEHOLDERS, CheckBase, ContainerName, InContainer, regex
 from runbook.errors import CheckError, CheckFailed
@@ -72,14 +72,32 @@ class ContainerEnvCheck(CheckBase, InContainer):
 
     container: ContainerName | None = None
     required: list[EnvKey] | None = Field(default=None, description="keys with real (non-placeholder) values")
+    optional: list[EnvKey] = Field(
+        default=[],
+        description="with required: keys the runbook calls optional ('рекомендуется'): unset (absent "
+        "or empty) passes, a set value must be real (not a placeholder)",
+    )
     values: dict[EnvKey, str] | None = Field(default=None, description="flags: {METRICS_ALLOW_PUBLIC: '0'}")
     same_as: Peer | None = Field(default=None, description="another container with the same values of keys")
+    unset_ok: bool = Field(
+        default=False,
+        description="values / same_as: a key that is unset (absent or empty) passes, as the app's "
+        "default applies ('по умолчанию 0'); for same_as, unset in both agrees",
+    )
     placeholder_pattern: str = DEFAULT_PLACEHOLDERS
 
     @field_validator("placeholder_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
         return regex(value)
+
+    @model_validator(mode="after")
+    def _modifiers(self) -> ContainerEnvCheck:
+        if self.optional and self.required is None:
+            raise ValueError("optional: goes with required: (keys judged only when set)")
+        if self.unset_ok and self.required is not None:
+            raise ValueError("unset_ok: goes with values: or same_as: (use optional: with required:)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -134,15 +152,19 @@ def verify(check: ContainerEnvCheck, target: Target) -> None:
 
 def _required(check: ContainerEnvCheck, target: Target, container: Container, salt: str) -> None:
     keys = check.required or []
-    found = read_env(target, container, keys, check.placeholder_pattern, salt)
+    found = read_env(target, container, [*keys, *check.optional], check.placeholder_pattern, salt)
     problems = []
     for key in keys:
         state = found[key].state if key in found else "missing"
         if state != "set":
             problems.append(f"{key} {'is ' if state != 'missing' else ''}{state}")
+    for key in check.optional:
+        if key in found and found[key].state == "placeholder":
+            problems.append(f"{key} is placeholder")
     if problems:
+        also = f" ({', '.join(check.optional)} unset or real)" if check.optional else ""
         raise CheckFailed(
-            f"the environment of {container} has {', '.join(keys)} with real values",
+            f"the environment of {container} has {', '.join(keys)} with real values{also}",
             f"{container}: {'; '.join(problems)} (values not shown)",
         )
 
@@ -153,6 +175,8 @@ def _values(check: ContainerEnvCheck, target: Target, container: Container, salt
     problems = []
     for key, value in wanted.items():
         variable = found.get(key)
+        if check.unset_ok and (variable is None or variable.state == "empty"):
+            continue  # unset: the app's default stands
         if variable is None:
             problems.append(f"{key} missing (expected {value})")
         elif variable.digest != salted(salt, value):
@@ -173,6 +197,8 @@ def _same_as(check: ContainerEnvCheck, target: Target, container: Container, sal
         problems = []
         for key in keys:
             absent = [str(place) for place, env in ((container, mine), (other, theirs)) if key not in env]
+            if check.unset_ok and len(absent) == 2:
+                continue  # unset in both: nothing to disagree on
             if absent:
                 problems.append(f"{key} missing in {' and '.join(absent)}")
             elif mine[key].digest != theirs[key].digest:

@@ -18,7 +18,11 @@ class CronCheck(CheckBase):
     group: ClassVar[str] = "backup"
     default_markers: ClassVar[tuple[str, ...]] = ("daily",)
 
-    schedule: str = Field(pattern=r"^(@\w+|(\S+\s+){4}\S+)$")
+    schedule: str | None = Field(
+        default=None,
+        pattern=r"^(@\w+|(\S+\s+){4}\S+)$",
+        description="the time the runbook fixes; unset: any schedule that runs the command passes",
+    )
     command_contains: str = Field(min_length=1)
     user: str | None = Field(
         default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", description="crontab -u USER; default the SSH user"
@@ -43,7 +47,8 @@ def entries(text: str) -> list[tuple[str, str]]:
 def verify(check: CronCheck, target: Target) -> None:
     result = target.run("crontab -l -u %s", check.user) if check.user else target.run("crontab -l")
     owner = check.user or "the login user"
-    expected = f"a crontab entry `{check.schedule} ...{check.command_contains}...` for {owner}"
+    when = check.schedule or "(any schedule)"
+    expected = f"a crontab entry `{when} ...{check.command_contains}...` for {owner}"
     if result.rc != 0:
         said = result.stderr.strip()[:200] or f"exit {result.rc}"
         raise CheckFailed(expected, f"no crontab for {owner} ({said})")
@@ -57,7 +62,7 @@ def verify(check: CronCheck, target: Target) -> None:
             evidence,
         )
     schedules = [schedule for schedule, _ in matching]
-    if check.schedule not in schedules:
+    if check.schedule is not None and check.schedule not in schedules:
         raise CheckFailed(
             expected,
             f"{check.command_contains} scheduled {', '.join(repr(s) for s in schedules)} "

@@ -40,7 +40,12 @@ class EnvFileCheck(CheckBase, InContainer):
         description="instead of a file: what this systemd unit's main process runs with "
         "(/proc/<MainPID>/environ: Environment= and EnvironmentFile= as applied)",
     )
-    required: list[str] = Field(min_length=1)
+    required: list[str] = Field(default=[], description="keys that must be set with real values")
+    optional: list[str] = Field(
+        default=[],
+        description="keys, or a prefix with * (MAGIC_MASTER_TELEGRAM_*), the runbook calls optional "
+        "('если настроены'): unset passes, each one set must have a real value",
+    )
     placeholder_pattern: str = DEFAULT_PLACEHOLDERS
     container: ContainerName | None = None
     formats: dict[str, Literal["ip_list"]] = Field(
@@ -61,6 +66,20 @@ class EnvFileCheck(CheckBase, InContainer):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise ValueError(f"{key!r} is not an environment variable name")
         return keys
+
+    @field_validator("optional")
+    @classmethod
+    def _optional_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", key):
+                raise ValueError(f"{key!r} is not an environment variable name or a PREFIX_*")
+        return keys
+
+    @model_validator(mode="after")
+    def _some_keys(self) -> EnvFileCheck:
+        if not self.required and not self.optional:
+            raise ValueError("set required (keys that must be set), optional (judged when set) or both")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> EnvFileCheck:
@@ -83,6 +102,7 @@ AWK_PROGRAM = r"""
 BEGIN {
   n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1
   n = split(iplists, k, " "); for (i = 1; i <= n; i++) iplist[k[i]] = 1
+  nprefix = split(prefixes, prefix, " ")
 }
 {
   line = $0
@@ -90,7 +110,7 @@ BEGIN {
   if (line ~ /^[ \t]*#/ || index(line, "=") == 0) next
   key = substr(line, 1, index(line, "=") - 1)
   gsub(/[ \t]/, "", key)
-  if (!(key in want)) next
+  if (!(key in want) && !prefixed(key)) next
   val = substr(line, index(line, "=") + 1)
   gsub(/^[ \t]+|[ \t\r]+$/, "", val)
   q = substr(val, 1, 1)
@@ -101,6 +121,10 @@ BEGIN {
   else if (key in iplist) state = ip_list(val)
   else state = "set"
   print key, state
+}
+function prefixed(key,   i) {
+  for (i = 1; i <= nprefix; i++) if (substr(key, 1, length(prefix[i])) == prefix[i]) return 1
+  return 0
 }
 # "set", or how many comma-separated entries are not an IPv4/IPv6 address or network.
 function ip_list(val,   n, e, i, bad, item, parts, octets, j, ok) {
@@ -135,16 +159,20 @@ UNIT_ENVIRONMENT = (
 
 
 def _verify_one(check: EnvFileCheck, target: Target, container: Container | None) -> None:
-    keys = " ".join(check.required)
+    exact = [key for key in check.optional if not key.endswith("*")]
+    prefixes = " ".join(key.removesuffix("*") for key in check.optional if key.endswith("*"))
+    keys = " ".join([*check.required, *exact])
     iplists = " ".join(key for key, kind in check.formats.items() if kind == "ip_list")
     # awk expands escapes in -v values, so the regex's backslashes are doubled.
-    args: tuple[str, ...] = (keys, iplists, check.placeholder_pattern.replace("\\", "\\\\"), AWK_PROGRAM)
-    awk = "awk -v keys=%s -v iplists=%s -v ph=%s -- %s"
+    placeholders = check.placeholder_pattern.replace("\\", "\\\\")
+    args: tuple[str, ...] = (keys, prefixes, iplists, placeholders, AWK_PROGRAM)
+    awk = "awk -v keys=%s -v prefixes=%s -v iplists=%s -v ph=%s -- %s"
     if check.unit is not None:
         source = f"the environment of {check.unit}"
         result = target.run(UNIT_ENVIRONMENT + awk, check.unit, *args)
         if result.rc == 5:
-            raise CheckFailed(f"{source} defines {', '.join(check.required)}", f"{check.unit} is not running")
+            wanted = ", ".join([*check.required, *check.optional])
+            raise CheckFailed(f"{source} defines {wanted}", f"{check.unit} is not running")
     else:
         assert check.path is not None
         source = check.path
@@ -165,8 +193,16 @@ def _verify_one(check: EnvFileCheck, target: Target, container: Container | None
         state = states.get(key, "missing")
         if state != "set":
             problems.append(f"{key} {'is ' if state != 'missing' else ''}{state}")
+    for key, state in states.items():
+        if key not in check.required and state not in {"set", "empty"}:
+            problems.append(f"{key} is {state}")  # an optional key, set: judged like a required one
     if problems:
+        wanted = ", ".join(check.required)
+        if check.optional:
+            wanted += (" with real values; " if wanted else "") + f"{', '.join(check.optional)} unset or real"
+        else:
+            wanted += " with real values"
         raise CheckFailed(
-            f"{source} defines {', '.join(check.required)} with real values",
+            f"{source} defines {wanted}",
             f"{source}{where}: " + "; ".join(problems) + " (values not shown)",
         )

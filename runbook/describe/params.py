@@ -56,6 +56,16 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     checks = data.get("checks")
     if not isinstance(checks, dict):
         return data
+    # Two system fields a site decides too: its compose project and the features it has
+    # (`features: {https: "{https}"}`, the runbook's "если HTTPS").
+    data = {
+        **data,
+        **{
+            key: _substitute(data[key], values, key, "-")
+            for key in SYSTEM_FIELDS
+            if isinstance(data.get(key), str | dict)
+        },
+    }
     filled: dict[str, Any] = {}
     for kind, listed in checks.items():
         if not isinstance(listed, list):
@@ -67,6 +77,10 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
         ]
     used = {name: values.get(name) for name in names_in(data)}
     return {**data, "checks": filled, "params": {**declared, **used}}
+
+
+# System fields (beside the checks) whose `{name}` placeholders are filled.
+SYSTEM_FIELDS = ("compose_project", "features")
 
 
 def _text(value: Any) -> Any:
@@ -90,6 +104,8 @@ def names_in(data: dict[str, Any]) -> set[str]:
             found.update(PLACEHOLDER.findall(node))
 
     walk(data.get("checks"))
+    for key in SYSTEM_FIELDS:
+        walk(data.get(key))
     return found
 
 
@@ -108,8 +124,9 @@ def _substitute(node: Any, values: dict[str, Any], where: str, check_id: str) ->
     def value_of(match: re.Match[str]) -> str:
         name = match.group(1)
         if values.get(name) is None:
+            user = f"check {check_id!r} ({where})" if check_id != "-" else where
             raise ValueError(
-                f"check {check_id!r} ({where}) uses {{{name}}}, which has no value: "
+                f"{user} uses {{{name}}}, which has no value: "
                 f"run with --param {name}=VALUE or give it a default under params:"
             )
         return str(values[name])
