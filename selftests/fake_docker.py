@@ -3,7 +3,8 @@
 Put first on PATH by the `docker` fixture (selftests/compose_fixtures.py), it answers the
 commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspect --type container
 [--format T] -- NAME` (the slim JSON, the environment or the network lines), `exec NAME CMD...` (run on
-this machine, as if inside), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
+this machine, as if inside), `cp [-L] NAME:PATH -` (this machine's file as a tar stream, in any
+state), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
 {"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory"}]}.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tarfile
 from typing import Any
 
 ENV_TEMPLATE = '{{range .Config.Env}}{{printf "%q" .}}{{println}}{{end}}'
@@ -103,6 +105,21 @@ def exec_(args: list[str]) -> int:
     return 127  # not reached
 
 
+def cp(args: list[str]) -> int:
+    """`cp [-L] NAME:PATH -`: PATH of this machine as a tar stream, whatever the container's state."""
+    source = next(arg for arg in args if arg not in {"-L", "-"})
+    name, _, path = source.partition(":")
+    if find(name) is None:
+        return no_such(name)
+    if not os.path.exists(path):
+        said = f"Error response from daemon: Could not find the file {path} in container {name}"
+        print(said, file=sys.stderr)
+        return 1
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+        tar.add(os.path.realpath(path), arcname=os.path.basename(path))
+    return 0
+
+
 def logs(args: list[str]) -> int:
     name = args[-1]
     container = find(name)
@@ -118,7 +135,7 @@ def logs(args: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     command, args = argv[0], argv[1:]
-    handlers = {"ps": ps, "inspect": inspect, "exec": exec_, "logs": logs}
+    handlers = {"ps": ps, "inspect": inspect, "exec": exec_, "cp": cp, "logs": logs}
     if command not in handlers:
         print(f"fake docker: {command} not supported", file=sys.stderr)
         return 2

@@ -18,10 +18,18 @@ PRODUCTION = ROOT / "systems" / "hexenvpn-xray.yml"
 LAB = ROOT / "systems" / "lab" / "hexenvpn-xray.yml"
 REPLICAS = ["vpn-replica-1", "vpn-replica-2", "vpn-replica-3"]
 EVERY = ["vpn-master", *REPLICAS]
+# What the runbook leaves to the site: required params, given as a site would.
+SITE = {
+    "window": "1h",
+    "xray_port": "443",
+    "probe_url": "https://www.example.com/generate_204",
+    "probe_status": "204",
+}
 
 
 def ids(path: Path, params: dict[str, str] | None = None) -> list[str]:
-    return [case.id for case in cases_of(load_file(path, params))]
+    given = {**SITE, **(params or {})} if path.parent.name != "lab" else params
+    return [case.id for case in cases_of(load_file(path, given))]
 
 
 def test_each_check_runs_on_its_group() -> None:
@@ -36,16 +44,16 @@ def test_each_check_runs_on_its_group() -> None:
 
 
 def test_production_is_placeholders_only() -> None:
-    model = load_file(PRODUCTION).model
+    model = load_file(PRODUCTION, SITE).model
     assert all(
         re.fullmatch(r"ssh://root@vpn-[a-z0-9-]+\.example\.com", spec) for spec in model.hosts.values()
     )
 
 
 def test_every_check_has_severity_section_and_remedy() -> None:
-    runbook = (ROOT / "systems" / load_file(PRODUCTION).model.runbook).resolve().read_text()
+    runbook = (ROOT / "systems" / load_file(PRODUCTION, SITE).model.runbook).resolve().read_text()
     headings = re.findall(r"^## (\d+\))", runbook, re.MULTILINE)
-    for case in cases_of(load_file(PRODUCTION)):
+    for case in cases_of(load_file(PRODUCTION, SITE)):
         check = case.check
         if not check.describable:
             continue
@@ -55,7 +63,7 @@ def test_every_check_has_severity_section_and_remedy() -> None:
 
 
 def test_param_user_reaches_every_per_user_check() -> None:
-    cases = cases_of(load_file(PRODUCTION, {"user": "alice"}))
+    cases = cases_of(load_file(PRODUCTION, {**SITE, "user": "alice"}))
     assert {case.check.has_user for case in cases if case.check.id == "user-present"} == {"alice"}
     assert {case.check.user for case in cases if case.check.id == "vless-probe"} == {"alice"}
 
@@ -70,12 +78,23 @@ def test_the_inventory_forms_give_the_same_tests(tmp_path: Path, form: str) -> N
     path = tmp_path / "hexenvpn-xray.yml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     assert ids(path) == ids(PRODUCTION)
-    assert load_file(path).model.hosts == load_file(PRODUCTION).model.hosts
+    assert load_file(path, SITE).model.hosts == load_file(PRODUCTION, SITE).model.hosts
 
 
-def test_the_lab_overlay_changes_only_where_things_are() -> None:
-    production, lab = load_file(PRODUCTION), load_file(LAB)
+def test_the_lab_overlay_changes_only_hosts_and_params() -> None:
+    production = load_file(PRODUCTION, SITE)
+    lab = load_file(LAB)
     assert ids(LAB) == ids(PRODUCTION)
     assert set(lab.model.hosts) == set(production.model.hosts)
-    (test,) = [case.check for case in cases_of(lab) if case.check.id == "xray-config-test"]
-    assert (test.test_command, test.file) == (["v2ray", "-test", "-config"], "/opt/vpn_vds/xray/config.json")
+    for case in cases_of(lab):
+        if case.check.id == "xray-config-test":
+            assert (case.check.test_command, case.check.file, case.check.container) == (
+                ["xray", "run", "-test", "-config"],
+                "/usr/local/etc/xray/config.json",
+                "hexenvpn-xray",
+            )
+
+
+def test_what_the_runbook_leaves_to_the_site_is_required() -> None:
+    with pytest.raises(Exception, match=r"\{window\}, which has no value"):
+        load_file(PRODUCTION)

@@ -99,6 +99,18 @@ def test_unreadable_file_is_named(tmp_path: Path, local: Target) -> None:
     assert f"cannot read {tmp_path / 'none.json'} on local" in failed.found
 
 
+def test_config_in_a_container_is_read_while_it_restarts(tmp_path: Path, docker: FakeDocker) -> None:
+    """Copied out (docker cp), not exec'd: a looping xray's config still names its duplicates."""
+    docker.add("hexenvpn-xray", status="restarting", exit_code=23)
+    bad = write(tmp_path, "config.json", xray_config([user("test1"), user("Test1")]))
+    local = Target("m", "local://", command_timeout=10, connect_timeout=5)
+    failed = failure(config_check(bad, unique_names=True, container="hexenvpn-xray"), local)
+    assert "'test1' and 'Test1'" in failed.found
+    gone = failure(config_check(tmp_path / "none.json", valid_json=True, container="hexenvpn-xray"), local)
+    said = "Error response from daemon: Could not find"
+    assert f"cannot read {tmp_path / 'none.json'} on m: {said}" in gone.found
+
+
 def test_unique_names_ignoring_case_names_both_spellings(tmp_path: Path, local: Target) -> None:
     good = write(tmp_path, "good.json", xray_config([user("test1"), user("alice")]))
     config_users.verify(config_check(good, unique_names=True), local)

@@ -19,6 +19,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "duplicate-user-case": {
         "xray-config-unique-users@vpn-master": r"'test1' and 'Test1'.*User Test1 already exists",
         "xray-restarts@vpn-master": r"restarted \d+ times",
+        "xray-user-exists-error@vpn-master": r"\d+ lines of hexenvpn-xray's logs match "
+        + r"'User \.\+ already exists'",
         "replica-in-sync@vpn-replica-2": r"vpn-replica-2 differs from vpn-master: missing Test1",
     },
     "broken-config-json": {
@@ -32,6 +34,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "replica-restart-loop": {
         "xray-running@vpn-replica-2": r"hexenvpn-xray is (restarting|exited)",
         "vless-probe@vpn-replica-2": r"through 198\.18\.4\.10:443",
+    },
+    "vless-tool-missing": {"vless-tools@vpn-master": r"exit 1 != 0"},
+    "healthcheck-script-missing": {
+        "healthcheck-script@vpn-master": r"healthcheck_master_replicas\.sh does not exist"
     },
     "log-rotation-missing": {
         "bot-log-rotation@vpn-master": r"logs with json-file no options != json-file max-file=3 max-size=10m"

@@ -28,8 +28,8 @@ API, WORKER, POSTGRES, REDIS = loyalty.API, loyalty.WORKER, loyalty.POSTGRES, lo
 # Heal rebuilds Prometheus (an empty TSDB) after faults whose burst would stay in its 10 min window.
 PROMETHEUS = loyalty.PROMETHEUS
 API_AND_METRICS = {API, PROMETHEUS}
-API_DOWN = {"api-running", "health", "ready", "ready-redis", "live", "metrics-access", "metrics-present",
-            "smoke-integrations", "prisma-migrations"}  # fmt: skip
+API_DOWN = {"api-running", "health", "ready", "live", "metrics-access", "metrics-present",
+            "smoke-check", "smoke-integrations", "prisma-migrations"}  # fmt: skip
 
 
 def with_client(action: Callable[[docker.DockerClient], None]) -> None:
@@ -259,12 +259,9 @@ def dump_truncated() -> None:
     path.write_bytes(gzip.compress(text[: len(text) // 2]))
 
 
-def restore_drift() -> None:
-    """A day's new customers since the last dump: the dump is far behind the live rows."""
-    psql(
-        "INSERT INTO customers (user_token, phone) SELECT md5('drift ' || n), 'drift-' || n "
-        "FROM generate_series(1, 600) AS n"
-    )
+def alert_chat_missing() -> None:
+    """ALERT_TELEGRAM_CHAT_ID dropped from .env.production: Telegram alerts go nowhere."""
+    recreate_from_env("ALERT_TELEGRAM_CHAT_ID", None, API)
 
 
 FAULTS: list[Fault] = [
@@ -274,13 +271,13 @@ FAULTS: list[Fault] = [
     fault("slow-requests", "15 requests over ALERT_HTTP_SLOW_THRESHOLD_MS (waiting on a lock)",
           fails={"http-slow-rate"}, inject=slow_requests, recreate=API_AND_METRICS),
     fault("db-down", "the postgres container stopped",
-          fails={"postgres-running", "ready", "db-select-one", "prisma-migrations", "smoke-integrations",
-                 "metrics-present"},
+          fails={"postgres-running", "pg-isready", "ready", "db-select-one", "prisma-migrations",
+                 "smoke-check", "smoke-integrations", "metrics-present"},
           inject=db_down, recreate={POSTGRES, PROMETHEUS}),
     fault("db-auth-failures", "8 logins with a stale password: FATAL lines in the postgres log",
           fails={"postgres-fatal"}, inject=db_auth_failures, recreate={POSTGRES}),
     fault("redis-down", "the redis container stopped: caches, limits and queues degrade, the API answers",
-          fails={"redis-ping", "ready-redis"}, inject=redis_down, recreate={REDIS}),
+          fails={"redis-ping"}, inject=redis_down, recreate={REDIS}),
     fault("workers-disabled", "worker recreated with WORKERS_ENABLED=0: the outbox only grows",
           fails={"worker-env", "outbox-pending-growth"}, inject=workers_disabled,
           recreate={WORKER, PROMETHEUS}),
@@ -303,12 +300,13 @@ FAULTS: list[Fault] = [
     fault("notify-token-missing", "TELEGRAM_NOTIFY_BOT_TOKEN missing from .env.production",
           fails={"notify-config"}, inject=notify_token_missing, recreate={API}),
     fault("metrics-token-wrong", "the api's METRICS_TOKEN rotated; the scrapers send the old one",
-          fails={"metrics-access", "metrics-present"}, inject=metrics_token_wrong, recreate=API_AND_METRICS),
+          fails={"metrics-access", "metrics-present", "smoke-check"}, inject=metrics_token_wrong,
+          recreate=API_AND_METRICS),
+    fault("alert-chat-missing", "ALERT_TELEGRAM_CHAT_ID missing from .env.production",
+          fails={"alerts-config"}, inject=alert_chat_missing, recreate={API}),
     fault("dump-stale", "no dump for 30 hours", fails={"backup-fresh"}, inject=dump_stale),
     fault("dump-corrupt", "the newest dump's gzip stream damaged", fails={"backup-valid"},
           inject=dump_corrupt),
     fault("dump-truncated", "the newest dump cut short (no completion trailer)",
           fails={"backup-valid"}, inject=dump_truncated),
-    fault("restore-drift", "600 customers added since the newest dump (+30% rows)",
-          fails={"restore-test"}, inject=restore_drift),
 ]  # fmt: skip

@@ -6,7 +6,9 @@ container name `postgres` as the runbook's `docker exec postgres` has it), `redi
 webhook endpoint the worker delivers to, and a real Prometheus (:9090) scraping the api every 5 s.
 Every service runs the machine's own binaries (bind-mounted /usr). Migrations are Prisma-style
 folders in the api's /app/prisma/migrations with rows in `_prisma_migrations`; backups are plain
-`pg_dump | gzip` files made in postgres by deploy/backup.sh. The fault table is faults.py.
+`pg_dump | gzip` files made in postgres by deploy/backup.sh. The repository root /root/loyalty
+has the runbook's ./scripts/smoke-check.sh and ./scripts/smoke-integrations.sh (lab stand-ins
+that really walk the endpoints). The fault table is faults.py.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ PROMETHEUS_URL = f"http://{SERVER.addr}:9090"
 BACKUP_COMMAND = f"docker exec {POSTGRES} /scripts/backup.sh"
 RESOLV_CONF = "nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n"
 FRESH_HOURS = 20
+SCRIPTS = ("smoke-check.sh", "smoke-integrations.sh")
 # The runbook's alert thresholds, as the team sets them (the lab's: small, so faults show).
 THRESHOLDS = {"ALERT_HTTP_5XX_PER_MIN": "2", "ALERT_HTTP_SLOW_PER_MIN": "1", "ALERT_OUTBOX_DEAD_DELTA": "5"}
 # Lab secrets -> the lab.env variable the descriptions read them from (${...}).
@@ -164,6 +167,7 @@ def render_env(values: dict[str, str]) -> str:
             f"ALERT_TELEGRAM_BOT_TOKEN={values['ALERT_TELEGRAM_BOT_TOKEN']}",
             "ALERT_TELEGRAM_CHAT_ID=-1001234567890",
             "ALERT_HTTP_SLOW_THRESHOLD_MS=500",
+            "ALERTS_5XX_SAMPLE_RATE=0.1",
             *(f"{key}={value}" for key, value in THRESHOLDS.items()),
             "MAINTENANCE_MODE=0",
             "READ_ONLY_MODE=0",
@@ -209,6 +213,9 @@ def write_server_files(*, strict: bool) -> None:
     write_file(
         PATHS.workdir / "docker-compose.production.yml", (HERE / "docker-compose.production.yml").read_text()
     )
+    # The runbook's ./scripts/smoke-*.sh, run from the repository root (stand-ins: lab/loyalty_api/scripts).
+    for script in SCRIPTS:
+        write_file(PATHS.workdir / "scripts" / script, (HERE / "scripts" / script).read_text(), 0o755)
     if strict or not PATHS.env.exists():
         write_file(PATHS.env, render_env(values), 0o600)
     PATHS.backups.mkdir(parents=True, exist_ok=True)

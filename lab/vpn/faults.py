@@ -114,6 +114,16 @@ def replica_restart_loop() -> None:
     _wait_looping(REPLICA_2)
 
 
+def vless_tool_missing() -> None:
+    """A bot redeployed without vless-del-user: users can be added but no longer removed."""
+    (vpn.opt(MASTER) / "bot" / "sbin" / "vless-del-user").unlink()
+
+
+def healthcheck_script_missing() -> None:
+    """project/scripts/healthcheck_master_replicas.sh lost in a redeploy of /opt/vpn_vds/project."""
+    (vpn.opt(MASTER) / "project" / "scripts" / "healthcheck_master_replicas.sh").unlink()
+
+
 def log_rotation_missing() -> None:
     """hexenvpn-bot recreated from a compose file without `logging:`: json-file, unrotated."""
     _recreate(MASTER, dataclasses.replace(vpn.bot_spec(), log_options=None))
@@ -152,7 +162,11 @@ FAULTS: list[Fault] = [
     fault(
         "duplicate-user-case",
         "`Test1` added by hand beside `test1`: xray exits 23 (User Test1 already exists), restart loop",
-        fails={*MASTER_LOOPING, *on(MASTER, "xray-config-unique-users"), *REPLICAS_OUT_OF_SYNC},
+        fails={
+            *MASTER_LOOPING,
+            *on(MASTER, "xray-config-unique-users", "xray-user-exists-error"),
+            *REPLICAS_OUT_OF_SYNC,
+        },
         inject=duplicate_user_by_case,
         recreate={"vpn-master/hexenvpn-xray"},
     ),
@@ -199,6 +213,18 @@ FAULTS: list[Fault] = [
         fails=on(REPLICA_2, "xray-running", "xray-restarts", "vless-probe"),
         inject=replica_restart_loop,
         recreate={"vpn-replica-2/hexenvpn-xray"},
+    ),
+    fault(
+        "vless-tool-missing",
+        "the bot redeployed without vless-del-user: users can no longer be removed the runbook's way",
+        fails=on(MASTER, "vless-tools"),
+        inject=vless_tool_missing,
+    ),
+    fault(
+        "healthcheck-script-missing",
+        "project/scripts/healthcheck_master_replicas.sh gone from the master",
+        fails=on(MASTER, "healthcheck-script"),
+        inject=healthcheck_script_missing,
     ),
     fault(
         "log-rotation-missing",

@@ -1,10 +1,13 @@
 """The VPN of the hexenvpn-xray runbook, rebuilt on this machine: one master, three replicas.
 
 Each server is a lab host (network namespace, own dockerd, sshd, /root, /opt and
-/etc/systemd/system). Every host runs `hexenvpn-xray` (Debian's v2ray 4.34 with a real VLESS
-inbound on :443, host network, json-file logs rotated at 10m x 3, restart unless-stopped);
-the master also runs `hexenvpn-bot`, whose vless-add-user/vless-del-user edit the master's
-config.json and sync it to the replicas. Each replica serves a probe file on its own loopback,
+/etc/systemd/system). Every host runs `hexenvpn-xray` (`xray run -config
+/usr/local/etc/xray/config.json`, where `xray` is a wrapper running Debian's v2ray 4.34, with a
+real VLESS inbound on :443, host network, json-file logs rotated at 10m x 3, restart
+unless-stopped); the master also runs `hexenvpn-bot`, whose vless-add-user/vless-del-user edit
+the master's config.json and sync it to the replicas, and has the runbook's
+/opt/vpn_vds/project (compose file, scripts/healthcheck_master_replicas.sh and
+scripts/release_master.sh, stand-ins). Each replica serves a probe file on its own loopback,
 which the suite's end-to-end probe fetches through that replica's VLESS inbound.
 """
 
@@ -68,6 +71,10 @@ LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 DOCKER_UNIT_LINK = Path("multi-user.target.wants/docker.service")
 DOCKER_UNIT = "/lib/systemd/system/docker.service"
 XRAY_MOUNTPOINT = Path("/usr/local/etc/xray")  # in the machine's /usr, bound read-only into containers
+# The runbook's `xray` (run -test): on the machine's /usr, which every lab host and container shares.
+XRAY_WRAPPER = Path("/usr/local/bin/xray")
+XRAY_CONFIG = f"{XRAY_MOUNTPOINT}/config.json"
+MASTER_SCRIPTS = ("healthcheck_master_replicas.sh", "release_master.sh")
 VPN_NEEDS = {"/usr/bin/v2ray": "v2ray", "/usr/bin/docker": "docker.io", "/usr/bin/python3": "python3"}
 
 
@@ -118,6 +125,8 @@ def write_host_files(host: Host, *, strict: bool) -> bool:
         wants.unlink(missing_ok=True)
         wants.symlink_to(DOCKER_UNIT)
     if master:
+        for name in MASTER_SCRIPTS:
+            write_file(project / "scripts" / name, (HERE / "scripts" / name).read_text(), 0o755)
         bot = opt(host) / "bot"
         for name in ("bot.py", "vless_users.py"):
             write_file(bot / name, (HERE / "bot" / name).read_text())
@@ -135,11 +144,11 @@ def xray_spec(host: Host) -> Spec:
         service="xray",
         project=MASTER_PROJECT if host is MASTER else REPLICA_PROJECT,
         network="host",
-        command=["/usr/bin/v2ray", "-config", "/usr/local/etc/xray/config.json"],
+        command=["xray", "run", "-config", XRAY_CONFIG],
         binds=["/usr:/usr:ro", f"{config_path(host).parent}:{XRAY_MOUNTPOINT}:ro"],
         mem_limit="256m",
         log_options=LOG_OPTIONS,
-        content=json.dumps(xray.healthy_config(), sort_keys=True),
+        content=json.dumps(xray.healthy_config(), sort_keys=True) + (HERE / "xray-wrapper.sh").read_text(),
     )
 
 
@@ -177,6 +186,14 @@ def specs(host: Host) -> dict[str, Spec]:
     if host is MASTER:
         found[BOT] = bot_spec()
     return found
+
+
+def install_xray_wrapper() -> None:
+    """/usr/local/bin/xray running Debian's v2ray, unless a real xray is already there."""
+    wrapper = (HERE / "xray-wrapper.sh").read_text()
+    if XRAY_WRAPPER.exists() and "runbook-lab" not in XRAY_WRAPPER.read_text(errors="replace")[:200]:
+        return  # a real xray: it reads the same config.json
+    write_file(XRAY_WRAPPER, wrapper, 0o755)
 
 
 def xray_answers(host: Host) -> bool:
@@ -224,6 +241,7 @@ class VpnSystem(LabSystem):
         require(VPN_NEEDS)
         strict = plan is not None
         XRAY_MOUNTPOINT.mkdir(parents=True, exist_ok=True)
+        install_xray_wrapper()
         reload: set[str] = set()  # labels of hosts whose config.json heal put back
         for host in HOSTS:
             if strict:

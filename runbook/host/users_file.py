@@ -13,7 +13,6 @@ from pydantic import Field
 
 from runbook.describe.model import ContainerName, HostPath, Model
 from runbook.errors import CheckFailed
-from runbook.host import docker_host
 from runbook.host.target import Target
 
 Names = list[str]
@@ -35,9 +34,14 @@ class UsersFile(Model):
 
 
 def read(target: Target, file: str, container: str | None = None) -> str:
-    """The file as it is on disk: on the host, or inside the container."""
+    """The file as it is on disk: on the host, or inside the container.
+
+    Inside a container it is copied out (`docker cp`, a tar stream unpacked to stdout), not
+    read with `docker exec`: that works while the container is restarting or stopped, when
+    a config that keeps xray from starting is the very thing to read.
+    """
     if container:
-        result = docker_host.exec_in(target, container, "cat -- %s", file)
+        result = target.run("docker cp -L %s - | tar -xOf -", f"{container}:{file}")
     else:
         result = target.run("cat -- %s", file)
     if result.rc != 0:

@@ -4,7 +4,7 @@
     vless-del-user --name NAME
 
 Edits the master's /usr/local/etc/xray/config.json, refusing a name that already exists in any
-case (the `User <name> already exists` loop of section 2), checks it with `v2ray -test`,
+case (the `User <name> already exists` loop of section 2), checks it with `xray run -test`,
 restarts hexenvpn-xray, then syncs every replica: the same config.json laid in its xray folder
 and its hexenvpn-xray restarted. In production the sync goes over SSH; the lab's hosts share
 this machine, so each replica's folder and docker socket are mounted under /replicas/<name>/.
@@ -59,7 +59,7 @@ def main() -> int:
         document["inbounds"][0]["settings"]["clients"] = [e for e in clients(document) if e not in same]
     save(CONFIG, document)
     test = subprocess.run(
-        ["v2ray", "-test", "-config", str(CONFIG)], capture_output=True, text=True, timeout=30
+        ["xray", "run", "-test", "-config", str(CONFIG)], capture_output=True, text=True, timeout=30
     )
     if test.returncode != 0:
         print(test.stdout[-500:], file=sys.stderr)
