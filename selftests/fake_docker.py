@@ -4,7 +4,8 @@ Put first on PATH by the `docker` fixture (selftests/compose_fixtures.py), it an
 commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspect --type container
 [--format T] -- NAME` (the slim JSON, the environment or the network lines), `exec NAME CMD...` (run on
 this machine, as if inside), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
-{"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory"}]}.
+{"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory",
+"ports", "mounts"}]}.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def inspect(args: list[str]) -> int:
             "RestartPolicy": {"Name": container.get("restart_policy", "unless-stopped")},
             "Memory": container.get("memory", 0),
             "LogConfig": container.get("log_config", {"Type": "json-file", "Config": {}}),
+            "PortBindings": container.get("ports", {}),
         },
-        "Mounts": [],
+        "Mounts": container.get("mounts", []),
         "Config": {"Image": "map-v12", "Labels": container.get("labels", {})},
     }
     print(json.dumps(info if template else [info]))

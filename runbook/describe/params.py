@@ -56,6 +56,10 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     checks = data.get("checks")
     if not isinstance(checks, dict):
         return data
+    # `features: {monitoring: "{monitoring}"}`: whether the site runs an optional part is the site's.
+    features = data.get("features")
+    if isinstance(features, dict):
+        data = {**data, "features": _substitute(features, values, "features", "features")}
     filled: dict[str, Any] = {}
     for kind, listed in checks.items():
         if not isinstance(listed, list):
@@ -90,6 +94,7 @@ def names_in(data: dict[str, Any]) -> set[str]:
             found.update(PLACEHOLDER.findall(node))
 
     walk(data.get("checks"))
+    walk(data.get("features"))
     return found
 
 
@@ -108,8 +113,9 @@ def _substitute(node: Any, values: dict[str, Any], where: str, check_id: str) ->
     def value_of(match: re.Match[str]) -> str:
         name = match.group(1)
         if values.get(name) is None:
+            user = "features" if check_id == "features" else f"check {check_id!r}"
             raise ValueError(
-                f"check {check_id!r} ({where}) uses {{{name}}}, which has no value: "
+                f"{user} ({where}) uses {{{name}}}, which has no value: "
                 f"run with --param {name}=VALUE or give it a default under params:"
             )
         return str(values[name])
