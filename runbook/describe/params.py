@@ -56,6 +56,7 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     checks = data.get("checks")
     if not isinstance(checks, dict):
         return data
+    names = names_in(data)
     # `features: {monitoring: "{monitoring}"}`: whether the site runs an optional part is the site's.
     features = data.get("features")
     if isinstance(features, dict):
@@ -69,7 +70,7 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
             _substitute(check, values, f"checks.{kind}[{index}]", _id_of(check))
             for index, check in enumerate(listed)
         ]
-    used = {name: values.get(name) for name in names_in(data)}
+    used = {name: values.get(name) for name in names}
     return {**data, "checks": filled, "params": {**declared, **used}}
 
 
