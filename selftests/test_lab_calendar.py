@@ -30,7 +30,7 @@ MONITORING = {"prometheus-healthy", "grafana-healthy", "loki-ready"}
 MESSAGES: dict[str, dict[str, str]] = {
     "bot-down": {
         "bot-running": r"telegram-bot is exited",
-        "health": r"failed: ConnectError|Connection refused",
+        "health": r"Failed to connect to localhost port 8000",
     },
     "restart-loop": {
         "bot-running": r"telegram-bot is (restarting|exited)",
