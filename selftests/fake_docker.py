@@ -5,7 +5,8 @@ commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspec
 [--format T] -- NAME` (the slim JSON, the environment or the network lines), `exec NAME CMD...` (run on
 this machine, as if inside), `cp [-L] NAME:PATH -` (this machine's file as a tar stream, in any
 state), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
-{"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory"}]}.
+{"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory",
+"ports", "mounts"}]}.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def inspect(args: list[str]) -> int:
             "RestartPolicy": {"Name": container.get("restart_policy", "unless-stopped")},
             "Memory": container.get("memory", 0),
             "LogConfig": container.get("log_config", {"Type": "json-file", "Config": {}}),
+            "PortBindings": container.get("ports", {}),
         },
-        "Mounts": [],
+        "Mounts": container.get("mounts", []),
         "Config": {"Image": "map-v12", "Labels": container.get("labels", {})},
     }
     print(json.dumps(info if template else [info]))

@@ -34,6 +34,7 @@ from runbook.checks.tcp import TcpCheck
 from runbook.errors import CheckError, CheckFailed, CommandTimeout, HostUnreachable
 from runbook.host.deadline import call_with_deadline
 from runbook.host.target import Target
+from runbook.secrets.registry import SECRETS
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 HOUR = 3600.0
@@ -292,6 +293,27 @@ def test_backup_gpg_without_a_passphrase(tmp_path: Path, local: Target, gnupg_ho
     encrypt(calendar_backup(), folder / "b.tar.gz.gpg", "correct horse 42", gnupg_home)
     with pytest.raises(CheckError, match=r"b\.tar\.gz\.gpg is encrypted but the check has no gpg_passphrase"):
         backups.verify(backup_check(folder, integrity=True), local)
+
+
+def test_backup_encryption_optional_reads_the_passphrase_only_for_a_gpg_archive(
+    tmp_path: Path, local: Target, gnupg_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runbook: "Распаковать бэкап (если зашифрован)": a plain archive needs no passphrase."""
+    monkeypatch.delenv("RB_SELFTEST_OPTIONAL_KEY", raising=False)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    plain = folder / "20260101_030000.tar.gz"
+    plain.write_bytes(calendar_backup())
+    os.utime(plain, (time.time() - 2 * DAY, time.time() - 2 * DAY))
+    check = backup_check(folder, integrity=True, gpg_passphrase_env="RB_SELFTEST_OPTIONAL_KEY")
+    backups.verify(check, local)
+    encrypt(calendar_backup(), folder / "20260102_030000.tar.gz.gpg", "correct horse 42", gnupg_home)
+    again = Target("local", "local://", command_timeout=10, connect_timeout=5)  # the folder is listed anew
+    with pytest.raises(CheckError, match=r"is encrypted: set RB_SELFTEST_OPTIONAL_KEY in the environment"):
+        backups.verify(check, again)
+    monkeypatch.setenv("RB_SELFTEST_OPTIONAL_KEY", "correct horse 42")
+    backups.verify(check, again)
+    assert SECRETS.mask("gpg said correct horse 42") == "gpg said ***"
 
 
 def test_backup_gpg_of_a_corrupt_archive(tmp_path: Path, local: Target, gnupg_home: Path) -> None:

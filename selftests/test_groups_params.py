@@ -211,6 +211,21 @@ def test_docker_templates_are_not_placeholders(tmp_path: Path) -> None:
     assert "{{json .State}}" in load_file(path).model.checks.commands[0].run
 
 
+def test_a_feature_the_site_decides_is_a_param(tmp_path: Path) -> None:
+    """`features: {monitoring: "{monitoring}"}`: an optional part ("если развернут") is off unless
+    the site says it runs it, and then its checks run."""
+    path = with_user_check(tmp_path, {"user": "alice", "monitoring": False})
+    data = yaml.safe_load(path.read_text())
+    data["features"] = {"monitoring": "{monitoring}"}
+    path.write_text(yaml.safe_dump(data))
+    assert load_file(path).model.features == {"monitoring": False}
+    assert load_file(path, {"monitoring": "true"}).model.features == {"monitoring": True}
+    data["params"]["monitoring"] = None
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DescriptionError, match=r"features \(features.monitoring\) uses \{monitoring\}"):
+        load_file(path)
+
+
 @pytest.mark.parametrize("value", ["-x", "--config=/etc/x", "a b", "a;rm -rf /", "$(id)", "a'b", ""])
 def test_param_value_is_one_plain_word(value: str) -> None:
     with pytest.raises(ValueError, match="never an option or code"):

@@ -142,6 +142,49 @@ def test_other_container_aspects_by_service(docker: FakeDocker, local: Target) -
     )
 
 
+def test_published_ports_are_exactly_the_runbooks(docker: FakeDocker, local: Target) -> None:
+    """`docker ps` PORTS: the bot on 0.0.0.0:8000, Redis published nowhere (internal)."""
+    docker.add("bot", ports={"8000/tcp": [{"HostIp": "", "HostPort": "8000"}]})
+    docker.add("redis", ports={})
+    docker.add("open-redis", ports={"6379/tcp": [{"HostIp": "0.0.0.0", "HostPort": "6379"}]})
+    docker.add("local-bot", ports={"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8000"}]})
+    bot = ContainerCheck(
+        **COMMON, id="bot-ports", container="bot", published_ports=["0.0.0.0:8000->8000/tcp"]
+    )
+    containers.verify(bot, local)
+    internal = ContainerCheck(**COMMON, id="redis-ports", container="redis", published_ports=[])
+    containers.verify(internal, local)
+    exposed = internal.model_copy(update={"container": "open-redis"})
+    assert failure(containers.verify, exposed, local).found == (
+        "open-redis publishes 0.0.0.0:6379->6379/tcp != no published port (internal only)"
+    )
+    assert failure(containers.verify, bot.model_copy(update={"container": "local-bot"}), local).found == (
+        "local-bot publishes 127.0.0.1:8000->8000/tcp != 0.0.0.0:8000->8000/tcp"
+    )
+
+
+def test_mounts_name_the_volume_at_each_path(docker: FakeDocker, local: Target) -> None:
+    volume = {
+        "Type": "volume",
+        "Name": "cal_radicale-data",
+        "Source": "/var/lib/docker/volumes/x",
+        "Destination": "/data",
+    }
+    docker.add("radicale", mounts=[volume])
+    docker.add("bare", mounts=[{**volume, "Name": "4f2a9c"}])
+    docker.add("none")
+    check = ContainerCheck(
+        **COMMON, id="radicale-volume", container="radicale", mounts={"/data": "cal_radicale-data"}
+    )
+    containers.verify(check, local)
+    assert failure(containers.verify, check.model_copy(update={"container": "bare"}), local).found == (
+        "/data in bare is volume 4f2a9c != cal_radicale-data"
+    )
+    assert failure(containers.verify, check.model_copy(update={"container": "none"}), local).found == (
+        "nothing is mounted at /data in none"
+    )
+
+
 def test_logs_by_service(docker: FakeDocker, local: Target) -> None:
     docker.add("map-v12-web-1", "web", logs="[INFO] Booting worker\n[INFO] Listening at: http://0.0.0.0:8000")
     check = LogCheck(

@@ -73,45 +73,56 @@ def flatten(node: Any, where: str = "") -> dict[str, Any]:
 # -- the real descriptions ----------------------------------------------------------------
 
 
+# What the calendar's production file leaves to the site (its lab overlay gives the same).
+SITE = {"max_errors_24h": "10", "monitoring": "true"}
+
+
 def test_production_description_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_VAR, raising=False)
-    loaded = load_file(PRODUCTION)
+    loaded = load_file(PRODUCTION, SITE)
     model = loaded.model
     assert loaded.name == "ai-calendar-assistant"
     assert loaded.chain == (PRODUCTION.resolve(),)
     assert model.hosts == {"server": "ssh://root@calendar.example.com"}
     assert loaded.runbook_path == (REPO.parent / "shared" / "runbooks" / "ai-calendar-assistant.md").resolve()
-    # The passphrase is the only ${} and it is not set: recorded, not an error.
-    assert loaded.missing_env == {PASSPHRASE_VAR: ("checks.backups[2].gpg_passphrase",)}
+    # Backups may be encrypted or not ("если зашифрован"): the passphrase is read only for a .gpg.
+    assert loaded.missing_env == {}
     ids = [check.id for check in model.checks.all()]
     assert len(ids) == len(set(ids))
     for kind in ("containers", "instances", "http", "resources", "logs", "commands", "tcp"):
         assert getattr(model.checks, kind), f"no {kind} checks"
-    for kind in ("backups", "cron", "sqlite", "env_files"):
+    for kind in ("backups", "cron", "files", "env_files"):
         assert getattr(model.checks, kind), f"no {kind} checks"
+
+
+def test_production_needs_the_sites_error_limit_and_defaults_monitoring_off() -> None:
+    with pytest.raises(DescriptionError, match=r"uses \{max_errors_24h\}, which has no value"):
+        load_file(PRODUCTION)
+    model = load_file(PRODUCTION, {"max_errors_24h": "5"}).model
+    assert model.features == {"monitoring": False}
+    assert next(check for check in model.checks.logs if check.id == "bot-errors").max_matches == 5
 
 
 def test_production_anchors_fill_the_checks_that_reuse_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_VAR, raising=False)
-    checks = {check.id: check for check in load_file(PRODUCTION).model.checks.all()}
-    # `<<: *policy` copies severity/section/remedy, overrides id, title and container.
-    assert checks["radicale-restart-policy"].severity == "P3"
-    assert checks["radicale-restart-policy"].container == "radicale-calendar"  # type: ignore[attr-defined]
-    assert checks["radicale-restart-policy"].section == checks["bot-restart-policy"].section
+    checks = {check.id: check for check in load_file(PRODUCTION, SITE).model.checks.all()}
+    # `<<: *usage` copies severity/section/remedy, overrides id, title and container.
+    assert checks["radicale-memory-usage"].severity == "P3"
+    assert checks["radicale-memory-usage"].container == "radicale-calendar"  # type: ignore[attr-defined]
+    assert checks["radicale-memory-usage"].section == checks["bot-memory-usage"].section
     # `x-restart` is an anchor-only key: its fields reach the checks, the key itself is dropped.
-    assert checks["redis-no-crash"].section == "3.7 Container restarting in a loop"
+    assert checks["redis-no-crash"].section == "3.7 Контейнер перезапускается в цикле"
     # backup-size nulls the inherited max_age_hours so it asserts one fact.
     assert checks["backup-size"].aspect == "min_bytes"
     assert checks["backup-integrity"].aspect == "integrity"
 
 
-def test_passphrase_from_the_environment_is_read_and_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_passphrase_is_named_not_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSPHRASE_VAR, "lab-passphrase-7f3e")
-    loaded = load_file(PRODUCTION)
+    loaded = load_file(PRODUCTION, SITE)
     assert loaded.missing_env == {}
     integrity = next(check for check in loaded.model.checks.backups if check.id == "backup-integrity")
-    assert integrity.gpg_passphrase == "lab-passphrase-7f3e"
-    assert SECRETS.mask("gpg said lab-passphrase-7f3e") == "gpg said ***"
+    assert (integrity.gpg_passphrase, integrity.gpg_passphrase_env) == (None, PASSPHRASE_VAR)
 
 
 def test_lab_overlay_loads_on_top_of_production(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,23 +132,18 @@ def test_lab_overlay_loads_on_top_of_production(monkeypatch: pytest.MonkeyPatch)
     assert lab.model.hosts["server"].startswith("ssh+persist://root@198.18.0.2")
     assert lab.model.features == {"monitoring": True}
     # The runbook path is resolved against the file that named it, not the overlay.
-    assert lab.runbook_path == load_file(PRODUCTION).runbook_path
-    assert lab.missing_env == {PASSPHRASE_VAR: ("checks.backups[2].gpg_passphrase",)}
+    assert lab.runbook_path == load_file(PRODUCTION, SITE).runbook_path
+    assert lab.missing_env == {}
 
 
-def test_lab_overlay_changes_only_hosts_health_url_and_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lab_overlay_changes_only_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the site's parameters given, production and lab are the same file but for the host."""
     monkeypatch.delenv(PASSPHRASE_VAR, raising=False)
-    production = flatten(load_file(PRODUCTION).model.model_dump())
+    production = flatten(load_file(PRODUCTION, SITE).model.model_dump())
     lab = flatten(load_file(LAB).model.model_dump())
     assert set(production) == set(lab), "the overlay added or removed fields or checks"
     changed = {path for path in production if production[path] != lab[path]}
-    assert changed == {
-        "hosts.server",
-        "checks.http[0].url",
-        "checks.resources[0].disk",
-    }
-    assert lab["checks.http[0].url"] == "http://198.18.0.2:8000/health"
-    assert lab["checks.resources[0].disk"] == "/var/lib/runbook-lab/ai-calendar-assistant/disk"
+    assert changed == {"hosts.server"}
 
 
 def test_systems_folder_reads_only_its_own_files(monkeypatch: pytest.MonkeyPatch) -> None:

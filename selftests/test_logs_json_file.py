@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from runbook.checks import logs
-from runbook.errors import CheckFailed
+from runbook.errors import CheckError, CheckFailed
 from runbook.host.target import Target
 
 FAKE_DOCKER = """#!{python}
@@ -30,14 +30,21 @@ if args[0] == "inspect":
     sys.exit(0)
 since = None
 if "--since" in args:
-    since = datetime.now(timezone.utc) - timedelta(seconds=int(args[args.index("--since") + 1].rstrip("s")))
+    value = args[args.index("--since") + 1]
+    if value.endswith("s"):
+        since = datetime.now(timezone.utc) - timedelta(seconds=int(value.rstrip("s")))
+    else:  # an RFC 3339 time, as docker takes it (to the microsecond here)
+        since = datetime.fromisoformat(value[:26].rstrip("Z")).replace(tzinfo=timezone.utc)
 out = sys.stdout
 for raw in open(os.environ["FAKE_LOG_PATH"], encoding="utf-8"):
     entry = json.loads(raw)
     stamp = entry["time"]
     whole, _, frac = stamp[:-1].partition(".")
     when = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc)
-    if since is not None and when < since.replace(microsecond=0):
+    if since is not None and len(args[args.index("--since") + 1]) > 12:
+        if when.replace(microsecond=int(frac.ljust(6, "0")[:6])) < since:
+            continue
+    elif since is not None and when < since.replace(microsecond=0):
         continue
     out.write(whole + "." + frac.ljust(9, "0") + "Z " + entry["log"])
 """
@@ -80,7 +87,14 @@ def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-def outcome(pattern: str, since: float | None, driver: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def outcome(
+    pattern: str,
+    since: float | str | None,
+    driver: str,
+    monkeypatch: pytest.MonkeyPatch,
+    started: str = "2026-01-02T03:00:00Z",
+    must_match: bool = False,
+) -> str:
     monkeypatch.setenv("FAKE_LOG_DRIVER", driver)
     check = logs.LogCheck(
         id="errors",
@@ -91,11 +105,12 @@ def outcome(pattern: str, since: float | None, driver: str, monkeypatch: pytest.
         container="bot",
         pattern=pattern,
         since=since,
-        max_matches=0,
+        **({"must_match": True} if must_match else {"max_matches": 0}),
         show_lines=200,
     )
     target = Target("local", "local://", command_timeout=20, connect_timeout=5)
-    target.cached(("docker-inspect", "bot"), lambda: {"Name": "/bot"})  # the container exists
+    # the container exists, started then
+    target.cached(("docker-inspect", "bot"), lambda: {"Name": "/bot", "State": {"StartedAt": started}})
     try:
         logs._verify_one(check, target, logs.Container("bot"))
     except CheckFailed as failed:
@@ -131,3 +146,36 @@ def test_plain_patterns_are_the_ones_json_leaves_alone() -> None:
     assert logs.PLAIN_PATTERN.match("database is locked")
     for pattern in ['"quoted"', "a.b", "^ERROR", "x\\\\y", "<tag>"]:
         assert not logs.PLAIN_PATTERN.match(pattern)
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_since_start_counts_only_what_the_current_run_logged(
+    driver: str, docker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`since: start`: a line from before a restart proves nothing about the container now."""
+    now = datetime.now(UTC)
+    entries = [(3.0, "Start polling\n"), (2.0, "Polling stopped\n"), (1.0, "Starting app\n")]
+    lines = []
+    for age_hours, message in entries:
+        stamp = (now - timedelta(hours=age_hours)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+        entry = {"log": message, "stream": "stdout", "time": stamp}
+        lines.append(json.dumps(entry, separators=(",", ":")))  # as dockerd writes it
+    docker.write_text("\n".join(lines) + "\n")
+    restarted = (now - timedelta(hours=1, seconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "456Z"
+    found = outcome("start polling", "start", driver, monkeypatch, started=restarted, must_match=True)
+    assert found.startswith("no line of bot's logs since its start at ")
+    assert "matches 'start polling'" in found
+    first_start = (now - timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+    assert outcome("start polling", "start", driver, monkeypatch, started=first_start, must_match=True) == (
+        "no match"
+    )
+    # counted from the start on, the same lines through the file and through docker logs
+    assert outcome("polling", "start", driver, monkeypatch, started=first_start).startswith(
+        "2 lines of bot's logs match 'polling' since its start at "
+    )
+    assert outcome("polling", "start", driver, monkeypatch, started=restarted) == "no match"
+
+
+def test_since_start_needs_a_start_time(docker: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CheckError, match="no start time in docker inspect"):
+        outcome("polling", "start", "json-file", monkeypatch, started="0001-01-01T00:00:00Z")

@@ -39,7 +39,8 @@ trap cleanup EXIT
 # changed while it was read; that archive is still usable, anything else is a failure.
 container_tar() {
     local out=$1 container=$2 path=$3 rc=0
-    docker exec "$container" tar czf - "$path" > "$out" || rc=$?
+    # shellcheck disable=SC2086 # $path: one or more paths
+    docker exec "$container" tar czf - $path > "$out" || rc=$?
     if [ "$rc" -gt 1 ]; then
         log "ERROR: tar of $container:$path failed (exit $rc)"
         exit "$rc"
@@ -53,8 +54,8 @@ chmod 700 "$BACKUP_ROOT"
 log "Radicale data (radicale-calendar:/data)"
 container_tar "$WORK/radicale_data.tar.gz" radicale-calendar /data
 
-log "Bot data (telegram-bot:/app/data)"
-container_tar "$WORK/bot_data.tar.gz" telegram-bot /app/data
+log "Bot data (telegram-bot:/var/lib/calendar-bot, /app/data)"
+container_tar "$WORK/bot_data.tar.gz" telegram-bot "/var/lib/calendar-bot /app/data"
 
 log "Configs"
 cp "$ENV_FILE" "$WORK/.env.backup"

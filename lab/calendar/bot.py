@@ -5,9 +5,14 @@ It reproduces what the runbook observes from outside: GET /health on :8000, Pyth
 lines on stdout (including aiogram's "Start polling"), and a SQLite DB in WAL mode that is
 written all the time, so a second instance really hits "database is locked".
 
+Like the real bot it keeps its settings in /var/lib/calendar-bot (the bot-data volume) and
+uses Redis: when calendar-redis stays unreachable (three probes, 10 s apart) it logs the
+runbook's `redis.exceptions.ConnectionError` (§3.4), once a minute while it lasts.
+
 Lab-only fault knob: the file /app/data/.lab-fault, polled every 0.5 s, holding one of
-`unhealthy`, `slow` (health answers 503 / after 8 s), `errors`, `oom` (one-shot: the file
-is consumed) or `crash` (read at start: the process fails, so docker restarts it in a loop).
+`unhealthy`, `slow` (health answers 503 / after 8 s), `errors`, `oom`, `radicale-refused`
+(CalDAV calls refused, §3.5) (one-shot: the file is consumed) or `crash` (read at start: the
+process fails, so docker restarts it in a loop).
 Health never depends on Redis or Radicale, so each fault stays isolated.
 """
 
@@ -29,6 +34,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "2.4.1"
 DATA_DIR = os.environ.get("BOT_DATA_DIR", "/app/data")
+STATE_DIR = "/var/lib/calendar-bot"  # the bot-data volume: settings, analytics, reminders
+REDIS_PROBE_EVERY_S = 10.0
+REDIS_FAILURES_BEFORE_LOG = 3
 DB_PATH = os.path.join(DATA_DIR, "calendar.db")
 CONTROL = os.path.join(DATA_DIR, ".lab-fault")
 PORT = int(os.environ.get("PORT", "8000"))
@@ -49,6 +57,8 @@ log_db = logging.getLogger("app.services.storage")
 log_api = logging.getLogger("uvicorn.access")
 log_poll = logging.getLogger("aiogram.dispatcher")
 log_gpt = logging.getLogger("app.services.yandex_gpt")
+log_redis = logging.getLogger("app.services.reminders")
+log_caldav = logging.getLogger("app.services.calendar")
 
 stop = threading.Event()
 mode = {"health": ""}  # "", "unhealthy" or "slow"; set by the control poller
@@ -168,6 +178,54 @@ def error_burst() -> None:
         log_main.critical("Reminder scheduler stopped: too many consecutive failures")
 
 
+def radicale_refused() -> None:
+    """What the bot logs when Radicale refuses its CalDAV calls (runbook 3.5)."""
+    for path in ("/demo/calendar/", "/user17/calendar/", "/user3/calendar/"):
+        log_caldav.error(
+            "Failed to save event: requests.exceptions.ConnectionError: HTTPConnectionPool(host='radicale', "
+            "port=5232): Max retries exceeded with url: %s (Caused by NewConnectionError("
+            "'<urllib3.connection.HTTPConnection object>: Failed to establish a new connection: "
+            "[Errno 111] Connection refused'))",
+            path,
+        )
+
+
+def redis_address() -> tuple[str, int]:
+    url = os.environ.get("REDIS_URL", "redis://calendar-redis:6379").split("://", 1)[-1]
+    host, _, port = url.split("/", 1)[0].rpartition(":")
+    return (host or "calendar-redis"), int(port or 6379)
+
+
+def redis_loop() -> None:
+    """Probe Redis like the reminder queue does; log its ConnectionError when it stays down."""
+    host, port = redis_address()
+    failures = 0
+    while not stop.wait(REDIS_PROBE_EVERY_S):
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            failures = 0
+        except OSError as exc:
+            failures += 1
+            if failures >= REDIS_FAILURES_BEFORE_LOG and (failures - REDIS_FAILURES_BEFORE_LOG) % 6 == 0:
+                log_redis.error(
+                    "Reminder queue unavailable: redis.exceptions.ConnectionError: "
+                    "Error %s connecting to %s:%s. %s.",
+                    exc.errno,
+                    host,
+                    port,
+                    exc.strerror or exc,
+                )
+
+
+def write_settings() -> None:
+    """The bot's own data in its volume, as the runbook's backup (4.2) expects it there."""
+    os.makedirs(STATE_DIR, exist_ok=True)
+    settings = os.path.join(STATE_DIR, "settings.json")
+    if not os.path.exists(settings):
+        with open(settings, "w") as fh:
+            json.dump({"default_timezone": "Europe/Moscow", "reminder_lead_minutes": 15}, fh)
+
+
 def eat_memory() -> None:
     """Grow until the container's memory limit makes the kernel kill us (exit 137)."""
     log_main.warning("Reminder cache rebuild started, loading all events into memory")
@@ -194,6 +252,9 @@ def control_loop() -> None:
         elif value == "errors":
             consume_control()
             error_burst()
+        elif value == "radicale-refused":
+            consume_control()
+            radicale_refused()
         elif value == "oom":
             consume_control()
             eat_memory()
@@ -253,12 +314,14 @@ def main() -> None:
         "Redis: %s, CalDAV: %s", os.environ.get("REDIS_URL", "-"), os.environ.get("RADICALE_URL", "-")
     )
     init_db()
+    write_settings()
     server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     logging.getLogger("uvicorn").info("Uvicorn running on http://0.0.0.0:%d (Press CTRL+C to quit)", PORT)
     threading.Thread(target=control_loop, daemon=True).start()
     threading.Thread(target=heartbeat_loop, daemon=True).start()
+    threading.Thread(target=redis_loop, daemon=True).start()
     if read_control() == "webhook":
         # Configured for a webhook nobody set: the bot never polls (runbook 3.2).
         log_main.info("Telegram updates via webhook https://calendar.example.com/webhook")

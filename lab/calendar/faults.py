@@ -22,7 +22,6 @@ from lab.backups import age_hours, decrypt, encrypt, targz
 from lab.calendar import monitoring
 from lab.calendar import system as calendar
 from lab.core import Fault, LabError, fault, wait_until
-from lab.sqlite import set_journal_mode
 
 BOT_GONE = frozenset(
     {
@@ -30,7 +29,7 @@ BOT_GONE = frozenset(
         "health",
         "bot-to-redis",
         "bot-to-radicale",
-        "bot-db-wal",
+        "bot-radicale-http",
         "bot-memory-usage",
         "bot-single-instance",
     }
@@ -199,6 +198,45 @@ def cron_missing() -> None:
 
 def redis_down() -> None:
     _stop(calendar.REDIS)
+    wait_until(
+        lambda: "redis.exceptions.ConnectionError" in _bot_logs(),
+        timeout=60,
+        interval=1,
+        what="redis.exceptions.ConnectionError in telegram-bot's logs",
+    )
+
+
+def _recreate(name: str, **changes: Any) -> None:
+    """The container made again from its spec with `changes`, as a hand-edited compose file would."""
+    spec = dataclasses.replace(calendar.specs()[name], **changes)
+    with calendar.HOST.dockerd.session() as client:
+        containers.remove_container(client, name)
+        containers.create_container(client, spec)
+
+
+def redis_exposed() -> None:
+    """Someone published Redis (ports: 6379:6379): reachable from outside, the runbook says internal."""
+    _recreate(calendar.REDIS, ports={6379: 6379})
+    with calendar.HOST.dockerd.session() as client:
+        wait_until(lambda: calendar.redis_pong(client), timeout=30, what="PONG from calendar-redis")
+
+
+def radicale_volume_lost() -> None:
+    """radicale-calendar recreated without its named volume: its calendars in the container layer."""
+    spec = calendar.specs()[calendar.RADICALE]
+    binds = [bind for bind in spec.binds if not bind.endswith(":/data:rw")]
+    _recreate(calendar.RADICALE, binds=binds)
+    with calendar.HOST.dockerd.session() as client:
+        wait_until(lambda: calendar.radicale_answers(client), timeout=30, what="radicale on :5232")
+
+
+def radicale_refused() -> None:
+    _control("radicale-refused")
+    wait_until(
+        lambda: "Connection refused" in _bot_logs(),
+        timeout=20,
+        what="'Connection refused' to Radicale in telegram-bot's logs",
+    )
 
 
 def radicale_down() -> None:
@@ -211,10 +249,6 @@ def prometheus_down() -> None:
 
 def loki_down() -> None:
     _stop(monitoring.LOKI)
-
-
-def wal_off() -> None:
-    set_journal_mode(calendar.PATHS.db, "delete")
 
 
 def second_instance() -> None:
@@ -272,6 +306,27 @@ def polling_missing() -> None:
 BOT = calendar.BOT
 FAULTS: list[Fault] = [
     fault(
+        "redis-exposed",
+        "calendar-redis recreated with ports 6379:6379: published on 0.0.0.0, not internal",
+        fails={"redis-ports"},
+        inject=redis_exposed,
+        recreate={calendar.REDIS},
+    ),
+    fault(
+        "radicale-volume-lost",
+        "radicale-calendar recreated without ai-calendar-assistant_radicale-data at /data",
+        fails={"radicale-volume"},
+        inject=radicale_volume_lost,
+        recreate={calendar.RADICALE},
+    ),
+    fault(
+        "radicale-refused",
+        "Radicale refuses the bot's CalDAV calls: 'Connection refused' in its logs (§3.5)",
+        fails={"bot-radicale-refused"},
+        inject=radicale_refused,
+        recreate={BOT},
+    ),
+    fault(
         "bot-down",
         "telegram-bot stopped (docker stop): the service is down (P1)",
         fails=BOT_GONE,
@@ -281,7 +336,7 @@ FAULTS: list[Fault] = [
     fault(
         "restart-loop",
         "telegram-bot crashes at start-up (traceback, exit 1): Restarting (1) loop (§3.7)",
-        fails={*BOT_GONE, "bot-restarts", "bot-errors"},
+        fails={*BOT_GONE, "bot-restarts", "bot-errors", "bot-polling"},
         inject=restart_loop,
         recreate={BOT},
         restart_daemon=True,
@@ -309,8 +364,8 @@ FAULTS: list[Fault] = [
     fault("disk-full", "the server's disk is 95% full", fails={"disk-root"}, inject=disk_full),
     fault(
         "error-burst",
-        "a burst of 30 ERROR/CRITICAL/Traceback lines in telegram-bot's log",
-        fails={"bot-errors"},
+        "a burst of 30 ERROR/CRITICAL/Traceback lines in telegram-bot's log, YandexGPT API errors among them",
+        fails={"bot-errors", "bot-yandexgpt-errors"},
         inject=error_burst,
         recreate={BOT},
     ),
@@ -347,15 +402,21 @@ FAULTS: list[Fault] = [
     ),
     fault(
         "redis-down",
-        "calendar-redis stopped (redis.exceptions.ConnectionError, §3.4)",
-        fails={"redis-running", "redis-ping", "bot-to-redis", "redis-memory-usage"},
+        "calendar-redis stopped: the bot logs redis.exceptions.ConnectionError (§3.4)",
+        fails={"redis-running", "redis-ping", "bot-to-redis", "redis-memory-usage", "bot-redis-errors"},
         inject=redis_down,
-        recreate={calendar.REDIS},
+        recreate={calendar.REDIS, BOT},
     ),
     fault(
         "radicale-down",
         "radicale-calendar stopped (CalDAV unavailable, §3.5)",
-        fails={"radicale-running", "radicale-http", "bot-to-radicale", "radicale-memory-usage"},
+        fails={
+            "radicale-running",
+            "radicale-http",
+            "bot-to-radicale",
+            "bot-radicale-http",
+            "radicale-memory-usage",
+        },
         inject=radicale_down,
         recreate={calendar.RADICALE},
     ),
@@ -374,12 +435,6 @@ FAULTS: list[Fault] = [
         recreate={monitoring.LOKI},
     ),
     fault(
-        "wal-off",
-        "calendar.db switched from WAL to journal_mode=DELETE (§3.1)",
-        fails={"bot-db-wal"},
-        inject=wal_off,
-    ),
-    fault(
         "second-instance",
         "a second bot container (telegram-bot-2) shares the DB: 'database is locked'",
         fails={"bot-single-instance", "bot-db-locked"},
@@ -389,7 +444,7 @@ FAULTS: list[Fault] = [
     fault(
         "hand-made-bot",
         "telegram-bot recreated by hand (docker run): no restart policy, no memory limit",
-        fails={"bot-restart-policy", "bot-memory-limit"},
+        fails={"bot-memory-limit"},
         inject=hand_made_bot,
         recreate={BOT},
     ),
@@ -410,7 +465,7 @@ FAULTS: list[Fault] = [
     fault(
         "env-missing-key",
         "YANDEX_GPT_FOLDER_ID missing from .env (bot redeployed without it)",
-        fails={"bot-env"},
+        fails={"bot-env-yandexgpt"},
         inject=env_missing_key,
         recreate={BOT},
     ),

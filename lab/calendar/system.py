@@ -50,14 +50,26 @@ from lab.sqlite import journal_mode, set_journal_mode
 from lab.system import FaultBook, HealPlan, LabSystem, state_dir
 
 NAME = "ai-calendar-assistant"
-HOST = Host(system=NAME, netns="rbs-calendar", machine_if="rbs-cal0")
+# The server's /usr/local/sbin is its own: it holds the `df` that reports the 64 MB disk as "/".
+SBIN = "/usr/local/sbin"
+HOST = Host(
+    system=NAME,
+    netns="rbs-calendar",
+    machine_if="rbs-cal0",
+    private_binds=(
+        ("root", "/root"),
+        ("crontabs", "/var/spool/cron/crontabs"),
+        ("log", "/var/log"),
+        ("sbin", SBIN),
+    ),
+)
 BOOK = FaultBook(NAME)
 
 WORKDIR = "/root/ai-calendar-assistant/ai-calendar-assistant"
 PROJECT = ComposeProject(
     name="ai-calendar-assistant", working_dir=WORKDIR, config_file="docker-compose.secure.yml"
 )
-NETWORK_KEY, RADICALE_VOLUME_KEY = "calendar-network", "radicale-data"
+NETWORK_KEY, RADICALE_VOLUME_KEY, BOT_VOLUME_KEY = "calendar-network", "radicale-data", "bot-data"
 NETWORK = PROJECT.network_name(NETWORK_KEY)
 
 BOT, BOT2, REDIS, RADICALE = "telegram-bot", "telegram-bot-2", "calendar-redis", "radicale-calendar"
@@ -128,6 +140,11 @@ class Paths:
         return HOST.hostdir / "image" / "bin"
 
     @property
+    def sbin(self) -> Path:
+        """The server's /usr/local/sbin (first on root's PATH)."""
+        return HOST.hostdir / "sbin"
+
+    @property
     def stash(self) -> Path:
         """Where backup faults hide archives until heal puts them back."""
         return state_dir(NAME) / "stash"
@@ -187,6 +204,9 @@ def write_server_files(*, strict: bool) -> None:
     compose = (HERE / "docker-compose.secure.yml").read_text().replace("@HOSTDIR@", str(HOST.hostdir))
     write_file(PATHS.workdir / "docker-compose.secure.yml", compose)
     write_file(PATHS.workdir / "backup-calendar.sh", (HERE / "backup-calendar.sh").read_text(), 0o755)
+    restore = (HERE / "restore-from-backup.sh").read_text()
+    write_file(PATHS.workdir / "restore-from-backup.sh", restore, 0o755)
+    write_file(PATHS.sbin / "df", DF_WRAPPER.replace("@DISK@", str(HOST.disk)), 0o755)
     write_file(PATHS.bot_py, (HERE / "bot.py").read_text())
     monitoring.write_files(PATHS.workdir)
     PATHS.image_bin.mkdir(parents=True, exist_ok=True)
@@ -196,6 +216,19 @@ def write_server_files(*, strict: bool) -> None:
     if strict or not PATHS.crontab.exists():
         write_crontab(CRON_LINE + "\n")
     envfile.publish({PASSPHRASE_VAR: values["BACKUP_GPG_PASSPHRASE"]})
+
+
+# The server's "/" is the lab host's own small disk (the disk-full fault fills it, never this
+# machine's): the runbook's `df -h /` on the server reports that disk; any other path is df's own.
+DF_WRAPPER = """#!/bin/sh
+# runbook-lab: on this lab server "/" is the disk @DISK@ (see lab/calendar/system.py).
+for arg do
+    shift
+    [ "$arg" = / ] && arg=@DISK@
+    set -- "$@" "$arg"
+done
+exec /usr/bin/df "$@"
+"""
 
 
 def write_crontab(text: str) -> None:
@@ -244,7 +277,12 @@ def specs() -> dict[str, Spec]:
             name=BOT,
             service="telegram-bot",
             command=["/usr/bin/python3", "-u", "/app/bot.py"],
-            binds=[f"{PATHS.data}:/app/data:rw", f"{PATHS.bot_py}:/app/bot.py:ro", *usr],
+            binds=[
+                f"{PATHS.data}:/app/data:rw",
+                f"{PROJECT.volume_name(BOT_VOLUME_KEY)}:/var/lib/calendar-bot:rw",
+                f"{PATHS.bot_py}:/app/bot.py:ro",
+                *usr,
+            ],
             mem_limit="1g",
             memswap_limit="1g",
             env=env,
@@ -335,6 +373,17 @@ def ensure_backups() -> None:
 
 
 # ---- the system ------------------------------------------------------------------------
+def _sshd_has_private_sbin() -> bool:
+    """Whether the running sshd (if any) sees the server's own /usr/local/sbin."""
+    pid = HOST.sshd_pid()
+    if pid is None:
+        return True
+    try:
+        return f" {SBIN} " in Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return True
+
+
 class CalendarSystem(LabSystem):
     def __init__(self, faults: Sequence[Fault]) -> None:
         super().__init__(name=NAME, hosts=[HOST], faults=faults)
@@ -342,6 +391,8 @@ class CalendarSystem(LabSystem):
     def converge(self, *, plan: HealPlan | None) -> None:
         require(CALENDAR_NEEDS)
         strict = plan is not None
+        if not _sshd_has_private_sbin():
+            HOST.stop_sshd()  # started before the server had its own /usr/local/sbin: start anew
         HOST.up()
         write_server_files(strict=strict)
         client = HOST.dockerd.client()
@@ -359,6 +410,7 @@ class CalendarSystem(LabSystem):
             ensure_hostroot_image(client)
             PROJECT.ensure_network(client, NETWORK_KEY, addresses.container_subnet(NAME, 0))
             PROJECT.ensure_volume(client, RADICALE_VOLUME_KEY)
+            PROJECT.ensure_volume(client, BOT_VOLUME_KEY)
             monitoring.project(WORKDIR).ensure_volume(client, monitoring.DATA_VOLUME_KEY)
             if strict and PATHS.db.exists() and journal_mode(PATHS.db) != "wal":
                 set_journal_mode(PATHS.db, "wal")

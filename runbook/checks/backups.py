@@ -33,6 +33,7 @@ from runbook.host import pg_archive, sql_dump, sqlite
 from runbook.host.backups import listing, newest
 from runbook.host.processes import child_environment
 from runbook.host.target import Target
+from runbook.secrets.registry import SECRETS
 
 CHUNK = 1 << 16
 
@@ -67,6 +68,12 @@ class BackupCheck(CheckBase):
         default="runner", description="pg_custom: read the dump with the runner's or the host's pg_restore"
     )
     gpg_passphrase: str | None = Field(default=None, description="write ${ENV_NAME}, never a value")
+    gpg_passphrase_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="where encryption is optional (runbook: 'если зашифрован'): the environment "
+        "variable holding the passphrase, read only when the newest archive is a .gpg",
+    )
     required_members: list[str] = Field(default=[], description="glob patterns every archive must contain")
     retention_days: float | None = Field(default=None, gt=0, le=3660)
     retention_slack_days: float = Field(default=1, ge=0, le=366)
@@ -206,12 +213,21 @@ def _sha256(target: Target, path: str, timeout: float) -> str:
 def _integrity(check: BackupCheck, target: Target) -> None:
     latest, _ = newest(check, target)
     encrypted = latest.path.endswith(".gpg")
-    if encrypted and not check.gpg_passphrase:
+    passphrase = check.gpg_passphrase
+    if encrypted and not passphrase and check.gpg_passphrase_env:
+        passphrase = os.environ.get(check.gpg_passphrase_env)
+        if not passphrase:
+            raise CheckError(
+                f"{latest.path} is encrypted: set {check.gpg_passphrase_env} in the environment "
+                "(its passphrase; secrets come from the environment)"
+            )
+        SECRETS.add(passphrase, check.gpg_passphrase_env)
+    if encrypted and not passphrase:
         raise CheckError(f"{latest.path} is encrypted but the check has no gpg_passphrase")
     with target.open_stream(latest.path, check.timeout) as raw:
         if encrypted:
-            assert check.gpg_passphrase is not None
-            with _decrypted(raw, check.gpg_passphrase, latest.path) as plain:
+            assert passphrase is not None
+            with _decrypted(raw, passphrase, latest.path) as plain:
                 members = _list_tar(plain, latest.path)
         else:
             members = _list_tar(raw, latest.path)

@@ -35,6 +35,8 @@ class ContainerCheck(CheckBase, InContainer):
         "max_restarts",
         "max_memory_percent",
         "log_options",
+        "published_ports",
+        "mounts",
     )
 
     container: ContainerName | None = None
@@ -53,6 +55,16 @@ class ContainerCheck(CheckBase, InContainer):
     log_options: dict[str, str] | None = Field(
         default=None,
         description="json-file log driver with these options, e.g. {max-size: 10m, max-file: '3'}",
+    )
+    published_ports: list[str] | None = Field(
+        default=None,
+        description="exactly these ports published on the host, as `docker ps` shows them "
+        "(['0.0.0.0:8000->8000/tcp']); [] for none: an internal service, not reachable from outside",
+    )
+    mounts: dict[str, str] | None = Field(
+        default=None,
+        description="path in the container -> the volume name (or host path) mounted there, "
+        "e.g. {/data: ai-calendar-assistant_radicale-data}",
     )
     logs_on_failure: int | None = Field(
         default=None,
@@ -76,6 +88,8 @@ def verify(check: ContainerCheck, target: Target) -> None:
             "max_restarts": _restarts,
             "max_memory_percent": _memory_usage,
             "log_options": _log_options,
+            "published_ports": _published_ports,
+            "mounts": _mounts,
         }[check.aspect](check, target, container)
 
 
@@ -92,6 +106,49 @@ def _log_options(check: ContainerCheck, target: Target, container: Container) ->
     raise CheckFailed(
         f"log driver json-file {expected}", f"{container} logs with {driver} {shown} != json-file {expected}"
     )
+
+
+def published(info: dict[str, Any]) -> list[str]:
+    """The container's published ports as `docker ps` writes them: '0.0.0.0:8000->8000/tcp'.
+
+    Read from HostConfig.PortBindings: a binding without a host address is on every interface
+    (0.0.0.0, and [::] where docker also binds IPv6: one publication, shown once).
+    """
+    found = set()
+    for port, bindings in (info.get("HostConfig", {}).get("PortBindings") or {}).items():
+        for binding in bindings or []:
+            address = binding.get("HostIp") or "0.0.0.0"
+            address = f"[{address}]" if ":" in address else address
+            found.add(f"{address}:{binding.get('HostPort') or ''}->{port}")
+    return sorted(found)
+
+
+def _published_ports(check: ContainerCheck, target: Target, container: Container) -> None:
+    """Only the ports the runbook lists are published (runbook: `docker ps` PORTS column)."""
+    found = published(docker_host.inspect_or_fail(target, container))
+    wanted = sorted(set(check.published_ports or []))
+    if found != wanted:
+        expected = ", ".join(wanted) or "no published port (internal only)"
+        raise CheckFailed(
+            f"published ports: {expected}",
+            f"{container} publishes {', '.join(found) or 'nothing'} != {expected}",
+        )
+
+
+def _mounts(check: ContainerCheck, target: Target, container: Container) -> None:
+    """The named volume (or host path) mounted at each path (runbook: `docker volume inspect`)."""
+    mounts = docker_host.inspect_or_fail(target, container).get("Mounts") or []
+    by_path = {str(mount.get("Destination")): mount for mount in mounts}
+    for path, wanted in sorted((check.mounts or {}).items()):
+        mount = by_path.get(path)
+        if mount is None:
+            raise CheckFailed(f"{wanted} mounted at {path}", f"nothing is mounted at {path} in {container}")
+        found = mount.get("Name") if mount.get("Type") == "volume" else mount.get("Source")
+        if wanted not in (mount.get("Name"), mount.get("Source")):
+            raise CheckFailed(
+                f"{wanted} mounted at {path}",
+                f"{path} in {container} is {mount.get('Type', '?')} {found or '(anonymous)'} != {wanted}",
+            )
 
 
 def _state(check: ContainerCheck, target: Target, found: list[Container]) -> None:

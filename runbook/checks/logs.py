@@ -18,7 +18,7 @@ is what keeps a 1 GB log at grep's speed. Anything else goes through `docker log
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -53,11 +53,12 @@ PLAIN_PATTERN = re.compile(r"^[A-Za-z0-9 _|()*+?:,=-]+$")
 JSON_LINES_PROGRAM = r"""{
   i = index($0, "\",\"stream\":\""); t = $0
   sub(/.*"time":"/, "", t); sub(/".*/, "", t)
-  if (i < 9 || t < since) next
+  if (i < 9) next
   d = index(t, ".")
   if (d) { f = substr(t, d + 1, length(t) - d - 1); t = substr(t, 1, d - 1) }
   else { f = ""; t = substr(t, 1, length(t) - 1) }
   while (length(f) < 9) f = f "0"
+  if ((t "." f) < since) next
   l = substr($0, 9, i - 9); n = length(l); b = 0
   if (substr(l, n, 1) == "n") while (n - 1 - b > 0 && substr(l, n - 1 - b, 1) == "\\") b++
   if (b % 2) print t "." f "Z " substr(l, 1, n - 2)
@@ -73,21 +74,50 @@ UNESCAPE = (
 )
 
 
-def json_file_or_docker_logs(since_seconds: float | None, plain: bool) -> str:
-    """A shell template printing `time log` lines (%s = container name), from the file if it can."""
+def json_file_or_docker_logs(since_seconds: float | None, plain: bool, started: str | None = None) -> str:
+    """A shell template printing `time log` lines (%s = container name), from the file if it can.
+
+    `started`: only lines from this RFC 3339 time on (the container's start), instead of a window.
+    """
     # No window: an empty cutoff, below every time.
     cutoff = f'$(date -u -d "@$(( $(date +%%s) - {int(since_seconds or 0)} ))" +%%Y-%%m-%%dT%%H:%%M:%%S)'
+    if started is not None:
+        cutoff = _nine_digits(started)
+    elif not since_seconds:
+        cutoff = ""
     candidates = 'grep -i -E -e "$pattern" -- "$path"' if plain else 'cat -- "$path"'
     join = "" if plain else "1"
+    through_docker = docker_host.logs_template(since_seconds)
+    if started is not None:
+        through_docker = f"docker logs -t --since {started} -- %s 2>&1"
     return (
         "name=%s; pattern=%s; info=$(docker inspect --type container "
         "--format '{{.HostConfig.LogConfig.Type}}|{{.LogPath}}' -- \"$name\" 2>/dev/null); "
         "path=${info#json-file|}; "
         'if [ "$info" != "$path" ] && [ -r "$path" ] && ! ls -- "$path".* >/dev/null 2>&1; then '
-        f"since={cutoff if since_seconds else ''}; join={join}; "
+        f"since={cutoff}; join={join}; "
         f"{{ {candidates} || true; }} | {JSON_LINES.replace('%', '%%')} | {UNESCAPE}; "
-        f"else {docker_host.logs_template(since_seconds).replace('%s', chr(34) + '$name' + chr(34))}; fi"
+        f"else {through_docker.replace('%s', chr(34) + '$name' + chr(34))}; fi"
     )
+
+
+# docker's State.StartedAt: RFC 3339 in UTC, up to nanoseconds.
+STARTED_AT = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
+
+
+def started_at(info: dict[str, Any], container: Container) -> str:
+    """The container's current start, as docker inspect's State.StartedAt says it."""
+    started = str(info.get("State", {}).get("StartedAt") or "")
+    if not STARTED_AT.match(started) or started.startswith("0001-"):
+        raise CheckError(f"{container}: no start time in docker inspect (State.StartedAt {started!r})")
+    return started
+
+
+def _nine_digits(started: str) -> str:
+    """'2026-01-02T03:00:00.5Z' as the file's lines are compared: '2026-01-02T03:00:00.500000000'."""
+    match = STARTED_AT.match(started)
+    assert match is not None  # checked by started_at()
+    return f"{match.group(1)}.{(match.group(2) or '').ljust(9, '0')}"
 
 
 class LogCheck(CheckBase, InContainer):
@@ -103,7 +133,12 @@ class LogCheck(CheckBase, InContainer):
         "or a glob (/var/log/app/*.log): instead of container/service",
     )
     pattern: str = Field(min_length=1, description="extended regex, matched case-insensitively")
-    since: Duration | None = 86400.0
+    since: Literal["start"] | Duration | None = Field(
+        default=86400.0,
+        union_mode="left_to_right",
+        description="a window such as 24h, null for the whole log, or `start`: since the container's "
+        "current start (State.StartedAt), so a line logged before a restart does not count",
+    )
     max_matches: int | None = Field(default=None, ge=0, le=1_000_000_000)
     must_match: bool | None = None
     show_lines: int = Field(default=20, ge=0, le=200)
@@ -148,11 +183,17 @@ def verify(check: LogCheck, target: Target) -> None:
 
 
 def _verify_one(check: LogCheck, target: Target, container: Container) -> None:
-    window = f" in the last {format_duration(check.since)}" if check.since else ""
-    plain = bool(PLAIN_PATTERN.match(check.pattern))
-    logs = f"( {json_file_or_docker_logs(check.since, plain)} )"  # %s: name, pattern
-    if docker_host.inspect(target, container) is None:
+    info = docker_host.inspect(target, container)
+    if info is None:
         raise CheckFailed(f"logs of {container}", f"no container named {container.name}")
+    plain = bool(PLAIN_PATTERN.match(check.pattern))
+    if check.since == "start":
+        started = started_at(info, container)
+        window = f" since its start at {started[:19].replace('T', ' ')} UTC"
+        logs = f"( {json_file_or_docker_logs(None, plain, started)} )"  # %s: name, pattern
+    else:
+        window = f" in the last {format_duration(check.since)}" if check.since else ""
+        logs = f"( {json_file_or_docker_logs(check.since, plain)} )"  # %s: name, pattern
     if check.must_match:
         result = target.run(f"{logs} | grep -m 1 -i -E -e %s", container.name, check.pattern, check.pattern)
         if result.rc > 1:

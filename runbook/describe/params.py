@@ -75,7 +75,7 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
             _substitute(check, values, f"checks.{kind}[{index}]", _id_of(check))
             for index, check in enumerate(listed)
         ]
-    used = {name: values.get(name) for name in names_in(data)}
+    used = {name: values.get(name) for name in names}
     return {**data, "checks": filled, "params": {**declared, **used}}
 
 
