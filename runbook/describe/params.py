@@ -56,6 +56,7 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     checks = data.get("checks")
     if not isinstance(checks, dict):
         return data
+    names = names_in(data)  # before filling: a placeholder of features counts as used too
     # Two system fields a site decides too: its compose project and the features it has
     # (`features: {https: "{https}"}`, the runbook's "если HTTPS").
     data = {
