@@ -222,7 +222,7 @@ def test_a_feature_the_site_decides_is_a_param(tmp_path: Path) -> None:
     assert load_file(path, {"monitoring": "true"}).model.features == {"monitoring": True}
     data["params"]["monitoring"] = None
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(DescriptionError, match=r"features \(features.monitoring\) uses \{monitoring\}"):
+    with pytest.raises(DescriptionError, match=r"features.monitoring uses \{monitoring\}"):
         load_file(path)
 
 
