@@ -20,7 +20,7 @@ from runbook.describe.model import MARKERS
 from runbook.host import samples
 from runbook.readers.rundir import reports_dir
 from runbook.report import options as report_options
-from runbook.run import collect, fixtures, gate, verdict
+from runbook.run import budget, collect, fixtures, gate, verdict
 from runbook.run.collect import GROUP_MARKER
 from runbook.run.prefetch import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.run.shard import ShardSelection, parse_shard
@@ -104,6 +104,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="check only the hosts of shard K of N (hosts split by hash; join with python -m runbook.merge)",
     )
+    group.addoption(
+        "--run-deadline",
+        dest="runbook_run_deadline",
+        metavar="DURATION",
+        default=None,
+        help="the whole run's budget (e.g. 10m): checks not started by then are reported as not run",
+    )
     report_options.add_options(parser)  # history, incident ticket, waivers, alerts, the smoke gate
     # No default: installed elsewhere, the plugin stays inert until a project names its systems.
     parser.addini("runbook_systems", "default for --systems", default="")
@@ -131,6 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "runbook-fixtures")
     config.pluginmanager.register(verdict, "runbook-verdict")
     _register_host_splitting(config, collector)
+    budget.configure(config)
     from runbook.report import plugin as report_plugin
 
     report_plugin.configure(config)

@@ -169,6 +169,8 @@ class RunRecorder:
             "keyword_expression": self.keyword_expression,
             "systems": self.system_names,
             "exit_status": None if exitstatus is None else int(exitstatus),
+            # Ctrl-C or SIGTERM (CI cancelling the job): the checks listed are what had run.
+            "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
             "counts": self.counts(),
             "failures_by_severity": self.failures_by_severity(),
         }
