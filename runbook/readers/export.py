@@ -15,11 +15,12 @@ that node_exporter never sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
+from runbook.host import http_client
 from runbook.record import SEVERITIES, CheckRecord
 from runbook.secrets import SECRETS
 
@@ -65,4 +66,31 @@ def write_textfile(path: str, registry: CollectorRegistry) -> None:
 
 def push(url: str, registry: CollectorRegistry, markers: str) -> None:
     grouping = {"markers": markers}
-    push_to_gateway(url, job=JOB, registry=registry, grouping_key=grouping, timeout=TIMEOUT_SECONDS)
+    push_to_gateway(
+        url, job=JOB, registry=registry, grouping_key=grouping, timeout=TIMEOUT_SECONDS, handler=_handler
+    )
+
+
+def _handler(
+    url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+) -> Callable[[], None]:
+    """prometheus_client's push over runbook.host.http_client: one deadline for the whole
+    exchange (urllib's is per read: a gateway trickling a byte every 2 s held the run for
+    minutes) and a capped answer."""
+
+    def push() -> None:
+        try:
+            answer = http_client.fetch(
+                method,
+                url,
+                headers=dict(headers),
+                content=data,
+                timeout=timeout or TIMEOUT_SECONDS,
+                cap=64 << 10,
+            )
+        except (http_client.NoAnswer, http_client.RequestFailed) as exc:
+            raise OSError(f"Pushgateway {url}: {exc}") from None
+        if not 200 <= answer.status < 300:
+            raise OSError(f"Pushgateway {url}: HTTP {answer.status}: {answer.text[:200]}")
+
+    return push

@@ -16,13 +16,13 @@ reported on the terminal and changes nothing else: never a crash, never the toke
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from runbook.host import http_client
 from runbook.readers.changes import CheckChange, RunChanges, short_time
 from runbook.record import SEVERITIES, CheckRecord, mask_all
 from runbook.secrets import SECRETS
@@ -32,6 +32,8 @@ TOKEN_ENV, CHAT_ENV = "ALERT_TELEGRAM_BOT_TOKEN", "ALERT_TELEGRAM_CHAT_ID"
 WEBHOOK_ENV = "RUNBOOK_WEBHOOK_URL"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 TELEGRAM_LIMIT = 4096  # characters of one message
+# What is kept of a receiver's answer: a status and a short JSON; more is cut, never held.
+ANSWER_CAP = 64 << 10
 TIMEOUT_SECONDS = 10.0
 FORMAT = "runbook-notification/1"
 LISTED = 10  # checks listed per group; the rest are counted
@@ -146,31 +148,44 @@ def send_telegram(telegram: Telegram, text: str) -> str | None:
     url = f"{telegram.api}/bot{telegram.token}/sendMessage"
     payload = {"chat_id": telegram.chat_id, "text": text, "disable_web_page_preview": True}
     try:
-        response = httpx.post(url, json=payload, timeout=TIMEOUT_SECONDS)
+        response = _post(url, payload)
         answer = _json(response)
-        if response.status_code == 200 and answer.get("ok") is True:
+        if response.status == 200 and answer.get("ok") is True:
             return None
-        problem = f"HTTP {response.status_code} {answer.get('description') or response.reason_phrase}"
-    except httpx.HTTPError as exc:
+        problem = f"HTTP {response.status} {answer.get('description') or ''}".strip()
+    except (http_client.NoAnswer, http_client.RequestFailed) as exc:
         problem = f"{type(exc).__name__}: {exc}"
     return _masked(f"telegram: not delivered: {problem}", telegram.token)
 
 
 def send_webhook(url: str, document: dict[str, Any]) -> str | None:
     try:
-        response = httpx.post(url, json=document, timeout=TIMEOUT_SECONDS)
-        if response.is_success:
+        response = _post(url, document)
+        if 200 <= response.status < 300:
             return None
-        problem = f"HTTP {response.status_code} {response.reason_phrase}"
-    except httpx.HTTPError as exc:
+        problem = f"HTTP {response.status}"
+    except (http_client.NoAnswer, http_client.RequestFailed) as exc:
         problem = f"{type(exc).__name__}: {exc}"
     return _masked(f"webhook: not delivered: {problem}")
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _post(url: str, payload: dict[str, Any]) -> http_client.Answer:
+    """One POST with one deadline over the whole exchange and a capped answer: a receiver that
+    trickles a byte every 2 s, or answers an endless body, cannot hold or grow the run."""
+    return http_client.fetch(
+        "POST",
+        url,
+        headers={"content-type": "application/json"},
+        content=json.dumps(payload).encode(),
+        timeout=TIMEOUT_SECONDS,
+        cap=ANSWER_CAP,
+    )
+
+
+def _json(response: http_client.Answer) -> dict[str, Any]:
     try:
-        data = response.json()
-    except ValueError:
+        data = json.loads(response.body)
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
