@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from runbook.host import http_client
@@ -152,9 +153,11 @@ def send_telegram(telegram: Telegram, text: str) -> str | None:
         answer = _json(response)
         if response.status == 200 and answer.get("ok") is True:
             return None
-        problem = f"HTTP {response.status} {answer.get('description') or ''}".strip()
-    except (http_client.NoAnswer, http_client.RequestFailed) as exc:
-        problem = f"{type(exc).__name__}: {exc}"
+        problem = f"HTTP {response.status} {answer.get('description') or _phrase(response.status)}".strip()
+    except http_client.RequestFailed as exc:
+        problem = str(exc)  # 'ConnectError: [Errno 111] Connection refused'
+    except http_client.NoAnswer as exc:
+        problem = f"no answer: {exc}"
     return _masked(f"telegram: not delivered: {problem}", telegram.token)
 
 
@@ -163,9 +166,11 @@ def send_webhook(url: str, document: dict[str, Any]) -> str | None:
         response = _post(url, document)
         if 200 <= response.status < 300:
             return None
-        problem = f"HTTP {response.status}"
-    except (http_client.NoAnswer, http_client.RequestFailed) as exc:
-        problem = f"{type(exc).__name__}: {exc}"
+        problem = f"HTTP {response.status} {_phrase(response.status)}".strip()
+    except http_client.RequestFailed as exc:
+        problem = str(exc)  # 'ConnectError: [Errno 111] Connection refused'
+    except http_client.NoAnswer as exc:
+        problem = f"no answer: {exc}"
     return _masked(f"webhook: not delivered: {problem}")
 
 
@@ -180,6 +185,13 @@ def _post(url: str, payload: dict[str, Any]) -> http_client.Answer:
         timeout=TIMEOUT_SECONDS,
         cap=ANSWER_CAP,
     )
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _json(response: http_client.Answer) -> dict[str, Any]:
