@@ -130,3 +130,15 @@ def test_a_malformed_history_row_does_not_end_the_run_without_reports(tmp_path: 
     assert "Traceback" not in second.stdout + second.stderr
     assert (reports / "latest").resolve() != before
     assert (reports / "latest" / "report.html").is_file()
+
+
+def test_a_reports_dir_that_is_a_file_is_exit_4_saying_so(tmp_path: Path) -> None:
+    description = tmp_path / "opts.yml"
+    description.write_text(DESCRIPTION, encoding="utf-8")
+    (tmp_path / "reports").write_text("not a folder\n", encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--systems={description}"]
+    command += [f"--reports-dir={tmp_path / 'reports'}", "-q"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "RUNBOOK_"))}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "is a file, not a folder for the run's reports" in done.stderr

@@ -50,7 +50,10 @@ def reports_dir(config: pytest.Config) -> Path:
         path, base = Path(option).expanduser(), config.invocation_params.dir
     else:
         path, base = Path(config.getini("runbook_reports_dir") or "reports"), config.rootpath
-    return path if path.is_absolute() else base / path
+    folder = path if path.is_absolute() else base / path
+    if folder.exists() and not folder.is_dir():
+        raise pytest.UsageError(f"--reports-dir: {folder} is a file, not a folder for the run's reports")
+    return folder
 
 
 def make_run_folder(base: Path, name: str) -> Path:
