@@ -72,6 +72,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "chat-page-5000": {"chat-page": r"JSON messages has 5000 items > 500"},
     "slow-endpoint": {"perf-sanity": r"p95 \d+ms > 2000ms|errors \d+/200"},
+    "scripts-writable": {"db-mounts": r"`ids=.*` exit 1 != 0"},
     "stale-dump": {"pgdump-fresh": r"newest backup 49\.\dh old > 25h \(/root/map-v12/backups/pgdump_"},
     "corrupt-dump": {
         "pgdump-readable": r"pgdump_\d{8}_\d{6}\.dump is corrupt: pg_restore: error",

@@ -9,6 +9,7 @@ live database. Every inject returns only once the failure is observable from out
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -187,6 +188,18 @@ def slow_endpoint() -> None:
         client.api.update_container(WEB, cpu_quota=5_000, cpu_period=100_000)
 
 
+def scripts_writable() -> None:
+    """db recreated from a compose file that mounts ./deploy read-write at /scripts."""
+    spec = lab_map.specs()[DB]
+    binds = [bind.removesuffix(":ro") + ":rw" if ":/scripts:" in bind else bind for bind in spec.binds]
+    assert binds != spec.binds, spec.binds
+    with lab_map.SERVER.dockerd.session() as client:
+        containers.remove_container(client, DB)
+        containers.reconcile(client, [dataclasses.replace(spec, binds=binds)], strict=False)
+        wait_until(lambda: lab_map.db_answers(client), timeout=60, what=f"PostgreSQL in {DB}", interval=0.2)
+    wait_until(lambda: _status("/ready") == 200, timeout=30, what="/ready to answer 200 again")
+
+
 def _stash(folder: str, path: os.PathLike[str]) -> None:
     """Move a dump aside (heal moves it back)."""
     stash = PATHS.stash / folder
@@ -350,6 +363,13 @@ FAULTS: list[Fault] = [
         fails={"perf-sanity"},
         inject=slow_endpoint,
         recreate={WEB},
+    ),
+    fault(
+        "scripts-writable",
+        "db recreated with ./deploy mounted read-write at /scripts (not the runbook's read-only mount)",
+        fails={"db-mounts"},
+        inject=scripts_writable,
+        recreate={DB},
     ),
     fault(
         "stale-dump",
