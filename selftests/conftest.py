@@ -58,13 +58,13 @@ def health() -> Iterator[ThreadingHTTPServer]:
 
 
 # ---- which tests drive the lab, and which of its systems -----------------------------------
-# `make test` runs these tests under pytest-xdist with `--dist loadgroup`: every test of a lab
-# system below gets the mark `lab` and `xdist_group(<system>)`, so one worker runs all of that
-# system's tests, in file order, and never beside another test that breaks or heals the same
-# system; systems run side by side (each has its own hosts and dockerd). Every other module is
-# a group of its own: its module-scoped fixtures are made once, and tests that build on the
-# ones before them in the module (a history, a reports folder) keep their order. `make unit`
-# is `-m "not lab"`.
+# `make test` runs these tests under pytest-xdist with `--dist loadgroup`, scheduled by
+# work_unit below: all of a lab system's tests (LAB_SYSTEMS) are one unit, so one worker runs
+# them, in file order, and never beside another test that breaks or heals the same system;
+# systems run side by side (each has its own hosts and dockerd). They get the mark `lab`.
+# Every other module is a unit of its own: its module-scoped fixtures are made once, and tests
+# that build on the ones before them in the module (a history, a reports folder) keep their
+# order. `make unit` is `-m "not lab"`.
 LAB_SYSTEMS = {
     "test_lab_calendar.py": "ai-calendar-assistant",
     "test_lab_readers.py": "ai-calendar-assistant",
@@ -94,17 +94,44 @@ def lab_system_of(path: Path) -> str | None:
     return system
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    systems: dict[Path, str | None] = {}
+    """Mark the lab's tests, and put them first (a system's files in table order): the lab
+    groups are the longest units, and the scheduler hands units out in collection order."""
+    systems = {path: lab_system_of(path) for path in {item.path for item in items}}
+    order = {system: index for index, system in enumerate(dict.fromkeys(LAB_SYSTEMS.values()))}
+    files = {name: index for index, name in enumerate(LAB_SYSTEMS)}
     for item in items:
-        path = item.path
-        if path not in systems:
-            systems[path] = lab_system_of(path)
-        system = systems[path]
-        if system is not None:
+        if systems[item.path] is not None:
             item.add_marker(pytest.mark.lab)
-        item.add_marker(pytest.mark.xdist_group(system or path.stem))
+    items.sort(
+        key=lambda item: (
+            order.get(systems[item.path] or "", len(order)),
+            files.get(item.path.name, len(files)),
+        )
+    )  # stable: a file's tests keep their order
+
+
+def work_unit(nodeid: str) -> str:
+    """The scheduler's unit of a test: its lab system, or else its module."""
+    module = nodeid.split("::", 1)[0]
+    return LAB_SYSTEMS.get(module.rsplit("/", 1)[-1], module)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`--dist loadgroup` by work_unit. xdist's own loadgroup reads xdist_group marks through
+    Item._nodeid, which pytest 9 no longer uses for the node id: with pytest 9.2 and
+    xdist 3.8 its groups are silently ignored and a system's tests ran on every worker at once."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabSystemScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # collection order: the lab's groups first
+    return LabSystemScheduling(config, log)  # type: ignore[arg-type]
 
 
 def pytest_configure(config: pytest.Config) -> None:
