@@ -196,8 +196,10 @@ class Handler(BaseHTTPRequestHandler):
             if not customer.isdigit():
                 return self._answer(404, {"error": "no such customer"})
             with transaction(5) as cursor:
-                if what == "balance":  # the hot path fails fast rather than queue behind a lock
-                    cursor.execute("SET LOCAL statement_timeout = '400ms'")
+                # The hot path fails fast rather than queue behind a lock: 150 ms, far below the
+                # 500 ms slow threshold, so a 5xx burst on a busy runner is not also counted slow.
+                if what == "balance":
+                    cursor.execute("SET LOCAL statement_timeout = '150ms'")
                     cursor.execute("SELECT balance FROM customers WHERE id = %s", (int(customer),))
                     row = cursor.fetchone()
                     answer = {"balance": row[0], "currency": "points"} if row else None
