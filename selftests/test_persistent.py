@@ -93,10 +93,9 @@ def test_big_output_is_capped_and_the_next_command_is_framed(transport: Transpor
 
 
 def test_stdin_is_closed(transport: Transport) -> None:
-    started = time.monotonic()
     raw = transport.run("cat; read line; echo read=$?", timeout=10)
     assert raw.stdout == b"read=1\n"
-    assert time.monotonic() - started < 2
+    # A cat that waited for input would have timed out (TransportTimeout): the answer is the proof.
 
 
 # -- isolation -----------------------------------------------------------------------------
@@ -137,7 +136,7 @@ def test_a_command_past_the_transports_deadline_is_killed_and_a_new_shell_serves
     started = time.monotonic()
     with pytest.raises(TransportTimeout, match="killed"):
         transport.run("sleep 37.25 & sleep 37.25; echo late", timeout=1)
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 20  # cut long before the 37 s sleeps end
     assert gone(first)
     deadline = time.monotonic() + 5
     while running("sleep 37.25") and time.monotonic() < deadline:
@@ -151,7 +150,7 @@ def test_endless_output_ends_at_the_deadline(transport: Transport) -> None:
     started = time.monotonic()
     with pytest.raises(TransportTimeout):
         transport.run("yes runbook-endless", timeout=2)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # `yes` never ends: the deadline did
     assert transport.run("echo next", timeout=5).stdout == b"next\n"
 
 
@@ -222,16 +221,20 @@ def test_commands_from_several_threads_run_at_once(transport: Transport) -> None
     said: dict[int, bytes] = {}
 
     def work(number: int) -> None:
-        said[number] = transport.run(f"sleep 0.5; echo {number}", timeout=10).stdout
+        said[number] = transport.run(f"date +%s.%N; sleep 2; echo {number}; date +%s.%N", timeout=30).stdout
 
-    started = time.monotonic()
     workers = [threading.Thread(target=work, args=(number,)) for number in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    assert said == {number: f"{number}\n".encode() for number in range(4)}
-    assert time.monotonic() - started < 1.8
+    assert {number: text.split()[1] for number, text in said.items()} == {
+        n: str(n).encode() for n in range(4)
+    }
+    # At once: every command started before any ended (the host's own clock, not the runner's wall
+    # time, so a busy runner cannot fail this; one after another they could not overlap).
+    spans = [tuple(float(word) for word in text.split()[::2]) for text in said.values()]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 # -- sudo, unreachable, host keys ------------------------------------------------------------
