@@ -228,7 +228,7 @@ class SystemdHost(Placement):
         self._attach_netns(self._running_pid())
         self.link.up()
         pin_host(self.addr, self.host_key.with_suffix(".pub"), label=self.label)
-        wait_until(self.ssh_ok, timeout=60, what=f"ssh to {self.label} ({self.addr})", interval=0.2)
+        wait_until(self.ssh_ok, timeout=180, what=f"ssh to {self.label} ({self.addr})", interval=0.2)
 
     def down(self) -> None:
         if self.carrier.ok():
