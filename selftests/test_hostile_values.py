@@ -28,17 +28,21 @@ def test_a_metrics_nan_is_outside_every_bound(bound: dict[str, float]) -> None:
     assert bounds.outside(float("inf")) == "inf is not a number a bound can judge"
 
 
-def test_a_nan_rate_fails_the_limit() -> None:
-    check = rates.RatesCheck(
+def rates_check(**limit: float) -> rates.RatesCheck:
+    return rates.RatesCheck(
         id="r",
         title="5xx rate",
         severity="P2",
         section="1.",
         remedy="fix",
         metric="http_requests_total",
-        max_per_minute=5,
         prometheus={"url": "http://127.0.0.1:9/"},
+        **limit,
     )
+
+
+def test_a_nan_rate_fails_the_limit() -> None:
+    check = rates_check(max_per_minute=5)
     with pytest.raises(CheckFailed, match=r"not a number for \(all\)"):
         rates._judge(check, 5, {"": float("nan")}, 300, "prometheus")
 
@@ -89,15 +93,6 @@ def test_a_captured_value_stays_in_its_path_segment(captured: str, segment: str)
 )
 def test_a_rate_over_its_limit_is_printed_over_it(value: float, shown: str) -> None:
     """'rose 1/min > 1/min' (three digits of 1.004) said nothing of why the check failed."""
-    check = rates.RatesCheck(
-        id="r",
-        title="5xx rate",
-        severity="P2",
-        section="1.",
-        remedy="fix",
-        metric="http_requests_total",
-        max_increase=int(value),
-        prometheus={"url": "http://127.0.0.1:9/"},
-    )
+    check = rates_check(max_increase=int(value))
     with pytest.raises(CheckFailed, match=rf"grew by {re.escape(shown)} > {int(value)} "):
         rates._judge(check, int(value), {"": value}, 300, "prometheus")

@@ -24,6 +24,7 @@ from runbook.checks.sockets import SocketCheck
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import sockets as host_sockets
 from runbook.host.target import Target
+from selftests.data_servers import free_port  # a port of this worker's own block
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 
@@ -59,14 +60,6 @@ def listener(request: pytest.FixtureRequest) -> Iterator[int]:
     server.listen(8)
     yield server.getsockname()[1]
     server.close()
-
-
-def free_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 # The runner's "outside" address, in a network namespace of the test's own: a lab-range address

@@ -24,6 +24,7 @@ from runbook.checks.http import HttpCheck
 from runbook.errors import CheckFailed
 from runbook.host.target import Target
 from runbook.host.upstream import Upstream, diagnose
+from selftests.data_servers import free_port  # a port of this worker's own block
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P1", "section": "3.", "remedy": "restart app"}
 
@@ -59,14 +60,6 @@ def app_port() -> Iterator[int]:
     server.listen(8)
     yield server.getsockname()[1]
     server.close()
-
-
-def free_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 def app_log(tmp_path: Path) -> Path:
