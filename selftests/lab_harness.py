@@ -123,15 +123,17 @@ class LabChecklistTests:
         assert names == set(self.messages)
 
     def test_fault_fails_exactly_its_checks(self, healthy_lab: None, tmp_path: Path, fault: str) -> None:
-        expected = lab.find_fault(fault, self.system).expected_failures
+        found_fault = lab.find_fault(fault, self.system)
+        expected, may_fail = found_fault.expected_failures, found_fault.may_fail
         lab.break_fault(self.system, fault)
         try:
             code, records, output = self.run_daily(tmp_path, *self.fault_options.get(fault, ()))
         finally:
             lab.heal(self.system)
         failed = outcomes(records, "failed") | outcomes(records, "error")
-        assert failed == set(expected), (
-            f"unexpected: {failed - expected}, missing: {expected - failed}\n{output[-3000:]}"
+        # Exactly its checks; those the fault turns red only at some moments may be either.
+        assert expected <= failed <= expected | may_fail, (
+            f"unexpected: {failed - expected - may_fail}, missing: {expected - failed}\n{output[-3000:]}"
         )
         assert code == 1
         for check_id, pattern in self.messages[fault].items():

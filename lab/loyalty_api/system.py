@@ -166,7 +166,8 @@ def render_env(values: dict[str, str]) -> str:
             f"TELEGRAM_NOTIFY_WEBHOOK_SECRET={values['TELEGRAM_NOTIFY_WEBHOOK_SECRET']}",
             f"ALERT_TELEGRAM_BOT_TOKEN={values['ALERT_TELEGRAM_BOT_TOKEN']}",
             "ALERT_TELEGRAM_CHAT_ID=-1001234567890",
-            "ALERT_HTTP_SLOW_THRESHOLD_MS=500",
+            # 1000 ms: the lab shares 2 cores with its tests, and healthy requests crossed 500 ms.
+            "ALERT_HTTP_SLOW_THRESHOLD_MS=1000",
             "ALERTS_5XX_SAMPLE_RATE=0.1",
             *(f"{key}={value}" for key, value in THRESHOLDS.items()),
             "MAINTENANCE_MODE=0",
