@@ -62,7 +62,11 @@ def test_sigterm_ends_the_run_with_its_reports_saying_interrupted(tmp_path: Path
     process = subprocess.Popen(
         command(tmp_path), cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    time.sleep(5)  # past collection, into the checks
+    # Once the run is under way (its first check has written its record), however slow the start.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list((tmp_path / "reports").glob("*/.")):
+        time.sleep(0.2)
+    time.sleep(3)  # into the 2 s checks
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode == 2, output[-2000:]

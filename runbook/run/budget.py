@@ -39,12 +39,15 @@ class RunBudget:
         self.started = time.monotonic()
         self.previous: Any = None
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.started = time.monotonic()
+    def install(self) -> None:
+        """From configure on: a SIGTERM during collection is a clean stop too."""
         try:
             self.previous = signal.signal(signal.SIGTERM, _interrupt)
         except ValueError:  # not the main thread: leave signals alone
             self.previous = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.started = time.monotonic()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -66,4 +69,5 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def configure(config: pytest.Config) -> None:
     budget = RunBudget(parse_deadline(config.getoption("runbook_run_deadline", None)))
+    budget.install()
     config.pluginmanager.register(budget, "runbook-budget")
