@@ -113,10 +113,9 @@ EXIT_GRACE = 1.0
 KILLED_NOTE = b"\n[runbook: processes the command left behind held its output open; they were killed]\n"
 
 
-def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Raw:
-    """Run argv with its output capped; kill its process group at the deadline."""
-    started = time.monotonic()
-    process = spawn(
+def _spawn_reading(argv: list[str], env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """argv in a session of its own (its group dies at the deadline), stdin closed, output piped."""
+    return spawn(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -124,6 +123,12 @@ def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None =
         start_new_session=True,
         env=child_environment(env),
     )
+
+
+def run_process(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Raw:
+    """Run argv with its output capped; kill its process group at the deadline."""
+    started = time.monotonic()
+    process = _spawn_reading(argv, env)
     outputs = {"stdout": Capped(), "stderr": Capped()}
     selector = selectors.DefaultSelector()
     assert process.stdout is not None and process.stderr is not None
@@ -166,14 +171,7 @@ def stream_process(
     argv: list[str], *, timeout: float, env: dict[str, str] | None = None
 ) -> Iterator[tuple[IO[bytes], StreamEnd]]:
     """argv's stdout as a stream; the deadline kills the whole group (the reader then sees EOF)."""
-    process = spawn(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=child_environment(env),
-    )
+    process = _spawn_reading(argv, env)
     end = StreamEnd()
 
     def expire() -> None:
