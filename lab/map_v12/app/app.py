@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,15 +43,47 @@ def number(name: str, default: int) -> int:
     return int(os.environ.get(name, str(default)))
 
 
+POOL_SIZE = 16  # gunicorn's threads: one connection each at most
+_idle: list[Any] = []
+_idle_lock = threading.Lock()
+
+
+def _checkout() -> Any:
+    """An idle connection that still answers (pre-ping), else a new one.
+
+    A connection per request forked a PostgreSQL backend for every /health: under 20
+    concurrent requests on a busy machine the connects outlived their timeout and a healthy
+    app answered 503. Kept connections are pinged first, so a restarted db costs nothing.
+    """
+    while True:
+        with _idle_lock:
+            connection = _idle.pop() if _idle else None
+        if connection is None:
+            return psycopg2.connect(os.environ["DATABASE_URL"], connect_timeout=2)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return connection
+        except psycopg2.Error:
+            connection.close()
+
+
 @contextmanager
 def database() -> Iterator[Any]:
-    """One connection per request: the app is small, and a dead db shows on the next request."""
-    connection = psycopg2.connect(os.environ["DATABASE_URL"], connect_timeout=2)
+    """A kept connection's cursor in one transaction; a dead db shows on the next request."""
+    connection = _checkout()
+    reusable = False
     try:
         with connection, connection.cursor() as cursor:
             yield cursor
+        reusable = not connection.closed
     finally:
-        connection.close()
+        with _idle_lock:
+            keep = reusable and len(_idle) < POOL_SIZE
+            if keep:
+                _idle.append(connection)
+        if not keep:
+            connection.close()
 
 
 def redis_client() -> redis.Redis | None:
