@@ -10,7 +10,9 @@
 
 `history` prints, per check, its timeline as stretches of the same state: when it turned
 red, how long and for how many runs it stayed so, and how often it changed state lately
-(flapping). The store is `--dsn` (or $RUNBOOK_HISTORY_DSN), else reports/history.sqlite.
+(flapping). The store is `--dsn` (or $RUNBOOK_HISTORY_DSN), else history.sqlite in the
+reports folder: --reports-dir, else the project's pytest settings' runbook_reports_dir (found
+as pytest finds them, relative to their folder), else ./reports. `incident` reads the same.
 `incident close` marks a run folder's bundle closed, so retention may delete its runs.
 `coverage` prints, per system, how many statements of its runbook are checked, partly checked
 or not checked (and why), then every quote that no longer stands at its runbook lines.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from runbook.cli import init, listing, validate
 from runbook.cli import schema as schema_command
+from runbook.cli.settings import reports_folder
 from runbook.describe.coverage import InventoryError, description_files, system_coverage
 from runbook.describe.loader import DescriptionError
 from runbook.readers import bundle
@@ -54,12 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.add_argument("--check", help="check id or system:check-id; * and ? match anything")
     history.add_argument("--markers", help="only runs with this marker expression (e.g. daily)")
     history.add_argument("--dsn", help=f"postgresql://... or a SQLite file (default ${HISTORY_ENV})")
-    history.add_argument("--reports-dir", default="reports", help="where reports/history.sqlite is")
+    history.add_argument(
+        "--reports-dir", help="where history.sqlite is (default: the settings' runbook_reports_dir)"
+    )
     history.add_argument("--runs", type=int, default=200, help="look at the last N results (default 200)")
     incident = commands.add_parser("incident", help="open incident bundles, and closing them")
     incident.add_argument("action", choices=("list", "close"))
     incident.add_argument("folder", nargs="?", help="the run folder whose bundle to close")
-    incident.add_argument("--reports-dir", default="reports")
+    incident.add_argument("--reports-dir", help="default: the settings' runbook_reports_dir, else reports")
     cover = commands.add_parser("coverage", help="how much of each runbook is checked, and drift")
     cover.add_argument("--systems", default="systems", help="descriptions folder or file (default systems)")
     cover.add_argument("--system", action="append", default=[], help="only this system (repeatable)")
@@ -105,7 +110,8 @@ def _coverage(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    location = args.dsn or os.environ.get(HISTORY_ENV) or str(Path(args.reports_dir) / DEFAULT_NAME)
+    reports = reports_folder(args.reports_dir, Path.cwd())
+    location = args.dsn or os.environ.get(HISTORY_ENV) or str(reports / DEFAULT_NAME)
     if "://" not in location and not Path(location).is_file():
         print(f"no run history at {location} (run the suite first, or give --dsn)", file=sys.stderr)
         return EXIT_USAGE
@@ -157,7 +163,7 @@ def timeline(check: str, runs: list[tuple[RunInfo, Result]], now: datetime) -> l
 
 
 def _incident(args: argparse.Namespace) -> int:
-    reports = Path(args.reports_dir)
+    reports = reports_folder(args.reports_dir, Path.cwd())
     if args.action == "list":
         folders = [folder for folder in run_folders(reports) if (folder / bundle.MANIFEST).is_file()]
         for folder in sorted(folders):

@@ -67,9 +67,11 @@ def test_compare_classifies_each_red_check_once() -> None:
     assert [c.check_id for c in changes.still_failing] == ["a"]
     assert changes.still_failing[0].runs == 3
     assert changes.still_failing[0].since == run_info(2).started
-    assert [c.check_id for c in changes.new] == ["b"]
-    assert [c.check_id for c in changes.flapping] == ["c"]  # green, red, green, red: 3 changes
-    assert changes.flapping[0].changes == 3
+    # c: green, red, green, red (3 changes): a fresh failure of a flapping check is both
+    assert [c.check_id for c in changes.new] == ["b", "c"]
+    assert [c.check_id for c in changes.flapping] == ["c"]
+    assert changes.flapping[0].changes == 3 and changes.flapping[0].status == "new"
+    assert [c.check_id for c in changes.failing] == ["b", "c", "a"]  # each red check once
     assert [(c.check_id, c.runs, c.since) for c in changes.resolved] == [("e", 1, run_info(1).started)]
     assert changes.changed
     quiet = compare("app -m daily", run_info(4).started, [result("a", "failed")], past, policy)
@@ -252,15 +254,22 @@ def test_fourth_run_flapping_and_oldest_first(four_runs: Sequence_) -> None:
     assert [c["runs"] for c in fourth.history()["still_failing"]] == [3, 2]
     assert fourth.changed("flapping") == ["flappy"]  # green, red, green, red
     assert fourth.history()["flapping"][0]["changes"] == 3
-    assert fourth.changed("new") == [] and fourth.changed("resolved") == []
+    # red again after green: new now, and flapping over the last runs; both are said
+    assert fourth.changed("new") == ["flappy"] and fourth.changed("resolved") == []
+    assert "runbook history: 1 new, 2 still failing, 1 flapping, 0 resolved" in fourth.output
     assert "runbook.history" in (fourth.folder / "junit.xml").read_text(encoding="utf-8")
 
 
-def test_scopes_are_compared_apart(four_runs: Sequence_) -> None:
-    """An incident run of the same system is the first of its scope: nothing to compare."""
+def test_scopes_are_compared_apart_but_a_streak_counts_every_run(four_runs: Sequence_) -> None:
+    """An incident run of the same system is the first of its scope: nothing to compare with.
+    How long worker-queue has been red is read from every run that included it: the daily
+    runs saw it red since run 2, and the incident run continues that streak."""
     incident = four_runs.app.run(marker="incident")
     assert incident.history()["previous_run"] is None
     assert incident.history()["scope"] == "readers-app -m incident"
+    worker = next(c for c in incident.history()["still_failing"] if c["check_id"] == "worker-queue")
+    assert worker["runs"] == 4  # runs 2, 3 and 4 of the daily scope, and this one
+    assert worker["since"].startswith(four_runs.runs[1].summary()["run"]["started"].rstrip("Z"))
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +382,30 @@ def test_unreachable_history_dsn_is_exit_4(tmp_path: Path, health: ThreadingHTTP
     assert "history store postgresql://nobody:***@127.0.0.1:9/none: cannot open" in done.output
     assert "Secret-Pass-42" not in done.output
     assert not app.reports.exists()  # stopped before it made a run folder
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("pytest.ini", "[pytest]\nrunbook_reports_dir = var/runs\n"),
+        ("pyproject.toml", '[tool.pytest.ini_options]\nrunbook_reports_dir = "var/runs"\n'),
+        ("tox.ini", "[tox]\nenv_list = daily\n\n[pytest]\nrunbook_reports_dir = var/runs\n"),
+    ],
+)
+def test_history_command_reads_the_reports_folder_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], file: str, text: str
+) -> None:
+    """Like pytest: the first settings file up from here, its value relative to its folder."""
+    from runbook.__main__ import main
+
+    (tmp_path / file).write_text(text, encoding="utf-8")
+    store = tmp_path / "var" / "runs" / "history.sqlite"
+    store.parent.mkdir(parents=True)
+    with HistoryStore.open(str(store)) as history:
+        history.record_run(run_info(1), [result("a", "failed")], window=10)
+    (tmp_path / "systems").mkdir()
+    monkeypatch.chdir(tmp_path / "systems")  # a subfolder, as pytest would be started from
+    monkeypatch.delenv("RUNBOOK_HISTORY_DSN", raising=False)
+    assert main(["history"]) == 0
+    assert "app:a [P2] A" in capsys.readouterr().out
+    assert main(["history", "--reports-dir", "elsewhere"]) == 4  # the option still wins

@@ -332,6 +332,17 @@ def test_html_renders_the_failing_checks(dom: str) -> None:
     assert re.search(r'class="col-links__extra text"[^>]*>stdout</a>', text)
 
 
+def test_html_says_a_failure_once_and_the_summary_before_the_environment(dom: str) -> None:
+    """The details block says expected/found/remedy; pytest's log of the same text is not repeated
+    under it. The to-do list (Summary) comes before pytest-html's Environment table."""
+    text = html.unescape(dom)
+    assert f"newest backup {BACKUP_AGE_HOURS}h old > 25h" in text
+    logs = re.findall(r'<div class="log">(.*?)</div>', text, re.S)
+    assert logs and not any("newest backup" in log for log in logs), logs
+    assert text.index('<div class="summary">') < text.index('id="environment-header"')
+    assert text.index('id="environment"') < text.index('id="results-table"')
+
+
 def test_html_runbook_link_points_at_the_runbook(dom: str, folder: Path) -> None:
     hrefs = set(re.findall(r'<a href="([^"]+)" target="_blank">§ ', dom))
     assert hrefs, "no runbook links"

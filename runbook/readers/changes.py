@@ -1,16 +1,18 @@
 """A run against the runs before it: new, still failing, flapping and resolved checks.
 
 Why: the on-call does not read forty rows; they read what changed since yesterday. Each red
-check of this run is exactly one of: **new** (green or unseen before), **still failing**
-(red in the runs before it: since when, for how many runs) or **flapping** (it changed state
-at least `changes` times over the scope's last `runs` runs). A check red before and green now
-is **resolved**. Waived failures are red in the history (the system really is broken) but
+check of this run is exactly one of: **new** (green or unseen before) or **still failing**
+(red in the runs before it: since when, for how many runs, counted over every run that
+included the check, whatever its markers). Either may also be **flapping** (it changed state
+at least `changes` times over the scope's last `runs` runs): a fresh failure of a flapping
+check is both new now and flapping, and is listed under both. A check red before and green
+now is **resolved**. Waived failures are red in the history (the system really is broken) but
 are no one's to-do: they are listed with the waivers, not here.
 
 States: red = failed, error or waived; green = passed; skipped = unknown (a run that could
 not look neither breaks nor continues a streak). The comparison is with the runs of the
 same scope (systems + marker expression), read by `runbook.readers.history` in the transaction
-that records this run.
+that records this run; a red streak's start is read from every run (runbook.readers.history).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from runbook.readers.history import Past, Result, RunInfo, Streak
 
 RED, GREEN = "red", "green"
-STATUSES = ("new", "still_failing", "flapping", "resolved")
+STATUSES = ("new", "still_failing", "flapping", "resolved")  # the lists; flapping overlaps the first two
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,12 @@ class CheckChange:
     title: str
     severity: str | None
     found: str | None
-    status: str  # one of STATUSES
+    status: str  # new, still_failing or resolved
     since: str  # ISO time the red streak began (resolved: began before it ended)
     runs: int  # red runs in a row, this one included (resolved: how many it was red)
     changes: int  # state changes over the policy's window
     since_report_dir: str | None = None
+    flapping: bool = False  # changed state at least the policy's `changes` times in its window
 
     def lasted(self, now: datetime) -> float:
         """Seconds from the streak's start to `now`."""
@@ -63,18 +66,22 @@ class RunChanges:
     policy: FlapPolicy
     new: list[CheckChange] = field(default_factory=list)
     still_failing: list[CheckChange] = field(default_factory=list)  # oldest first
-    flapping: list[CheckChange] = field(default_factory=list)
     resolved: list[CheckChange] = field(default_factory=list)
-    turned_red: set[str] = field(default_factory=set)  # flapping checks that were green last time
 
     @property
     def failing(self) -> list[CheckChange]:
-        return [*self.new, *self.still_failing, *self.flapping]
+        """Every red check once: new ones, then those still failing."""
+        return [*self.new, *self.still_failing]
+
+    @property
+    def flapping(self) -> list[CheckChange]:
+        """The red checks that flap, whether new now or still failing: a view across both."""
+        return [change for change in self.failing if change.flapping]
 
     @property
     def changed(self) -> bool:
         """Whether a notification has anything to say: a check turned red or green."""
-        return bool(self.new or self.resolved or self.turned_red)
+        return bool(self.new or self.resolved)
 
     def of(self, check: str) -> CheckChange | None:
         return next((change for change in (*self.failing, *self.resolved) if change.check == check), None)
@@ -119,8 +126,6 @@ def compare(
         before = earlier[-1][1] if earlier else None
         if now == RED and result.outcome != "waived":
             change = _failing(result, started, past.streaks.get(result.check), flips, policy)
-            if change.status == "flapping" and before == GREEN:
-                changes.turned_red.add(result.check)
             getattr(changes, change.status).append(change)
         elif now == GREEN and before == RED:
             changes.resolved.append(_resolved(result, earlier, flips))
@@ -140,15 +145,15 @@ def _flips(states: list[str]) -> int:
 def _failing(
     result: Result, started: str, streak: Streak | None, flips: int, policy: FlapPolicy
 ) -> CheckChange:
-    status = "still_failing" if streak is not None else "new"
-    if flips >= policy.changes:
-        status = "flapping"
+    flapping = flips >= policy.changes
     if streak is None:
-        return _change(result, status, since=started, runs=1, changes=flips, since_report_dir=None)
-    return _change(
-        result, status, since=streak.since, runs=streak.runs + 1, changes=flips,
-        since_report_dir=streak.since_report_dir,
-    )  # fmt: skip
+        change = _change(result, "new", since=started, runs=1, changes=flips, since_report_dir=None)
+    else:
+        change = _change(
+            result, "still_failing", since=streak.since, runs=streak.runs + 1, changes=flips,
+            since_report_dir=streak.since_report_dir,
+        )  # fmt: skip
+    return dataclasses.replace(change, flapping=flapping)
 
 
 def _resolved(result: Result, earlier: list[tuple[RunInfo, str]], flips: int) -> CheckChange:

@@ -251,7 +251,7 @@ class HistoryStore:
         past.runs = [(info, by_run.get(info.id or 0, {})) for info in runs]
         for result in results:
             if result.red:
-                streak = self._streak(run.scope, result.check, run.started)
+                streak = self._streak(result.check, run.started)
                 if streak is not None:
                     past.streaks[result.check] = streak
         return past
@@ -269,22 +269,27 @@ class HistoryStore:
             found.setdefault(int(row[0]), {})[result.check] = result
         return found
 
-    def _streak(self, scope: str, check: str, before: str) -> Streak | None:
-        """The red runs of `check` since its last green run in `scope`, before `before`."""
+    def _streak(self, check: str, before: str) -> Streak | None:
+        """The red runs of `check` since its last green run, before `before`, whatever their scope.
+
+        How long a failure has lasted is a fact about the check, not about the selection that
+        saw it: an incident run continues the streak the morning checklists started.
+        """
         row = self._execute(
             "SELECT COUNT(*), MIN(r.started) FROM runbook_runs r JOIN runbook_results x ON x.run_id = r.id "
-            f"WHERE r.scope = ? AND x.check_key = ? AND r.started < ? AND x.outcome IN {RED} "
+            f"WHERE x.check_key = ? AND r.started < ? AND x.outcome IN {RED} "
             "AND r.started > COALESCE((SELECT MAX(g.started) FROM runbook_runs g "
             "JOIN runbook_results y ON y.run_id = g.id "
-            "WHERE g.scope = ? AND y.check_key = ? AND g.started < ? AND y.outcome = 'passed'), '')",
-            (scope, check, before, scope, check, before),
+            "WHERE y.check_key = ? AND g.started < ? AND y.outcome = 'passed'), '')",
+            (check, before, check, before),
         ).fetchone()
         if row is None or not row[0] or not _well_timed(str(row[1])):
             return None  # a row of an edited or corrupt store has no time to count from
         since = str(row[1])
         folder = self._execute(
-            "SELECT report_dir FROM runbook_runs WHERE scope = ? AND started = ? ORDER BY id LIMIT 1",
-            (scope, since),
+            "SELECT r.report_dir FROM runbook_runs r JOIN runbook_results x ON x.run_id = r.id "
+            "WHERE x.check_key = ? AND r.started = ? ORDER BY r.id LIMIT 1",
+            (check, since),
         ).fetchone()
         return Streak(runs=int(row[0]), since=since, since_report_dir=folder[0] if folder else None)
 

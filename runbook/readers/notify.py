@@ -130,8 +130,9 @@ def _group(name: str, items: Sequence[Any], line: Any) -> list[str]:
 
 def _failure_line(change: CheckChange) -> str:
     since = "" if change.status == "new" else f" (since {short_time(change.since)}, {change.runs} runs)"
-    if change.status == "flapping":
-        since = f" ({change.changes} changes in the last runs)"
+    if change.flapping:
+        flapping = f"flapping: {change.changes} changes in the last runs"
+        since = f"{since[:-1]}; {flapping})" if since else f" ({flapping})"
     return f"• [{change.severity or '-'}] {change.title} ({change.check}): {change.found or 'failed'}{since}"
 
 

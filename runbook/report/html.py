@@ -136,7 +136,17 @@ class HtmlReport:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
-        """A skip's log is its reason in words, not pytest's (path, line, 'Skipped: ...') tuple."""
+        """A skip's log is its reason in words, not pytest's (path, line, 'Skipped: ...') tuple.
+
+        A check's failure is said once, by its details block (expected, found, remedy, runbook):
+        pytest's log of the same text under it goes. An error (the suite's own trouble) keeps
+        its traceback.
+        """
+        record = record_of(report)
+        failed_check = record is not None and record.is_check and record.outcome == "failed"
+        if report.failed and failed_check and data and data[0] == html.escape(report.longreprtext) + "\n":
+            del data[0]
+            return
         if not report.skipped or hasattr(report, "wasxfail") or not isinstance(report.longrepr, tuple):
             return
         reason = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -266,14 +276,15 @@ def _previous(changes: RunChanges | None) -> str:
 
 
 def _when(change: CheckChange, now: datetime, window: int) -> str:
-    """'(since 2026-11-21 08:15 UTC: 2 d, 3 runs)', '(new)', '(4 changes in the last 10 runs)'."""
+    """'(since 2026-11-21 08:15 UTC: 2 d, 3 runs)', '(new)', '(new; flapping: 4 changes of ...)'."""
+    flapping = ""
+    if change.flapping:
+        flapping = f"; flapping: {change.changes} changes of state in the last {window} runs"
     if change.status == "new":
-        return "(new)"
-    if change.status == "flapping":
-        return f"({change.changes} changes of state in the last {window} runs)"
+        return f"(new{flapping})"
     if change.status == "resolved":
         return f"(was red since {short_time(change.since)}, {change.runs} run(s))"
-    return f"(since {short_time(change.since)}: {span(change.lasted(now))}, {change.runs} runs)"
+    return f"(since {short_time(change.since)}: {span(change.lasted(now))}, {change.runs} runs{flapping})"
 
 
 def _waited(record: CheckRecord) -> str:
