@@ -213,6 +213,14 @@ def pristine(container: Container, spec: Spec) -> bool:
     )
 
 
+def limits_changed(container: Container, spec: Spec) -> bool:
+    """CPU or memory limits set by hand (`docker update --cpus 0.05 web`): the spec sets no CPU
+    limit, and a memory limit only where it names one. The digest label cannot see this."""
+    host = container.attrs.get("HostConfig") or {}
+    cpu = bool(host.get("NanoCpus") or host.get("CpuQuota"))
+    return cpu or (not spec.mem_limit and bool(host.get("Memory")))
+
+
 def remove_container(client: docker.DockerClient, name: str) -> None:
     """Stop (SIGTERM, exit 0) then remove: `rm -f` would SIGKILL, and its `die` event with
     exit code 137 would look like a crash to a check reading `docker events`."""
@@ -234,12 +242,15 @@ def reconcile(
         if container is not None and (
             spec.name in forced
             or container.labels.get(SPEC_LABEL) != spec.digest()
+            or limits_changed(container, spec)
             or (strict and not pristine(container, spec))
         ):
             remove_container(client, spec.name)
             container = None
         if container is None:
             create_container(client, spec)
+        elif container.status == "paused":  # `docker pause` behind the lab's back
+            container.unpause()
         elif container.status != "running":
             container.start()
 

@@ -183,9 +183,14 @@ def chat_page_5000() -> None:
 
 
 def slow_endpoint() -> None:
-    """web limited to 5% of a CPU (docker update --cpus 0.05): p95 of the perf sanity soars."""
+    """web limited to 3% of a CPU (docker update --cpus 0.03): p95 of the perf sanity soars.
+
+    Measured on the healthy lab (web keeps its db connections): 200 GETs in 0.6 s; at 5% of a
+    CPU 13.6 s with p95 near the lab's 2000 ms limit (red or not by the moment); at 3% 21-24 s,
+    p95 2.8-3.0 s and nginx's 504s.
+    """
     with lab_map.SERVER.dockerd.session() as client:
-        client.api.update_container(WEB, cpu_quota=5_000, cpu_period=100_000)
+        client.api.update_container(WEB, cpu_quota=3_000, cpu_period=100_000)
 
 
 def scripts_writable() -> None:
@@ -361,7 +366,7 @@ FAULTS: list[Fault] = [
     ),
     fault(
         "slow-endpoint",
-        "web limited to 5% of a CPU (docker update --cpus 0.05): perf sanity p95 over its limit",
+        "web limited to 3% of a CPU (docker update --cpus 0.03): perf sanity p95 over its limit",
         fails={"perf-sanity"},
         inject=slow_endpoint,
         recreate={WEB},

@@ -14,7 +14,6 @@ refused there.
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pydantic import Field, model_validator
 from runbook.describe.model import CheckBase
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
-from runbook.host.processes import Raw, TransportTimeout, run_process
+from runbook.host.processes import Raw, TransportTimeout, environment_now, run_process
 from runbook.host.routes import Reachable, route, service_container, service_host, where
 from runbook.host.target import Target
 
@@ -158,7 +157,7 @@ def _on_runner(
         argv += ["--tls", "--sni", service_host(server.host)]
     if server.user:
         argv += ["--user", server.user]
-    environment = {**os.environ, "REDISCLI_AUTH": server.password} if server.password else None
+    environment = {**environment_now(), "REDISCLI_AUTH": server.password} if server.password else None
     try:
         return run_process([*argv, *command], timeout=check.timeout, env=environment)
     except FileNotFoundError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import secrets
 import zlib
 from typing import IO, ClassVar, Literal
@@ -36,7 +35,7 @@ from runbook.errors import CheckError, CheckFailed, CommandTimeout
 from runbook.host import pg, pg_archive
 from runbook.host.backups import newest
 from runbook.host.pg import Session, TableName
-from runbook.host.processes import TransportTimeout, feed_processes
+from runbook.host.processes import TransportTimeout, environment_now, feed_processes
 from runbook.host.routes import Reachable
 from runbook.host.target import Target
 
@@ -126,7 +125,7 @@ def _restore(check: RestoreCheck, target: Target, path: str, scratch: str) -> No
     params, tunnel = pg.reached(check, target, database)
     password = params.pop("password", None)
     params.update(application_name=f"{pg.APPLICATION_NAME}-restore", connect_timeout="10")
-    environment = {**os.environ, **({"PGPASSWORD": password} if password else {})}
+    environment = {**environment_now(), **({"PGPASSWORD": password} if password else {})}
     program = RESTORE if check.format == "pg_custom" else PSQL
     argv = [*program, f"--dbname={make_conninfo(**params)}"]
     try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BODY_CAP = 4 << 20
+ENVIRONMENT_RETRIES = 20  # see _client
 
 
 class NoAnswer(Exception):
@@ -66,9 +67,7 @@ def fetch(
     """
     import httpx  # imported when an HTTP check runs, not at start-up
 
-    client = httpx.Client(
-        timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, proxy=proxy
-    )
+    client = _client(timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, proxy=proxy)
     started = time.monotonic()
     deadline = started + timeout
     box: dict[str, Any] = {"chunks": [], "size": 0}
@@ -137,9 +136,7 @@ def fetch_many(
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.Client(
-        timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, limits=limits
-    )
+    client = _client(timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, limits=limits)
     deadline = time.monotonic() + total
 
     def one(url: str) -> Answer | str:
@@ -185,3 +182,20 @@ def reason(exc: BaseException | None) -> str:
         text = str(cause)
         cause = cause.__cause__ or cause.__context__
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _client(**options: Any) -> Any:
+    """An httpx.Client, which reads the proxy variables (HTTPS_PROXY, NO_PROXY, ...) as it is made.
+
+    urllib lists os.environ's keys, then reads each value: when pytest deletes
+    PYTEST_CURRENT_TEST in the main thread in between, a check run ahead in another thread
+    raised KeyError. Such a read is simply made again; the proxy variables do not change.
+    """
+    import httpx
+
+    for _ in range(ENVIRONMENT_RETRIES):
+        try:
+            return httpx.Client(**options)
+        except KeyError:
+            continue
+    return httpx.Client(**options)

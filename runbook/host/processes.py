@@ -89,7 +89,19 @@ def child_environment(env: dict[str, str] | None) -> dict[str, str]:
     PYTEST_CURRENT_TEST in the main thread at every phase: a check run ahead in another
     thread then saw its exec fail with EFAULT ('Bad address: /bin/sh') now and then.
     """
-    return dict(os.environ) if env is None else env
+    return environment_now() if env is None else env
+
+
+def environment_now() -> dict[str, str]:
+    """os.environ copied now, whatever another thread does to it meanwhile.
+
+    pytest sets and deletes PYTEST_CURRENT_TEST in the main thread at every phase, and
+    `dict(os.environ)` reads the keys, then each value: a key deleted in between raised
+    KeyError in a check run ahead in another thread (on CI: a red check whose whole finding
+    was "KeyError: 'PYTEST_CURRENT_TEST'"). The keys are listed at once; one gone by the time
+    its value is read is left out.
+    """
+    return {key: value for key in list(os.environ) if (value := os.environ.get(key)) is not None}
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

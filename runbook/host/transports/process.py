@@ -19,6 +19,7 @@ from testinfra.backend.base import BaseBackend
 from runbook.host.processes import (
     Raw,
     StreamEnd,
+    environment_now,
     run_process,
     stream_process,
 )
@@ -113,7 +114,7 @@ class SshTransport(ProcessTransport):
     def environment(self) -> dict[str, str] | None:
         if not self.host.password:
             return None
-        return {**os.environ, "SSHPASS": self.host.password}
+        return {**environment_now(), "SSHPASS": self.host.password}
 
 
 class DockerTransport(ProcessTransport):
