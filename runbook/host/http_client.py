@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,22 +127,46 @@ def fetch_many(
     concurrency: int,
     verify_tls: bool = True,
     cap: int = 64 << 10,
+    is_error: Callable[[Answer | str], bool] | None = None,
+    errors_allowed: int | None = None,
 ) -> list[Answer | str]:
     """GET each URL once over `concurrency` kept-alive connections, all within `total` seconds.
 
     For load: one client, so that connection set-up is not what gets measured. Each
     result is an Answer or why none came; at `total` the client is closed, which ends
     the requests still running, and they read "unfinished at the deadline".
+
+    With `is_error` and `errors_allowed`: once more results than allowed are errors the
+    verdict can no longer change, so no more requests are sent and the ones under way are
+    ended; those read STOPPED. A service that is down costs one round of timeouts, not
+    requests / concurrency of them.
     """
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = _client(timeout=httpx.Timeout(timeout), verify=verify_tls, follow_redirects=False, limits=limits)
     deadline = time.monotonic() + total
+    stopped = threading.Event()
+    failures = 0
+    count_lock = threading.Lock()
 
     def one(url: str) -> Answer | str:
+        nonlocal failures
+        if stopped.is_set():
+            return STOPPED
         if time.monotonic() >= deadline:
             return "not sent: the deadline had passed"
+        result = _get(url)
+        if stopped.is_set() and not isinstance(result, Answer):
+            return STOPPED  # ended by the stop, not by the server
+        if is_error is not None and errors_allowed is not None and is_error(result):
+            with count_lock:
+                failures += 1
+                if failures > errors_allowed:
+                    stopped.set()
+        return result
+
+    def _get(url: str) -> Answer | str:
         started = time.monotonic()
         try:
             with client.stream("GET", url, headers=headers or {}) as response:
@@ -163,13 +188,24 @@ def fetch_many(
 
     pool = ThreadPoolExecutor(concurrency, thread_name_prefix="runbook load")
     futures = [pool.submit(one, url) for url in urls]
-    wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    while not stopped.is_set() and time.monotonic() < deadline:
+        _, pending = wait(futures, timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+        if not pending:
+            break
     client.close()
     pool.shutdown(wait=False, cancel_futures=True)
-    return [
-        future.result() if future.done() and not future.cancelled() else "unfinished at the deadline"
-        for future in futures
-    ]
+    if stopped.is_set():
+        wait(futures, timeout=1.0)  # the requests under way end at the closed client
+    return [_result_of(future, stopped.is_set()) for future in futures]
+
+
+STOPPED = "not sent: the errors already exceeded what the limit allows"
+
+
+def _result_of(future: Future[Answer | str], stopped: bool) -> Answer | str:
+    if future.done() and not future.cancelled():
+        return future.result()
+    return STOPPED if stopped else "unfinished at the deadline"
 
 
 def reason(exc: BaseException | None) -> str:
