@@ -317,6 +317,8 @@ def specs() -> dict[str, Spec]:
             binds=[
                 f"{PATHS.deploy / 'nginx.conf'}:/etc/nginx/map/nginx.conf:ro",
                 f"{PATHS.tls}:/etc/nginx/tls:ro",
+                # a probe from nginx to a stopped web (the runbook's `web:8000` check) looks the name up
+                f"{PATHS.deploy / 'resolv.conf'}:/etc/resolv.conf:ro",
                 *usr,
             ],
             ports={80: 80, 443: 443},
