@@ -35,8 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 VERSION = "2.4.1"
 DATA_DIR = os.environ.get("BOT_DATA_DIR", "/app/data")
 STATE_DIR = "/var/lib/calendar-bot"  # the bot-data volume: settings, analytics, reminders
-REDIS_PROBE_EVERY_S = 10.0
-REDIS_FAILURES_BEFORE_LOG = 3
+REDIS_PROBE_EVERY_S = 5.0
+REDIS_FAILURES_BEFORE_LOG = 2
 DB_PATH = os.path.join(DATA_DIR, "calendar.db")
 CONTROL = os.path.join(DATA_DIR, ".lab-fault")
 PORT = int(os.environ.get("PORT", "8000"))
@@ -206,7 +206,7 @@ def redis_loop() -> None:
             failures = 0
         except OSError as exc:
             failures += 1
-            if failures >= REDIS_FAILURES_BEFORE_LOG and (failures - REDIS_FAILURES_BEFORE_LOG) % 6 == 0:
+            if failures >= REDIS_FAILURES_BEFORE_LOG and (failures - REDIS_FAILURES_BEFORE_LOG) % 12 == 0:
                 log_redis.error(
                     "Reminder queue unavailable: redis.exceptions.ConnectionError: "
                     "Error %s connecting to %s:%s. %s.",

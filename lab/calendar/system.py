@@ -26,6 +26,7 @@ from lab import addresses, envfile
 from lab.backups import BackupDir, age_hours
 from lab.calendar import monitoring
 from lab.containers import (
+    SHORT_DNS_RESOLV_CONF,
     ComposeProject,
     Spec,
     container_components,
@@ -208,6 +209,7 @@ def write_server_files(*, strict: bool) -> None:
     write_file(PATHS.workdir / "restore-from-backup.sh", restore, 0o755)
     write_file(PATHS.sbin / "df", DF_WRAPPER.replace("@DISK@", str(HOST.disk)), 0o755)
     write_file(PATHS.bot_py, (HERE / "bot.py").read_text())
+    write_file(PATHS.bot_py.with_name("resolv.conf"), SHORT_DNS_RESOLV_CONF)
     monitoring.write_files(PATHS.workdir)
     PATHS.image_bin.mkdir(parents=True, exist_ok=True)
     python = PATHS.image_bin / "python"
@@ -281,6 +283,8 @@ def specs() -> dict[str, Spec]:
                 f"{PATHS.data}:/app/data:rw",
                 f"{PROJECT.volume_name(BOT_VOLUME_KEY)}:/var/lib/calendar-bot:rw",
                 f"{PATHS.bot_py}:/app/bot.py:ro",
+                # its reminder queue looks up calendar-redis, which a fault stops (lab.containers)
+                f"{PATHS.bot_py.with_name('resolv.conf')}:/etc/resolv.conf:ro",
                 *usr,
             ],
             mem_limit="1g",

@@ -25,6 +25,7 @@ import docker
 from lab import addresses, envfile
 from lab.backups import age_hours
 from lab.containers import (
+    SHORT_DNS_RESOLV_CONF,
     ComposeProject,
     Spec,
     container_components,
@@ -66,9 +67,6 @@ BASE_URL = f"https://{SERVER.addr}"
 FRESH_HOURS = 20
 LIMITER_KEYS = "LIMITER/*"
 HERE = Path(__file__).resolve().parent
-# Docker's DNS forwards names it does not know (a stopped `db`) to upstream servers, and the
-# lab has none: without a short timeout each lookup waits 10 s and web answers nginx late.
-RESOLV_CONF = "nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n"
 # Lab secrets -> the lab.env variable the descriptions read them from (${...}).
 LAB_ENV = {"POSTGRES_PASSWORD": "MAP_DB_PASSWORD", "METRICS_API_KEY": "MAP_METRICS_API_KEY"}
 MAP_NEEDS = {
@@ -230,7 +228,7 @@ def write_server_files(*, strict: bool) -> None:
     for script in ("backup_postgres.sh", "restore_postgres.sh"):
         write_file(PATHS.deploy / script, (HERE / "deploy" / script).read_bytes(), 0o755)
     write_file(PATHS.deploy / "nginx.conf", (HERE / "deploy" / "nginx.conf").read_bytes())
-    write_file(PATHS.deploy / "resolv.conf", RESOLV_CONF)
+    write_file(PATHS.deploy / "resolv.conf", SHORT_DNS_RESOLV_CONF)
     compose = (HERE / "docker-compose.prod.yml").read_text()
     write_file(PATHS.workdir / "docker-compose.prod.yml", compose)
     ensure_certificate()
