@@ -28,8 +28,8 @@ from runbook.checks.metrics import MetricsCheck
 from runbook.checks.rate_limit import RateLimitCheck
 from runbook.describe import kinds
 from runbook.describe.loader import load_file
-from runbook.errors import CheckFailed
-from runbook.host import prometheus
+from runbook.errors import CheckFailed, CheckPassed
+from runbook.host import prometheus, samples
 from runbook.host.target import Target
 from runbook.run import prefetch
 from runbook.run.execute import run_check
@@ -567,6 +567,49 @@ def test_a_failing_endpoint_stops_the_rate_limit_at_once(api: tuple[Faults, str]
         f"attempt 1 answered 502 (GET {base}/proxied): the endpoint fails, its limit cannot be judged "
         "(statuses: 502 x1)"
     )
+
+
+def test_a_rerun_within_the_window_repeats_the_last_verdict(
+    api: tuple[Faults, str], local: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs a minute apart: the second would be refused at attempt 1 by the first's attempts
+    (map-v12 login-rate-limit was red in 7 of 10 back-to-back runs). It says the last verdict and
+    when it will measure again, and sends nothing."""
+    faults, base = api
+    monkeypatch.setattr(samples.STORE, "folder", tmp_path / ".state")
+    rate_limit.verify(rate_check(base), local)
+    sent = len(faults.login_attempts)
+    with pytest.raises(CheckPassed) as again:
+        rate_limit.verify(rate_check(base), local)
+    assert re.fullmatch(
+        rf"the limit held \(POST {base}/login\): measured at \d\d:\d\d:\d\d UTC; next measurement after "
+        r"\d\d:\d\d:\d\d UTC \(its attempts still count in the window\)",
+        again.value.note,
+    ), again.value.note
+    assert len(faults.login_attempts) == sent  # nothing sent
+    # a red verdict is repeated as red, saying when it was measured
+    faults.login_limit = None
+    faults.login_attempts.clear()
+    other = rate_check(base, id="other-limit")
+    first = failure(rate_limit.verify, other, local).found
+    repeated = failure(rate_limit.verify, other, local).found
+    assert repeated.startswith(f"{first} (measured at ") and "next measurement after" in repeated
+    # once the window has passed, it measures again
+    later = time.time() + 61
+    monkeypatch.setattr(rate_limit.time, "time", lambda: later)
+    assert "measured at" not in failure(rate_limit.verify, other, local).found
+    assert len(faults.login_attempts) == 22  # 11 attempts by the first probe, 11 after the window
+
+
+def test_a_failing_endpoint_is_not_remembered(
+    api: tuple[Faults, str], local: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults, base = api
+    monkeypatch.setattr(samples.STORE, "folder", tmp_path / ".state")
+    proxied = rate_check(base, url=f"{base}/proxied", method="GET", form=None)
+    faults.upstream_down = True
+    assert "the endpoint fails" in failure(rate_limit.verify, proxied, local).found
+    assert samples.STORE.last_probe(f"rate_limit login-rate-limit GET {base}/proxied") is None  # looks again
 
 
 def test_rate_limit_via_host_with_curl(api: tuple[Faults, str], local: Target) -> None:

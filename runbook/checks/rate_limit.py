@@ -5,6 +5,11 @@
 writes and runs only with --allow-writes (or `allow_writes: true` for the
 environment). The description names a probe user that no real person has, so
 nobody is locked out; the probing address itself stays limited for the window.
+
+Because of that, a run started within the window of this runner's last probe would be
+refused early by its predecessor's attempts: it repeats the last verdict instead, saying
+"measured at T; next measurement after T+window" (kept in runbook.host.samples' state file).
+A 5xx is not remembered: the endpoint failed, and the next run looks again.
 """
 
 from __future__ import annotations
@@ -12,15 +17,18 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
 
 from pydantic import Field, model_validator
 
 from runbook.describe.model import CheckBase, Duration, format_duration
-from runbook.errors import CheckError, CheckFailed
+from runbook.errors import CheckError, CheckFailed, CheckPassed
 from runbook.host import endpoint
+from runbook.host.docker_host import Container
 from runbook.host.endpoint import Endpoint
+from runbook.host.samples import STORE, Probe
 from runbook.host.target import Target
 
 
@@ -61,10 +69,50 @@ class RateLimitCheck(CheckBase, Endpoint):
 
 
 def verify(check: RateLimitCheck, target: Target) -> None:
-    content, headers = check.body()
-    attempts = check.limit + 1
+    """Probe the limit, unless this runner's last probe still counts in the window: repeat that."""
     origin = endpoint.origins(check, target)[0]  # one address: the limit is per address
     where = endpoint.describe(check, origin)
+    source = f"rate_limit {check.id} {where}"
+    if STORE.folder is not None:
+        _repeat_a_recent_probe(STORE.last_probe(source), check.window)
+    try:
+        _probe(check, target, origin, where)
+    except EndpointFails:
+        raise  # counted nothing worth remembering: the next run looks again
+    except CheckFailed as failed:
+        _remember(source, passed=False, found=failed.found, expected=failed.expected)
+        raise
+    _remember(source, passed=True, found=f"the limit held ({where})", expected="")
+
+
+def _repeat_a_recent_probe(last: Probe | None, window_seconds: float) -> None:
+    """The last probe's attempts still count within the window: a new probe would be refused early
+    because of them, not because the limit is lower. Say the last verdict and when to look again."""
+    now = time.time()
+    if last is None or not 0 <= now - last.time < window_seconds:
+        return
+    when = f"measured at {_clock(last.time)}; next measurement after {_clock(last.time + window_seconds)}"
+    if last.passed:
+        raise CheckPassed(f"{last.found}: {when} (its attempts still count in the window)")
+    raise CheckFailed(last.expected, f"{last.found} ({when})")
+
+
+def _remember(source: str, *, passed: bool, found: str, expected: str) -> None:
+    if STORE.folder is not None:
+        STORE.record_probe(source, Probe(time.time(), passed, found, expected))
+
+
+def _clock(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%H:%M:%S UTC")
+
+
+class EndpointFails(CheckFailed):
+    """A 5xx: the endpoint fails, so its limit cannot be judged."""
+
+
+def _probe(check: RateLimitCheck, target: Target, origin: Container | None, where: str) -> None:
+    content, headers = check.body()
+    attempts = check.limit + 1
     window = format_duration(check.window)
     limited = "/".join(map(str, check.limited_status))
     statuses: list[int] = []
@@ -75,7 +123,7 @@ def verify(check: RateLimitCheck, target: Target) -> None:
         if answer.status >= 500:
             # A failing endpoint (502/504 from a proxy, a crashing app) counts nothing: say so now
             # rather than after limit+1 slow attempts.
-            raise CheckFailed(
+            raise EndpointFails(
                 f"attempt {attempts} within {window} answers {limited}",
                 f"attempt {attempt} answered {answer.status} ({where}): the endpoint fails, "
                 f"its limit cannot be judged ({_tally(statuses)})",

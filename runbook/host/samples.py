@@ -5,7 +5,9 @@ rewritten under an exclusive `flock` of a lock file next to it and replaced
 atomically (a temporary file renamed over it), so two runs at once (cron and an
 on-call) neither lose each other's samples nor read half a file. Each source (a
 check on one endpoint) keeps a short list of snapshots: those within the window
-it is judged over, and the newest one older than that, its reference.
+it is judged over, and the newest one older than that, its reference. A probe whose own
+traffic counts against what it measures (a rate limit's attempts) keeps its last verdict
+under `probes`, so a run a moment later repeats it instead of measuring its predecessor.
 
 The folder is set once per run by the plugin (`STORE.folder`), from --reports-dir.
 """
@@ -27,6 +29,7 @@ STATE_FOLDER = ".state"
 FILE_NAME = "samples.json"
 VERSION = 1
 MAX_SNAPSHOTS = 500
+MAX_TEXT = 2000  # of a remembered verdict
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,16 @@ class Snapshot:
 
     time: float
     values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe that leaves traces (a rate limit's attempts count for its window): when, and its verdict."""
+
+    time: float
+    passed: bool
+    found: str
+    expected: str
 
 
 class SampleStore:
@@ -57,6 +70,26 @@ class SampleStore:
             sources[source] = [[item.time, dict(item.values)] for item in history]
             _write(path, document)
         return history
+
+    def last_probe(self, source: str) -> Probe | None:
+        """The verdict the source's last probe left, if any (a probe that writes, e.g. a rate limit)."""
+        with self._locked() as path:
+            stored = _read(path).get("probes", {}).get(source)
+        return _probe(stored)
+
+    def record_probe(self, source: str, probe: Probe) -> None:
+        with self._locked() as path:
+            document = _read(path)
+            probes = document.setdefault("probes", {})
+            if not isinstance(probes, dict):
+                probes = document["probes"] = {}
+            probes[source] = {
+                "time": probe.time,
+                "passed": probe.passed,
+                "found": probe.found,
+                "expected": probe.expected,
+            }
+            _write(path, document)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Path]:
@@ -86,6 +119,19 @@ def _history(stored: Any) -> list[Snapshot]:
         for item in history
         if math.isfinite(item.time)
     ]
+
+
+def _probe(stored: Any) -> Probe | None:
+    """A stored probe verdict; anything malformed (an edited file) is none."""
+    if not isinstance(stored, dict):
+        return None
+    moment, passed = stored.get("time"), stored.get("passed")
+    found, expected = stored.get("found"), stored.get("expected")
+    if not isinstance(moment, int | float) or not math.isfinite(moment) or not isinstance(passed, bool):
+        return None
+    if not isinstance(found, str) or not isinstance(expected, str):
+        return None
+    return Probe(float(moment), passed, found[:MAX_TEXT], expected[:MAX_TEXT])
 
 
 def _trim(history: list[Snapshot], start: float) -> list[Snapshot]:
