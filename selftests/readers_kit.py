@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 CALENDAR_RUNBOOK = ROOT.parent / "shared" / "runbooks" / "ai-calendar-assistant.md"
 SYSTEM = "readers-app"
@@ -31,6 +33,7 @@ DESCRIPTION = """\
 system: {system}
 title: Readers App
 runbook: {runbook}
+escalation: {escalation}
 hosts:
   local: "local://"
 checks:
@@ -89,6 +92,12 @@ checks:
 CHECKS = ("api", "worker", "cache", "flappy", "token")
 
 
+def calendar_escalation() -> dict[str, Any]:
+    """The calendar description's escalation matrix, as data: readers-app uses the calendar's runbook."""
+    text = (ROOT / "systems" / "ai-calendar-assistant.yml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)["escalation"]  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Run:
     returncode: int
@@ -138,7 +147,12 @@ class ReadersApp:
             runbook.write_text("# Readers runbook\n", encoding="utf-8")
         self.description.write_text(
             DESCRIPTION.format(
-                system=SYSTEM, runbook=runbook, state=self.state, port=self.port, secret_env=SECRET_ENV
+                system=SYSTEM,
+                runbook=runbook,
+                escalation=json.dumps(calendar_escalation(), ensure_ascii=False),
+                state=self.state,
+                port=self.port,
+                secret_env=SECRET_ENV,
             ),
             encoding="utf-8",
         )

@@ -1,8 +1,9 @@
-"""The escalation matrix as data: runbook/readers/escalation.yml against the runbook it quotes.
+"""The escalation matrix as data: the calendar description's `escalation:` against its runbook.
 
-The file must say what the calendar runbook's "Правила эскалации" says (its quotes are the
+The block must say what the calendar runbook's "Правила эскалации" says (its quotes are the
 runbook's lines at the line numbers it names, and its texts are those lines with only the
-shortenings the file lists), and a wrong field must stop the load naming the file and field.
+shortenings its comment lists), and a wrong field must stop the load naming the file and field.
+Only the calendar runbook has a matrix: no other production description carries one.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from runbook.readers.escalation import MATRIX, RULES_FILE, RulesError, load_rules
-from selftests.readers_kit import CALENDAR_RUNBOOK
+from runbook.describe.escalation import Escalation
+from runbook.describe.loader import DescriptionError, load_file
+from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, calendar_escalation
 
+CALENDAR = ROOT / "systems" / "ai-calendar-assistant.yml"
+MATRIX = Escalation.model_validate(calendar_escalation()).matrix
 QUOTED = re.compile(r"^# Lines (\d+)-(\d+),")
 
 
@@ -26,7 +31,7 @@ def runbook_lines() -> list[str]:
 
 def quotes() -> list[tuple[int, int, list[str]]]:
     """(first line, last line, quoted text) of each '# Lines A-B, ...' quote in the YAML's comment."""
-    lines = RULES_FILE.read_text(encoding="utf-8").splitlines()
+    lines = CALENDAR.read_text(encoding="utf-8").splitlines()
     found = []
     for index, line in enumerate(lines):
         match = QUOTED.match(line)
@@ -82,65 +87,80 @@ def test_levels_follow_the_runbook() -> None:
             assert named is None or named.group(1) == step.level, step
 
 
+def test_only_the_calendar_description_has_a_matrix() -> None:
+    for path in sorted((ROOT / "systems").glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert ("escalation" in data) == (path == CALENDAR), path.name
+
+
+def escalation_block() -> str:
+    """The calendar description's `escalation:` block, as written."""
+    lines = CALENDAR.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index("escalation:\n")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i][:1] not in ("", " ", "\n", "#"))
+    return "".join(lines[start:end])
+
+
+def load_with(tmp_path: Path, block: str) -> str:
+    """Load a description holding `block`; the DescriptionError's text."""
+    (tmp_path / "runbook.md").write_text("# runbook\n", encoding="utf-8")
+    description = tmp_path / "shop.yml"
+    description.write_text(
+        "system: shop\nrunbook: runbook.md\nhosts: {local: 'local://'}\n"
+        + block
+        + "checks:\n  files:\n    - {id: etc, title: etc, path: /etc, severity: P4, section: x, remedy: x}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DescriptionError) as raised:
+        load_file(description)
+    assert str(description.name) in str(raised.value)
+    return str(raised.value)
+
+
 NOT_MINUTES = "must be a number of minutes above 0, or 'open' (the last step)"
 
 
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
-        (("level: L3", "level: L5"), "matrix.P1[2].level: Input should be 'L1', 'L2', 'L3' or 'L4'"),
+        (
+            ("level: L3", "level: L5"),
+            "escalation.matrix.P1[2].level: Input should be 'L1', 'L2', 'L3' or 'L4'",
+        ),
         (
             ("- until_minutes: 30", "- until_minutes: 10"),
-            "matrix.P1: [2].until_minutes (10) must be above [1]'s (15)",
+            "escalation.matrix.P1: [2].until_minutes (10) must be above [1]'s (15)",
         ),
-        (("- until_minutes: 5\n", '- until_minutes: "5"\n'), f"matrix.P1[0].until_minutes: {NOT_MINUTES}"),
-        (("- until_minutes: 240", "- until_minutes: -1"), f"matrix.P2[1].until_minutes: {NOT_MINUTES}"),
-        (('en: "0-5 min', 'eng: "0-5 min'), "matrix.P1[0].en: Field required"),
-        (("  L4: Management\n", ""), "roles: missing L4"),
-        (("  P2:\n", "  P7:\n"), "matrix.P7 (key): Input should be 'P1', 'P2', 'P3' or 'P4'"),
-        (('ru: "0-5 мин: L1 начинает диагностику"', 'ru: " "'), "matrix.P1[0].ru: String should match"),
-        (("unescalated:", "unescalated: 3\nold:"), "old: Extra inputs are not permitted"),
+        (
+            ("- until_minutes: 5\n", '- until_minutes: "5"\n'),
+            f"escalation.matrix.P1[0].until_minutes: {NOT_MINUTES}",
+        ),
+        (
+            ("- until_minutes: 240", "- until_minutes: -1"),
+            f"escalation.matrix.P2[1].until_minutes: {NOT_MINUTES}",
+        ),
+        (('en: "0-5 min', 'eng: "0-5 min'), "escalation.matrix.P1[0].en: Field required"),
+        (("    L4: Management\n", ""), "escalation.roles: missing L4"),
+        (("    P2:\n", "    P7:\n"), "escalation.matrix.P7"),
+        (
+            ('ru: "0-5 мин: L1 начинает диагностику"', 'ru: " "'),
+            "escalation.matrix.P1[0].ru: String should match",
+        ),
+        (("  unescalated:", "  unescalated: 3\n  old:"), "escalation.old: Extra inputs are not permitted"),
     ],
 )
 def test_a_wrong_field_is_named_with_the_file(tmp_path: Path, edit: tuple[str, str], problem: str) -> None:
-    text = RULES_FILE.read_text(encoding="utf-8")
-    assert edit[0] in text
-    broken = tmp_path / "escalation.yml"
-    broken.write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
-    with pytest.raises(RulesError) as raised:
-        load_rules(broken)
-    assert f"escalation rules: {broken}:" in str(raised.value)
-    assert f"\n  {problem}" in str(raised.value)
+    block = escalation_block()
+    assert edit[0] in block
+    assert problem in load_with(tmp_path, block.replace(edit[0], edit[1], 1))
 
 
 def test_an_open_step_before_the_last_and_a_closed_last_step(tmp_path: Path) -> None:
-    text = RULES_FILE.read_text(encoding="utf-8")
-    broken = tmp_path / "escalation.yml"
-    broken.write_text(text.replace("until_minutes: 60\n", "until_minutes: open\n"), encoding="utf-8")
-    with pytest.raises(RulesError, match=r"matrix\.P1: only the last step may be open, not \[3\]"):
-        load_rules(broken)
-    lines = text.splitlines(keepends=True)
+    block = escalation_block()
+    message = load_with(tmp_path, block.replace("until_minutes: 60\n", "until_minutes: open\n"))
+    assert "escalation.matrix.P1: only the last step may be open, not [3]" in message
+    lines = block.splitlines(keepends=True)
     last_open = max(i for i, line in enumerate(lines) if line.strip() == "- until_minutes: open")
     lines[last_open] = lines[last_open].replace("open", "600")
-    broken.write_text("".join(lines), encoding="utf-8")
-    with pytest.raises(
-        RulesError, match=r"matrix\.P2: the last step \(\[2\]\) must have until_minutes: open"
-    ):
-        load_rules(broken)
-
-
-def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
-    broken = tmp_path / "escalation.yml"
-    broken.write_text("roles: [\n", encoding="utf-8")
-    with pytest.raises(RulesError, match=rf"^escalation rules: {re.escape(str(broken))}:2:1: invalid YAML"):
-        load_rules(broken)
-    broken.write_text("- 1\n", encoding="utf-8")
-    with pytest.raises(
-        RulesError, match=r"\(top level\): must be a mapping with roles, matrix and unescalated"
-    ):
-        load_rules(broken)
-    broken.write_text(
-        "matrix:\n  P1:\n    - {until_minutes: .inf, level: L1, ru: a, en: b}\n", encoding="utf-8"
-    )
-    with pytest.raises(RulesError, match=r"escalation\.yml:3:.*'\.inf' is not a finite number"):
-        load_rules(broken)
+    message = load_with(tmp_path, "".join(lines))
+    assert "escalation.matrix.P2: the last step ([2]) must have until_minutes: open" in message

@@ -21,13 +21,16 @@ from pathlib import Path
 
 import pytest
 
+from runbook.describe.escalation import Escalation
 from runbook.readers import incident, retention
 from runbook.readers.changes import iso_time, scope_of
 from runbook.readers.escalation import escalate, read_contacts
 from runbook.readers.history import HistoryStore, Result, RunInfo
 from runbook.record import CheckRecord
-from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, SECRET, SYSTEM, ReadersApp, Run
+from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, SECRET, SYSTEM, ReadersApp, Run, calendar_escalation
 from selftests.test_never_leak import derived_forms
+
+CALENDAR_RULES = Escalation.model_validate(calendar_escalation())
 
 TEMPLATE_FIELD = re.compile(r"^(?:\[(?P<bracket>[A-Z]+):|(?P<heading>[A-ZА-ЯЁ][A-ZА-ЯЁ ]*[A-ZА-ЯЁ]):)")
 
@@ -182,12 +185,24 @@ def test_open_bundle_protects_its_runs_until_closed(incident_run: Run, app: Read
      ("P2", 10, "L1"), ("P2", 30, "L2"), ("P2", 300, "L2"), ("P3", 600, "L1")],
 )  # fmt: skip
 def test_escalation_matrix(severity: str, minutes: float, level: str) -> None:
-    assert escalate(severity, minutes * 60).level == level
+    assert escalate(CALENDAR_RULES, severity, minutes * 60).level == level
 
 
 def test_postmortem_after_an_hour() -> None:
-    assert "постмортем обязателен" in escalate("P1", 61 * 60).text("ru")
-    assert "postmortem recommended" in escalate("P2", 5 * 3600).text("en")
+    assert "постмортем обязателен" in escalate(CALENDAR_RULES, "P1", 61 * 60).text("ru")
+    assert "postmortem recommended" in escalate(CALENDAR_RULES, "P2", 5 * 3600).text("en")
+
+
+def test_a_system_without_a_matrix_names_no_level() -> None:
+    """Only the calendar runbook has an escalation matrix: the others' tickets say ETA unknown only."""
+    record = CheckRecord(
+        system="s", check_id="a", kind="http", title="A", nodeid="n", severity="P1", outcome="failed"
+    )
+    now = datetime.now(UTC)
+    for rules, says in ((None, "ETA: уточняется\n"), (CALENDAR_RULES, "ETA: уточняется (эскалация: L1 — ")):
+        service = incident.Service("s", None, None, rules)
+        text = incident.render([record], services=[service], started=now, now=now, changes=None, report=None)
+        assert says in text, text
 
 
 def test_contacts_come_from_the_runbook() -> None:

@@ -1,7 +1,6 @@
 """Data the package reads at run time ships with it, and the report's templates escape what hosts print.
 
-The escalation matrix (runbook/readers/escalation.yml), report.html's markup
-(runbook/report/templates/*.html.j2) and the project `python -m runbook init` writes
+report.html's markup (runbook/report/templates/*.html.j2) and the project `python -m runbook init` writes
 (runbook/cli/templates/) are files beside the code: a wheel without them imports
 nothing. Every such file must be matched by pyproject.toml's package-data. The templates render
 with autoescaping, so a title or a found value holding markup stays text, on one line, masked.
@@ -29,7 +28,6 @@ def test_every_data_file_of_runbook_is_package_data() -> None:
         for path in package.rglob("*")
         if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
     ]
-    assert "readers/escalation.yml" in data
     assert "report/templates/table.html.j2" in data
     assert "cli/templates/description.yml.tmpl" in data
     assert "cli/templates/project/tests_health/test_health.py.tmpl" in data

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, create_model, field_validator, model_validator
 
 from runbook.describe import kinds
+from runbook.describe.escalation import Escalation
 from runbook.describe.model import (
     MARKERS,
     CheckBase,
@@ -90,6 +91,11 @@ class System(Model):
     )
     command_timeout: float = Field(default=30, gt=0, le=3600)
     connect_timeout: float = Field(default=5, gt=0, le=120)
+    escalation: Escalation | None = Field(
+        default=None,
+        description="the runbook's escalation matrix, if it has one: incident.md names who is on "
+        "the worst failure by how long it has lasted",
+    )
     checks: Checks  # type: ignore[valid-type]
 
     @field_validator("hosts")

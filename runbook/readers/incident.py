@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from runbook.describe.escalation import Escalation as Rules
 from runbook.readers.changes import RunChanges, short_time
 from runbook.readers.escalation import Escalation, escalate
 from runbook.readers.safe_files import write_file
@@ -102,6 +103,7 @@ class Service:
     name: str
     title: str | None
     runbook: Path | None
+    escalation: Rules | None = None  # the description's matrix; None: no level to name
 
 
 def wanted(marker_expression: str | None, option: bool) -> bool:
@@ -187,8 +189,10 @@ def _escalation(
         return change.lasted(now) if change is not None else 0.0
 
     record = max(worst, key=lasted)
-    runbook = next((service.runbook for service in services if service.name == record.system), None)
-    return escalate(record.severity or "", lasted(record), runbook)
+    service = next((service for service in services if service.name == record.system), None)
+    if service is None or service.escalation is None:
+        return None  # its runbook has no escalation matrix
+    return escalate(service.escalation, record.severity or "", lasted(record), service.runbook)
 
 
 def _symptom(

@@ -74,7 +74,9 @@ class Handoff:
         if not incident.wanted(self.recorder.marker_expression, self.settings.incident):
             return
         systems = self.config.stash.get(keys.SYSTEMS, [])
-        services = [incident.Service(s.name, s.model.title, s.runbook_path) for s in systems]
+        services = [
+            incident.Service(s.name, s.model.title, s.runbook_path, s.model.escalation) for s in systems
+        ]
         text = incident.render(
             self.records,
             services=services,
