@@ -43,6 +43,8 @@ class CheckRecord:
     runbook_path: str | None = None
     source: str | None = None  # 'lines 120-124: «docker compose ps»': what the runbook says, quoted
     after: list[str] = field(default_factory=list)  # check ids whose failure would explain this one
+    provides: list[str] = field(default_factory=list)  # what it asserts runs ('container redis')
+    needs: list[str] = field(default_factory=list)  # what it looks at; a failing provider explains it
     cause: str | None = None  # the failing check (system:id) this failure is a symptom of
     remedy: str | None = None
     markers: list[str] = field(default_factory=list)
@@ -118,23 +120,40 @@ def visible(text: str) -> str:
 
 
 def link_causes(records: list[CheckRecord]) -> None:
-    """Set `cause` on each failure one of whose `after` checks fails in the same run: one outage,
+    """Set `cause` on each failure explained by another failure of the same run: one outage,
     one story (redis down is the cause; /ready's redis=error and the bot's errors its symptoms).
-    A check of a group looks for its cause on its own host first (`redis-ping@replica-2`)."""
+
+    First the check's own `after:` (a check of a group looks on its own host first:
+    `redis-ping@replica-2`); else, inferred, a failing check of the same system and host that
+    asserts a thing this one needs runs (`redis-running`, state: running of container
+    calendar-redis, explains the failing checks that read that container)."""
     failed = {record.id: record for record in records if record.failed and record.is_check}
     for record in failed.values():
-        record.cause = None
-        host = record.check_id.partition("@")[2]
-        for wanted in record.after:
-            for candidate in (
-                f"{record.system}:{wanted}@{host}" if host else "",
-                f"{record.system}:{wanted}",
-            ):
-                if candidate in failed and candidate != record.id:
-                    record.cause = candidate
-                    break
-            if record.cause:
-                break
+        record.cause = _named_cause(record, failed) or _inferred_cause(record, failed)
+
+
+def _named_cause(record: CheckRecord, failed: dict[str, CheckRecord]) -> str | None:
+    host = record.check_id.partition("@")[2]
+    for wanted in record.after:
+        for candidate in (f"{record.system}:{wanted}@{host}" if host else "", f"{record.system}:{wanted}"):
+            if candidate in failed and candidate != record.id:
+                return candidate
+    return None
+
+
+def _inferred_cause(record: CheckRecord, failed: dict[str, CheckRecord]) -> str | None:
+    if not record.needs:
+        return None
+    for candidate in failed.values():
+        if (
+            candidate.id != record.id
+            and candidate.system == record.system
+            and candidate.host == record.host
+            and set(candidate.provides) & set(record.needs)
+            and record.check_id.partition("@")[0] not in candidate.after  # never each other's cause
+        ):
+            return candidate.id
+    return None
 
 
 def mask_all(value: Any) -> Any:

@@ -73,6 +73,11 @@ class ContainerCheck(CheckBase, InContainer):
         description="state: the last N lines of `docker logs` as evidence when it fails",
     )
 
+    @property
+    def provides(self) -> tuple[str, ...]:
+        """A container that must be running: the cause of what fails inside or of it meanwhile."""
+        return self.needs if self.state == "running" else ()
+
 
 def verify(check: ContainerCheck, target: Target) -> None:
     assert check.container_ref is not None  # container_required

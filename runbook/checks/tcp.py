@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runbook.describe.model import CheckBase, ContainerName, InContainer, ServiceName
+from runbook.describe.model import CheckBase, ContainerName, ContainerRef, InContainer, ServiceName
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
 from runbook.host.target import Target
@@ -40,6 +40,16 @@ class TcpCheck(CheckBase, InContainer):
         default=None, alias="from_service", description="probe from each container of this compose service"
     )
     timeout: float = Field(default=3.0, gt=0, le=60)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Where it probes from, and what it probes on the compose network: `address: calendar-redis`
+        is that container (or that service of the project), so its stop explains this failure."""
+        ref = self.container_ref
+        if ref is None or not self.address:
+            return super().needs
+        target = ContainerRef(name=self.address), ContainerRef(service=self.address, project=ref.project)
+        return (*super().needs, *(each.key for each in target))
 
 
 def verify(check: TcpCheck, target: Target) -> None:

@@ -276,6 +276,18 @@ class CheckBase(Model):
         """True for a check that fetches a whole download (runs only with --allow-downloads)."""
         return False
 
+    @property
+    def provides(self) -> tuple[str, ...]:
+        """What this check asserts exists and runs (a container's `state: running`): when it
+        fails, failing checks that need the same thing are its symptoms (runbook.record)."""
+        return ()
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What this check looks at, which a failing `provides` of the same host explains."""
+        ref = getattr(self, "container_ref", None)
+        return (ref.key,) if isinstance(ref, ContainerRef) else ()
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -320,6 +332,11 @@ class ContainerRef:
 
     def __str__(self) -> str:
         return self.name or f"compose service {self.service} (project {self.project})"
+
+    @property
+    def key(self) -> str:
+        """'container calendar-redis', 'service map-v12/redis': what a cause and its symptoms share."""
+        return f"container {self.name}" if self.name else f"service {self.project}/{self.service}"
 
 
 class InContainer(Model):

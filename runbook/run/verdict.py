@@ -71,6 +71,8 @@ def new_record(item: pytest.Item) -> CheckRecord:
         runbook_path=str(case.system.model.runbook),
         source="; ".join(str(source) for source in check.source or []) or None,
         after=list(check.after),
+        provides=list(check.provides),
+        needs=list(check.needs),
         remedy=check.remedy,
         markers=list(check.effective_markers),
     )
