@@ -285,7 +285,7 @@ def test_html_opens_with_the_history(fourth_dom: str) -> None:
     order = [
         text.index("Failures by severity"),
         text.index('id="rb-systems"'),
-        text.index("New failures (0)"),
+        text.index("New failures (1)"),  # flappy: red again after green, new now and flapping
         text.index("Still failing, oldest first (2)"),
         text.index("Flapping (1)"),
         text.index("Resolved (0)"),

@@ -71,7 +71,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "chat-rate-limit": r"attempt 121 within .* answered 200 != 429 .*statuses: 200 x121",
     },
     "chat-page-5000": {"chat-page": r"JSON messages has 5000 items > 500"},
-    "slow-endpoint": {"perf-sanity": r"p95 \d+ms > 2000ms|errors \d+/200"},
+    "slow-endpoint": {
+        "perf-sanity": r"p95 \d+ms > 2000ms|errors \d+/200|errors \d+ of the first \d+ already exceed"
+    },
     "scripts-writable": {"db-mounts": r"`ids=.*` exit 1 != 0"},
     "stale-dump": {"pgdump-fresh": r"newest backup 49\.\dh old > 25h \(/root/map-v12/backups/pgdump_"},
     "corrupt-dump": {
