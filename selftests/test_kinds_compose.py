@@ -195,7 +195,7 @@ def test_logs_by_service(docker: FakeDocker, local: Target) -> None:
         **COMMON, id="no-errors", service="web", project=PROJECT, pattern="Listening", max_matches=0
     )
     assert failure(logs.verify, errors, local).found == (
-        "1 lines of service web (map-v12-web-1)'s logs match 'Listening' in the last 24h > 0"
+        "1 line of service web (map-v12-web-1)'s logs match 'Listening' in the last 24h > 0"
     )
 
 

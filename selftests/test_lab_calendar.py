@@ -45,8 +45,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "health-slow": {"health": r"no answer within 5s"},
     "disk-full": {"disk-root": r"\d+% used > 90% \(.* free of .*\)"},
     "error-burst": {
-        "bot-errors": r"\d+ lines of telegram-bot's logs match .* in the last 24(\.0)?h > 10",
-        "bot-yandexgpt-errors": r"\d+ lines of .* match 'YandexGPT API error' in the last 24h > 0",
+        "bot-errors": r"\d+ lines? of telegram-bot's logs match .* in the last 24(\.0)?h > 10",
+        "bot-yandexgpt-errors": r"\d+ lines? of .* match 'YandexGPT API error' in the last 24h > 0",
     },
     "stale-backup": {"backup-fresh": r"newest backup \d+\.\dh old > 25h"},
     "tiny-backup": {
@@ -64,7 +64,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "redis-down": {
         "redis-running": r"calendar-redis is exited",
         "bot-to-redis": r"cannot reach calendar-redis:6379",
-        "bot-redis-errors": r"\d+ lines of .* match 'redis.exceptions.ConnectionError' in the last 24h > 0",
+        "bot-redis-errors": r"\d+ lines? of .* match 'redis.exceptions.ConnectionError' in the last 24h > 0",
     },
     "redis-exposed": {
         "redis-ports": r"calendar-redis publishes 0\.0\.0\.0:6379->6379/tcp != no published port"
@@ -81,7 +81,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "loki-down": {"loki-ready": r"Failed to connect to localhost port 3100"},
     "second-instance": {
         "bot-single-instance": r"2 running \(telegram-bot, telegram-bot-2\) != 1",
-        "bot-db-locked": r"\d+ lines of telegram-bot's logs match 'database is locked'.* > 0",
+        "bot-db-locked": r"\d+ lines? of telegram-bot's logs match 'database is locked'.* > 0",
     },
     "hand-made-bot": {"bot-memory-limit": r"memory limit none \(unlimited\) != 1\.0 GiB"},
     "memory-high": {"bot-memory-usage": r"telegram-bot uses 8\d\.\d% of its limit \(.*\) >= 80%"},

@@ -48,7 +48,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "smoke-integrations": r"FAIL step code: .*HTTP 500 != 200",
     },
     "db-auth-failures": {
-        "postgres-fatal": r"\d+ lines of postgres's logs match 'FATAL\|PANIC' in the last 1h > 5",
+        "postgres-fatal": r"\d+ lines? of postgres's logs match 'FATAL\|PANIC' in the last 1h > 5",
     },
     "redis-down": {"redis-ping": r"service redis \(loyalty-redis-1\) is exited"},
     "workers-disabled": {

@@ -33,7 +33,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "health": NGINX_502,
         "web-env": r"service web \(map-v12-web-1\): SECRET_KEY missing \(values not shown\)",
         "web-running": r"service web \(map-v12-web-1\) is restarting \(exit code 1: application error\)",
-        "gunicorn-boot": r"\d+ lines of service web \(map-v12-web-1\)'s logs match .* in the last 24h > 0",
+        "gunicorn-boot": r"\d+ lines? of service web \(map-v12-web-1\)'s logs match .* in the last 24h > 0",
     },
     "web-hung": {
         "health": r"status 504 != 200 \(GET https://198\.18\.1\.2/health, 3\.\d\ds\); upstream web:8000",

@@ -107,7 +107,7 @@ def test_a_pattern_of_its_own(tmp_path: Path) -> None:
     app = rotated_app(tmp_path, recent_errors=True)
     assert verdict(check(path=str(app), pattern=r"redis\.exceptions\.ConnectionError", max_matches=0)) is None
     failed = verdict(check(path=str(app), pattern="Connection refused", max_matches=0))
-    assert failed is not None and failed.found.startswith("1 lines of")
+    assert failed is not None and failed.found.startswith("1 line of")
 
 
 def test_nginx_and_syslog_timestamps(tmp_path: Path) -> None:
@@ -119,13 +119,13 @@ def test_nginx_and_syslog_timestamps(tmp_path: Path) -> None:
         ],
     )
     failed = verdict(check(path=str(access), pattern='" 502 ', max_matches=0))
-    assert failed is not None and failed.found.startswith("1 lines of")
+    assert failed is not None and failed.found.startswith("1 line of")
     messages = write(
         tmp_path / "syslog",
         [f"{syslog(7200)} host app[1]: error old", f"{syslog(30)} host app[1]: error new"],
     )
     failed = verdict(check(path=str(messages), max_matches=0))
-    assert failed is not None and failed.found.startswith("1 lines of")
+    assert failed is not None and failed.found.startswith("1 line of")
     assert failed.evidence["last 20 matching lines"].endswith("error new")
 
 
@@ -150,7 +150,7 @@ def test_a_glob(tmp_path: Path) -> None:
     write(tmp_path / "worker-2.log", [f"{iso(60)} INFO fine"])
     write(tmp_path / "other.txt", [f"{iso(60)} ERROR not a log"])
     failed = verdict(check(path=str(tmp_path / "worker-*.log"), max_matches=0))
-    assert failed is not None and failed.found.startswith(f"1 lines of {tmp_path}/worker-*.log")
+    assert failed is not None and failed.found.startswith(f"1 line of {tmp_path}/worker-*.log")
     assert verdict(check(path=str(tmp_path / "worker-*.log"), max_matches=1)) is None
 
 
@@ -167,7 +167,7 @@ def test_files_older_than_the_window_are_not_read(tmp_path: Path) -> None:
 def test_hostile_names_and_patterns_stay_data(tmp_path: Path) -> None:
     odd = write(tmp_path / "-e $(touch pwned) ;.log", [f"{iso(10)} ERROR -- `x`"])
     failed = verdict(check(path=str(odd), pattern="-- `x`", max_matches=0))
-    assert failed is not None and failed.found.startswith("1 lines of")
+    assert failed is not None and failed.found.startswith("1 line of")
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 

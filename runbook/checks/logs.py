@@ -220,7 +220,7 @@ def _verify_one(check: LogCheck, target: Target, container: Container) -> None:
         lines = rest.rstrip("\n")
         raise CheckFailed(
             f"at most {limit} lines matching {check.pattern!r}{window}",
-            f"{count} lines of {container}'s logs match {check.pattern!r}{window} > {limit}",
+            f"{_lines(count)} of {container}'s logs match {check.pattern!r}{window} > {limit}",
             {f"last {check.show_lines} matching lines": lines} if lines else {},
         )
 
@@ -263,6 +263,11 @@ def _verify_files(check: LogCheck, target: Target, path: str) -> None:
         untimed = f" ({scan.untimed} without a timestamp)" if scan.untimed else ""
         raise CheckFailed(
             f"at most {limit} lines matching {check.pattern!r}{window}",
-            f"{scan.count} lines of {path} match {check.pattern!r}{window}{untimed} > {limit}",
+            f"{_lines(scan.count)} of {path} match {check.pattern!r}{window}{untimed} > {limit}",
             evidence,
         )
+
+
+def _lines(count: int) -> str:
+    """'1 line', '3 lines'."""
+    return f"{count} line" if count == 1 else f"{count} lines"
