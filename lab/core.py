@@ -175,12 +175,36 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def read_pidfile(path: Path) -> int | None:
-    """The pid in `path` if that process is still alive."""
+    """The pid in `path` if the process it names is still alive.
+
+    This machine's pid_max is 32768 and a `make test` starts thousands of processes: a pidfile
+    left by a daemon that died names, minutes later, someone else (a heal once sent SIGTERM to
+    a checklist run of another system that had the squatter's old pid). A process that started
+    after the pidfile was last written is not the one it names.
+    """
     try:
         pid = int(path.read_text().strip())
+        written = path.stat().st_mtime
     except (FileNotFoundError, ValueError):
         return None
-    return pid if pid_alive(pid) else None
+    if not pid_alive(pid):
+        return None
+    started = process_start(pid)
+    return None if started is None or started > written + 1.0 else pid
+
+
+def process_start(pid: int) -> float | None:
+    """When `pid` started (epoch seconds), from /proc; None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (FileNotFoundError, ProcessLookupError, IndexError, StopIteration):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks
 
 
 def spawn_daemon(argv: Sequence[str], log: Path) -> int:

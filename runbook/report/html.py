@@ -139,11 +139,12 @@ class HtmlReport:
         """A skip's log is its reason in words, not pytest's (path, line, 'Skipped: ...') tuple.
 
         A check's failure is said once, by its details block (expected, found, remedy, runbook):
-        pytest's log of the same text under it goes. An error (the suite's own trouble) keeps
-        its traceback.
+        pytest's log of the same text under it goes. An unexpected exception (the suite's own
+        trouble) keeps its traceback: its longrepr has one, a check's verdict has none.
         """
         record = record_of(report)
-        failed_check = record is not None and record.is_check and record.outcome == "failed"
+        verdict = not hasattr(report.longrepr, "reprtraceback")  # runbook.run.verdict.CheckRepr
+        failed_check = record is not None and record.is_check and verdict
         if report.failed and failed_check and data and data[0] == html.escape(report.longreprtext) + "\n":
             del data[0]
             return
