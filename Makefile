@@ -6,7 +6,7 @@ LAB_ENV := /var/lib/runbook-lab/lab.env
 # Secrets of the lab (the backup passphrase) come from its env file, as they would from a vault.
 WITH_LAB_ENV := set -a; [ -f $(LAB_ENV) ] && . $(LAB_ENV); set +a;
 
-.PHONY: demo test unit deps lab-up lab-heal lab-down lab-status lint daily smoke incident bench
+.PHONY: demo test unit deps lab-up lab-heal lab-down lab-status lint daily smoke incident bench tox-check
 
 deps:
 	@scripts/bootstrap.sh
@@ -56,6 +56,13 @@ UNIT_WORKERS ?= 4
 lint: deps
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
+
+## tox-check: `tox -e daily` and `tox -e smoke` against the healthy lab (tox from PyPI; not in make test).
+## tox lives in a venv of its own, so that its dependencies never move the project's pins.
+TOX_VENV ?= /var/tmp/runbook-tox
+tox-check: lab-heal
+	@[ -x $(TOX_VENV)/bin/tox ] || { python3 -m venv $(TOX_VENV) && $(TOX_VENV)/bin/pip install -q 'tox>=4'; }
+	@RUNBOOK_TOX_CHECK=1 RUNBOOK_TOX=$(TOX_VENV)/bin/tox $(WITH_LAB_ENV) $(PY) -m pytest -c selftests/pytest.ini selftests/test_tox_envs.py -q
 
 bench: lab-up
 	@$(WITH_LAB_ENV) for b in bench/*.py; do $(PY) $$b; done
