@@ -62,7 +62,7 @@ lint: deps
 TOX_VENV ?= /var/tmp/runbook-tox
 tox-check: lab-heal
 	@[ -x $(TOX_VENV)/bin/tox ] || { python3 -m venv $(TOX_VENV) && $(TOX_VENV)/bin/pip install -q 'tox>=4'; }
-	@RUNBOOK_TOX_CHECK=1 RUNBOOK_TOX=$(TOX_VENV)/bin/tox $(WITH_LAB_ENV) $(PY) -m pytest -c selftests/pytest.ini selftests/test_tox_envs.py -q
+	@$(WITH_LAB_ENV) RUNBOOK_TOX_CHECK=1 RUNBOOK_TOX=$(TOX_VENV)/bin/tox $(PY) -m pytest -c selftests/pytest.ini selftests/test_tox_envs.py -q
 
 bench: lab-up
 	@$(WITH_LAB_ENV) for b in bench/*.py; do $(PY) $$b; done
