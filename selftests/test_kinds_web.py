@@ -120,6 +120,7 @@ def test_pagination_at_most_500_messages(api: tuple[Faults, str], local: Target)
     check = http_check(f"{base}/api/chat/7", json_conditions=[{"path": "messages", "max_items": 500}])
     http.verify(check, local)
     faults.chat_messages = 731
+    local.forget_facts()  # the next run asks again (one run shares one answer)
     assert failure(http.verify, check, local).found == (
         f"JSON messages has 731 items > 500 ({_get(base, '/api/chat/7')})"
     )
@@ -138,6 +139,7 @@ def test_pagination_total_and_has_more(api: tuple[Faults, str], local: Target) -
     )
     http.verify(check, local)
     faults.devices_total = False
+    local.forget_facts()  # the next run asks again (one run shares one answer)
     assert failure(http.verify, check, local).found == (
         f"JSON total absent; has_more absent; total absent ({_get(base, '/api/tracker/admin/devices')})"
     )
@@ -171,6 +173,7 @@ def test_header_condition(api: tuple[Faults, str], local: Target) -> None:
     )
     http.verify(check, local)
     faults.cookie_secure = False
+    local.forget_facts()  # the next run asks again (one run shares one answer)
     error = failure(http.verify, check, local)
     assert error.found == (
         f"header Set-Cookie 'session=x; HttpOnly' does not match '; Secure\\\\b' ({_get(base, '/session')})"
@@ -203,6 +206,7 @@ def test_via_host_with_curl_reads_headers_and_json(api: tuple[Faults, str], loca
     check = http_check(f"{base}/ready", via="host", expect_headers={"Content-Type": "json"}, **READY)
     http.verify(check, local)
     faults.db = "error"
+    local.forget_facts()  # the next run asks again (one run shares one answer)
     found = failure(http.verify, check, local).found
     assert re.fullmatch(
         rf"status 503 != 200 \(GET {base}/ready, {SECONDS}\); components\.db=error components\.redis=ok",
@@ -648,3 +652,25 @@ def test_rate_limit_runs_only_when_writes_are_allowed(
     assert outcome in done.stdout, done.stdout + done.stderr
     if not allow:
         assert "writes to the system (failed login attempts of a probe user" in done.stdout
+
+
+def test_checks_asking_the_same_get_share_one_answer(api: tuple[Faults, str], local: Target) -> None:
+    """magic-master's four checks of /api/health: one request per run, each check judges it."""
+    faults, base = api
+    url = f"{base}/api/markers"
+    first = http_check(url, id="markers-list", json_conditions=[{"path": "markers", "max_items": 10}])
+    second = http_check(url, id="markers-exist", json_conditions=[{"path": "markers", "exists": True}])
+    keyed = http_check(url, id="markers-keyed", headers={"X-API-KEY": "k"})
+    threads = [threading.Thread(target=http.verify, args=(check, local)) for check in (first, second, first)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert faults.calls == 1
+    http.verify(keyed, local)  # another question: asked on its own
+    assert faults.calls == 2
+    local.forget_facts()  # --wait-ready's next round looks again
+    faults.errors_every = 1
+    assert failure(http.verify, first, local).found.startswith("status 500 != 200")
+    assert failure(http.verify, second, local).found.startswith("status 500 != 200")
+    assert faults.calls == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import Future
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -82,7 +83,36 @@ class HttpCheck(CheckBase, Endpoint):
 
 def verify(check: HttpCheck, target: Target) -> None:
     for origin in endpoint.origins(check, target):
-        judge(check, target, origin, endpoint.send(check, target, origin))
+        judge(check, target, origin, shared_answer(check, target, origin))
+
+
+def shared_answer(check: HttpCheck, target: Target, origin: Container | None) -> http_client.Answer:
+    """One GET per run for the checks that ask the same thing (magic-master's four checks of
+    /api/health): the service answers the runbook's one curl, not one per aspect. With two runs
+    at once, eight requests to its /api/health timed out where two answer. A check that times
+    the answer or downloads asks on its own; --wait-ready forgets the answer between rounds."""
+    if check.method != "GET" or check.is_download or check.measures_time:
+        return endpoint.send(check, target, origin)
+    key = (
+        "http GET", check.url, check.via, origin.name if origin else None,
+        tuple(sorted(check.headers.items())), check.verify_tls, check.timeout,
+    )  # fmt: skip
+    made: list[Future[http_client.Answer]] = []
+
+    def ask() -> Future[http_client.Answer]:
+        made.append(Future())
+        return made[0]
+
+    future = target.cached(key, ask)
+    if made:  # this check asks; the others with the same question wait for its answer
+        try:
+            future.set_result(endpoint.send(check, target, origin))
+        except BaseException as exc:
+            future.set_exception(exc)
+    try:
+        return future.result()
+    except CheckFailed as exc:  # each check raises its own, not one object shared by threads
+        raise CheckFailed(exc.expected, exc.found, exc.evidence) from None
 
 
 def judge(check: HttpCheck, target: Target, origin: Container | None, answer: http_client.Answer) -> None:
