@@ -183,14 +183,15 @@ def chat_page_5000() -> None:
 
 
 def slow_endpoint() -> None:
-    """web limited to 3% of a CPU (docker update --cpus 0.03): p95 of the perf sanity soars.
+    """web limited to 2% of a CPU (docker update --cpus 0.02): perf sanity's requests time out.
 
-    Measured on the healthy lab (web keeps its db connections): 200 GETs in 0.6 s; at 5% of a
-    CPU 13.6 s with p95 near the lab's 2000 ms limit (red or not by the moment); at 3% 21-24 s,
-    p95 2.8-3.0 s and nginx's 504s.
+    Measured on the healthy lab (web keeps its db connections): 200 GETs in 0.6 s. At 5% of a
+    CPU 13.6 s with p95 near the lab's 2000 ms limit, at 3% 12-24 s with p95 either side of it
+    (red or not by the moment); at 2% most requests end in nginx's 504 after 3 s, and the
+    check stops as soon as its errors decide.
     """
     with lab_map.SERVER.dockerd.session() as client:
-        client.api.update_container(WEB, cpu_quota=3_000, cpu_period=100_000)
+        client.api.update_container(WEB, cpu_quota=2_000, cpu_period=100_000)
 
 
 def scripts_writable() -> None:
@@ -366,7 +367,7 @@ FAULTS: list[Fault] = [
     ),
     fault(
         "slow-endpoint",
-        "web limited to 3% of a CPU (docker update --cpus 0.03): perf sanity p95 over its limit",
+        "web limited to 2% of a CPU (docker update --cpus 0.02): perf sanity's requests time out",
         fails={"perf-sanity"},
         inject=slow_endpoint,
         recreate={WEB},
