@@ -76,6 +76,22 @@ def test_a_corrupt_samples_file_starts_afresh(tmp_path: Path, stored: str) -> No
     assert all(value == value for item in history for value in item.values.values())  # no NaN
 
 
+@pytest.mark.parametrize(
+    "probes",
+    ["[]", '"x"', '{"rate_limit a": [1, true]}', '{"rate_limit a": {"time": "NaN", "passed": 1}}'],
+)
+def test_corrupt_probe_verdicts_are_none_and_are_written_over(tmp_path: Path, probes: str) -> None:
+    from runbook.host.samples import FILE_NAME, Probe, SampleStore
+
+    (tmp_path / FILE_NAME).write_text(
+        f'{{"version": 1, "sources": {{}}, "probes": {probes}}}', encoding="utf-8"
+    )
+    store = SampleStore(tmp_path)
+    assert store.last_probe("rate_limit a") is None
+    store.record_probe("rate_limit a", Probe(10.0, True, "x" * 5000, "held"))
+    assert store.last_probe("rate_limit a") == Probe(10.0, True, "x" * 2000, "held")
+
+
 @pytest.mark.parametrize(("captured", "segment"), [("..", "%2E%2E"), (".", "%2E"), ("a/../b", "a%2F..%2Fb")])
 def test_a_captured_value_stays_in_its_path_segment(captured: str, segment: str) -> None:
     """A captured '..' turned /api/customers/{{cid}}/balance into /api/balance on the server."""

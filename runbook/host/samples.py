@@ -15,6 +15,7 @@ The folder is set once per run by the plugin (`STORE.folder`), from --reports-di
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import math
@@ -78,17 +79,10 @@ class SampleStore:
         return _probe(stored)
 
     def record_probe(self, source: str, probe: Probe) -> None:
+        kept = dataclasses.replace(probe, found=probe.found[:MAX_TEXT], expected=probe.expected[:MAX_TEXT])
         with self._locked() as path:
             document = _read(path)
-            probes = document.setdefault("probes", {})
-            if not isinstance(probes, dict):
-                probes = document["probes"] = {}
-            probes[source] = {
-                "time": probe.time,
-                "passed": probe.passed,
-                "found": probe.found,
-                "expected": probe.expected,
-            }
+            document.setdefault("probes", {})[source] = dataclasses.asdict(kept)
             _write(path, document)
 
     @contextlib.contextmanager
@@ -151,6 +145,8 @@ def _read(path: Path) -> dict[str, Any]:
         return {"version": VERSION, "sources": {}}
     if not isinstance(document.get("sources"), dict):  # valid JSON of another shape: a cache, start afresh
         return {"version": VERSION, "sources": {}}
+    if not isinstance(document.get("probes", {}), dict):  # the probes alone are of another shape
+        document["probes"] = {}
     return document
 
 
