@@ -108,7 +108,8 @@ def verify(check: LoadCheck, target: Target) -> None:
     failed = sum(errors.values())
     percent = 100.0 * failed / check.requests
     summary = f"{latency(seconds)}; errors {failed}/{check.requests}"
-    sent = f"{check.requests - not_sent} of {check.requests}" if not_sent else f"{check.requests}"
+    answered = check.requests - not_sent
+    sent = f"{answered} of {check.requests}" if not_sent else f"{check.requests}"
     where = f"{sent} GET at concurrency {check.concurrency} in {took:.1f}s"
     evidence = {
         "latency": f"{latency(seconds)} over {len(seconds)} answers",
@@ -123,7 +124,6 @@ def verify(check: LoadCheck, target: Target) -> None:
         kinds = ", ".join(f"{what} x{count}" for what, count in errors.most_common(SHOWN_ERRORS))
         share = f"errors {failed}/{check.requests} = {percent:.1f}% > {check.max_error_percent:g}%"
         if not_sent:
-            answered = check.requests - not_sent
             share = (
                 f"errors {failed} of the first {answered} already exceed {check.max_error_percent:g}% "
                 f"of {check.requests} ({errors_allowed(check)} allowed)"

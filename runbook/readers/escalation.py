@@ -10,25 +10,15 @@ Lead | tech-lead@example.com | ... |`) when it has that table, else only the rol
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.describe.escalation import Escalation as Rules
+from runbook.describe.escalation import EscalationRule
 from runbook.readers.changes import span
 
 CONTACT_ROW = re.compile(r"^\|\s*\**(L[1-4])\**\s*\|([^|]*)\|([^|]*)\|")
-
-
-@dataclass(frozen=True)
-class Step:
-    """While a failure has lasted less than `until_minutes`, `level` is on it."""
-
-    until_minutes: float
-    level: str
-    ru: str
-    en: str
 
 
 @dataclass(frozen=True)
@@ -37,7 +27,7 @@ class Escalation:
     level: str
     role: str
     contact: str | None
-    rule: Step
+    rule: EscalationRule  # the step that applies (a matrix step, or `unescalated`)
     lasted: float  # seconds the worst failure has lasted
 
     def text(self, language: str) -> str:
@@ -50,11 +40,9 @@ class Escalation:
 
 def escalate(rules: Rules, severity: str, lasted: float, runbook: Path | None = None) -> Escalation:
     """The level of `rules` for a failure of `severity` that has lasted `lasted` seconds."""
-    steps = [Step(s.until_minutes, s.level, s.ru, s.en) for s in rules.matrix.get(severity, [])]  # type: ignore[call-overload]
-    if not steps:
-        other = rules.unescalated
-        steps = [Step(math.inf, other.level, other.ru, other.en)]
-    step = next(step for step in steps if lasted < step.until_minutes * 60)
+    steps = rules.matrix.get(severity)  # type: ignore[call-overload]
+    # the last step is open (until_minutes infinite): one always applies
+    step = next(s for s in steps if lasted < s.until_minutes * 60) if steps else rules.unescalated
     contacts = read_contacts(runbook) if runbook is not None else {}
     role, contact = contacts.get(step.level, (rules.roles[step.level], None))  # type: ignore[index]
     return Escalation(severity, step.level, role, contact, step, lasted)
