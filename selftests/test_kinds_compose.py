@@ -541,8 +541,43 @@ def test_a_container_restarted_moments_ago_is_looked_at_again(monkeypatch: pytes
 
     crashed = info(datetime.now(UTC), status="restarting")
     monkeypatch.setattr(containers_kind, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr(containers_kind.docker_host, "events", lambda *args: [])
     monkeypatch.setattr(containers_kind.docker_host, "read_inspect", lambda target, name: crashed)
     just_started = info(datetime.now(UTC))
     assert containers_kind._settled(None, Container("xray"), just_started) is crashed  # type: ignore[arg-type]
     for stable in (info(datetime.now(UTC) - timedelta(seconds=5)), info(datetime.now(UTC), restarts=0)):
         assert containers_kind._settled(None, Container("xray"), stable) is stable  # type: ignore[arg-type]
+
+
+def test_a_restart_after_a_long_crashing_run_is_waited_for_as_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a slow host an app may crash 4 s after its start: a restart 3.5 s old is not yet 'up'.
+    The wait follows the previous run's length from docker events; an operator's restart (a stop
+    between die and start) is not waited for beyond SETTLE_SECONDS."""
+    from datetime import UTC, datetime, timedelta
+
+    from runbook.checks import containers as containers_kind
+    from runbook.host.docker_host import Container
+
+    now = datetime.now(UTC)
+    started = (now - timedelta(seconds=0.35)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    current = {"Id": "c0ffee", "RestartCount": 7, "State": {"Status": "running", "Running": True,
+                                                            "StartedAt": started}}  # fmt: skip
+    crashed = {"RestartCount": 7, "State": {"Status": "restarting", "Restarting": True}}
+
+    def event(action: str, seconds_ago: float, code: str | None = None) -> dict[str, Any]:
+        attributes = {"exitCode": code} if code is not None else {}
+        nano = int((now - timedelta(seconds=seconds_ago)).timestamp() * 1e9)
+        return {"Action": action, "timeNano": nano, "Actor": {"Attributes": attributes}}
+
+    crash_loop = [event("start", 5.0), event("die", 0.6, "1"), event("start", 0.35)]
+    by_operator = [event("start", 5.0), event("die", 0.6, "0"), event("stop", 0.6), event("start", 0.35)]
+    monkeypatch.setattr(containers_kind, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr(containers_kind, "MAX_SETTLE_SECONDS", 10.0)
+    monkeypatch.setattr(containers_kind.time, "sleep", lambda seconds: slept.append(seconds))
+    monkeypatch.setattr(containers_kind.docker_host, "read_inspect", lambda target, name: crashed)
+    for events, waits in ((crash_loop, True), (by_operator, False)):
+        slept: list[float] = []
+        monkeypatch.setattr(containers_kind.docker_host, "events", lambda *args, events=events: events)
+        found = containers_kind._settled(None, Container("web"), current)  # type: ignore[arg-type]
+        assert (found is crashed) is waits
+        assert (slept and slept[0] > 6) if waits else not slept  # (5.0 - 0.6) * 1.5 + 1 - 0.35

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from runbook.describe.model import ByteSize, CheckBase, ContainerName, Duration, InContainer, format_duration
 from runbook.describe.units import human_bytes
-from runbook.errors import CheckFailed
+from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
 from runbook.host.docker_host import Container
 from runbook.host.target import Target
@@ -180,23 +180,64 @@ def _state(check: ContainerCheck, target: Target, found: list[Container]) -> Non
 
 # A container its restart policy started again less than this ago may be about to crash again.
 SETTLE_SECONDS = 3.0
+# However long its previous run lasted, a restarted container is waited for at most this long.
+MAX_SETTLE_SECONDS = 20.0
 
 
 def _settled(target: Target, container: Container, info: dict[str, Any]) -> dict[str, Any]:
-    """The state once a fresh restart had SETTLE_SECONDS: a container in a crash loop is 'running'
-    for the moments between its start and its crash, and must not pass as running then."""
-    state = info.get("State", {})
+    """The state once a fresh restart had time to crash again: a container in a crash loop is
+    'running' for the moments between its start and its crash, and must not pass as running then.
+
+    A restart after a crash is waited for as long as the run before it lasted (and a half, plus a
+    second; SETTLE_SECONDS at least, MAX_SETTLE_SECONDS at most): an app that crashed 4 s after its
+    last start on a slow host is not called up 3 s after this one.
+    """
     if not docker_host.is_running(info) or not info.get("RestartCount"):
         return info
-    try:
-        started = datetime.fromisoformat(str(state.get("StartedAt", ""))[:26].rstrip("Z") + "+00:00")
-    except ValueError:
+    age = _age_seconds(info)
+    if age is None or not 0 <= age < MAX_SETTLE_SECONDS:
         return info
-    age = (datetime.now(UTC) - started).total_seconds()
-    if not 0 <= age < SETTLE_SECONDS:
+    previous = _previous_crashed_run_seconds(target, info)
+    settle = SETTLE_SECONDS if previous is None else previous * 1.5 + 1
+    settle = min(max(settle, SETTLE_SECONDS), MAX_SETTLE_SECONDS)
+    if age >= settle:
         return info
-    time.sleep(SETTLE_SECONDS - age)
+    time.sleep(settle - age)
     return docker_host.read_inspect(target, container.name) or info
+
+
+def _age_seconds(info: dict[str, Any]) -> float | None:
+    """Seconds since the container's current run started, by its inspect `StartedAt`."""
+    stamp = str(info.get("State", {}).get("StartedAt", ""))
+    try:
+        started = datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    return (datetime.now(UTC) - started).total_seconds()
+
+
+def _previous_crashed_run_seconds(target: Target, info: dict[str, Any]) -> float | None:
+    """How long the run before the current one lasted, if it ended in a crash docker restarted.
+
+    None when the current run did not follow a crash (an operator's restart, a clean exit) or
+    the daemon's events of the last MAX_SETTLE_SECONDS * 15 do not show both ends of that run.
+    """
+    if not info.get("Id"):
+        return None
+    try:
+        actions = ("die", "stop", "start")
+        events = docker_host.events(target, str(info["Id"]), MAX_SETTLE_SECONDS * 15, actions)
+    except CheckError:
+        return None  # the state check still stands on SETTLE_SECONDS
+    starts = [index for index, event in enumerate(events) if event.get("Action") == "start"]
+    if len(starts) < 2:
+        return None
+    before, current = starts[-2], starts[-1]
+    between = events[before + 1 : current]
+    dies = [event for event in between if event.get("Action") == "die"]
+    if not dies or any(event.get("Action") == "stop" for event in between) or not _exit_code(dies[-1]):
+        return None
+    return (dies[-1].get("timeNano", 0) - events[before].get("timeNano", 0)) / 1e9
 
 
 def _restart_policy(check: ContainerCheck, target: Target, container: Container) -> None:
