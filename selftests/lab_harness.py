@@ -69,6 +69,9 @@ class LabChecklistTests:
     skipped_when_healthy: ClassVar[dict[str, str]] = {}
     # fault -> extra options of its checklist run (a writing check's fault needs --allow-writes)
     fault_options: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Faults whose `may_fail` checks are left out of their run: red or green by the moment, they
+    # prove nothing there, and a starved service makes each of them wait for its deadline.
+    unrun_may_fail: ClassVar[frozenset[str]] = frozenset()
     min_passed: ClassVar[int] = 1
     # The marker expression of the healthy and fault runs: the production file's markers stand,
     # so a system whose faults show only in smoke or incident checks runs those too.
@@ -125,9 +128,10 @@ class LabChecklistTests:
     def test_fault_fails_exactly_its_checks(self, healthy_lab: None, tmp_path: Path, fault: str) -> None:
         found_fault = lab.find_fault(fault, self.system)
         expected, may_fail = found_fault.expected_failures, found_fault.may_fail
+        unrun = self._deselect(may_fail) if fault in self.unrun_may_fail else ()
         lab.break_fault(self.system, fault)
         try:
-            code, records, output = self.run_daily(tmp_path, *self.fault_options.get(fault, ()))
+            code, records, output = self.run_daily(tmp_path, *self.fault_options.get(fault, ()), *unrun)
         finally:
             lab.heal(self.system)
         failed = outcomes(records, "failed") | outcomes(records, "error")
@@ -140,6 +144,13 @@ class LabChecklistTests:
             message = records[check_id]["message"]
             assert re.search(pattern, message), f"{check_id}: {message!r} !~ {pattern!r}"
             assert records[check_id]["remedy"], check_id
+
+    def _deselect(self, check_ids: frozenset[str]) -> tuple[str, ...]:
+        """`-k` leaving these checks out: `system:id]` matches the one test id and no longer one."""
+        if not check_ids:
+            return ()
+        names = " or ".join(f"{self.system}:{check_id}]" for check_id in sorted(check_ids))
+        return ("-k", f"not ({names})")
 
     def test_after_heal_everything_passes_again(self, healthy_lab: None, tmp_path: Path) -> None:
         code, records, output = self.run_daily(tmp_path)

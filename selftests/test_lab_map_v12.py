@@ -105,6 +105,9 @@ class TestMapV12Lab(LabChecklistTests):
     # show only when those run too (the production file's markers stand).
     markers = "daily or smoke or incident"
     min_passed = 35
+    # web at 2% of a CPU: alembic inside it and the rate-limit probes through it ran to their
+    # deadlines (27 s, 20 s) before perf-sanity, red or green by the moment either way.
+    unrun_may_fail = frozenset({"slow-endpoint"})
 
     @pytest.fixture(autouse=True)
     def fresh_login_window(self, healthy_lab: None) -> Iterator[None]:
