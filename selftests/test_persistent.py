@@ -316,8 +316,9 @@ def test_the_end_of_the_run_closes_the_shells(sshd: LoopbackSshd) -> None:
 # -- testinfra's modules on top --------------------------------------------------------------
 
 
-def test_testinfra_modules_run_through_the_same_shell(target: Target) -> None:
-    shell = str(shell_pid(target.connection.transport))
+def test_testinfra_modules_run_through_the_same_connection(target: Target) -> None:
+    """One connection, but each command a process of its own, as under ssh:// (`$$` differs)."""
+    connection = target.run('echo "$SSH_CONNECTION"').stdout
     host = target.host
     assert host.backend.NAME == "ssh+persist"
     passwd = host.file("/etc/passwd")
@@ -326,7 +327,8 @@ def test_testinfra_modules_run_through_the_same_shell(target: Target) -> None:
     assert host.process.filter(comm="sshd")
     assert host.check_output("echo %s", "quoted arg") == "quoted arg"
     assert host.run("exit 3").rc == 3
-    assert host.check_output('printf %s "$$"') == shell  # no second connection, no second shell
+    assert host.check_output('echo "$SSH_CONNECTION"') + "\n" == connection  # no second connection
+    assert host.check_output('printf %s "$$"') != host.check_output('printf %s "$$"')
 
 
 def test_testinfra_get_host_knows_the_scheme(sshd: LoopbackSshd) -> None:
