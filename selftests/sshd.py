@@ -43,7 +43,7 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def _write_files(folder: Path, port: int) -> Path:
+def _write_files(folder: Path, port: int, extra: str) -> Path:
     _keygen(folder / "host_key")
     _keygen(folder / "client_key")
     (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
@@ -54,7 +54,7 @@ def _write_files(folder: Path, port: int) -> Path:
         f"ListenAddress {HOST}\nPort {port}\nHostKey {folder / 'host_key'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile none\n"
         "PermitRootLogin yes\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nMaxSessions 20\n"
+        f"KbdInteractiveAuthentication no\nMaxSessions 20\n{extra}"
     )
     (folder / "ssh_config").write_text(
         f"Host {HOST}\n    Port {port}\n    User root\n    IdentityFile {folder / 'client_key'}\n"
@@ -78,11 +78,12 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float =
 
 
 @contextmanager
-def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
-    """Run sshd in the foreground on a free loopback port until the block ends."""
+def loopback_sshd(folder: Path, extra_config: str = "") -> Iterator[LoopbackSshd]:
+    """Run sshd in the foreground on a free loopback port until the block ends; `extra_config`
+    is added to its sshd_config (`SetEnv HOME=...` gives sessions a login rc file of the test's)."""
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     port = free_port()
-    config = _write_files(folder, port)
+    config = _write_files(folder, port, extra_config)
     log = (folder / "sshd.log").open("wb")
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
     try:
