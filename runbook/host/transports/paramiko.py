@@ -136,12 +136,13 @@ class ParamikoTransport(Transport):
         client = self.client
         try:
             return client.get_transport().open_session(timeout=self.connect_timeout)
-        except paramiko.ChannelException as exc:
-            if client.get_transport() is not None and client.get_transport().is_active():
-                raise ChannelRefused(f"the server refused a channel: {exc}") from None
-            self._drop(client)
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
         except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+            # paramiko keeps one failure for the whole connection: with several threads opening
+            # channels, a refusal may reach another thread as a bare SSHException. The
+            # connection's state, not the exception's kind, tells a refusal from a dead link.
+            ssh = client.get_transport()
+            if ssh is not None and ssh.is_active():
+                raise ChannelRefused(f"the server refused a channel: {exc or type(exc).__name__}") from None
             self._drop(client)
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
 

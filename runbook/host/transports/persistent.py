@@ -61,19 +61,17 @@ class PersistentSshTransport(ParamikoTransport):
 
     # -- sessions ---------------------------------------------------------------------
 
-    def _open_session(self, deadline: float) -> ShellSession:
+    def _open_session(self) -> ShellSession:
+        """A new shell on a new channel (ChannelRefused if the server has no room for one)."""
         had_connection = self._client is not None
-        while True:
-            try:
-                channel = self._channel()
-                break
-            except ChannelRefused:
-                self._wait_for_room(deadline)  # the server's MaxSessions: a shell comes back soon
-            except TransportError:
-                if not had_connection:
-                    raise
-                had_connection = False
-                # the old connection had died (and is closed): connect once more
+        try:
+            channel = self._channel()
+        except ChannelRefused:
+            raise
+        except TransportError:
+            if not had_connection:
+                raise
+            channel = self._channel()  # the old connection had died (and is closed): connect once more
         try:
             return ShellSession.start(channel, timeout=self.connect_timeout)
         except (SessionLost, TransportTimeout) as exc:
@@ -81,24 +79,26 @@ class PersistentSshTransport(ParamikoTransport):
             raise TransportError(f"could not start a shell session: {exc}") from None
 
     def _take(self, deadline: float) -> ShellSession:
-        with self._idle_lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._open_session(deadline)
+        """An idle shell, else a new one; while the server refuses channels (its MaxSessions),
+        the next shell another thread gives back."""
+        while True:
+            with self._idle_lock:
+                if self._idle:
+                    return self._idle.pop()
+            try:
+                return self._open_session()
+            except ChannelRefused:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransportTimeout("the server refused a new channel until the deadline") from None
+                with self._idle_lock:
+                    if not self._idle:
+                        self._returned.wait(min(remaining, 0.2))
 
     def _give_back(self, session: ShellSession) -> None:
         with self._idle_lock:
             self._idle.append(session)
             self._returned.notify_all()
-
-    def _wait_for_room(self, deadline: float) -> None:
-        """After a refused channel: wait until a shell is given back (or a moment passes)."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TransportTimeout("the server refused a new channel until the deadline (MaxSessions)")
-        with self._idle_lock:
-            if not self._idle:
-                self._returned.wait(min(remaining, 0.2))
 
     def _kill(self, session: ShellSession) -> None:
         """End a shell and all it runs: sshd made the shell the leader of its process group."""
