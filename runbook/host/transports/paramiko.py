@@ -294,6 +294,9 @@ def _send_eof(channel: Any) -> None:
     protocol error and drops the whole connection. Holding the lock while the EOF goes out
     orders it before any CLOSE of ours; a channel already closed needs none.
     """
+    if not all(hasattr(channel, name) for name in ("lock", "_send_eof", "transport")):
+        channel.shutdown_write()  # a paramiko without these internals: its own (racy) way
+        return
     with channel.lock:
         if channel.closed:
             return

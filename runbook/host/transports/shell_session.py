@@ -6,7 +6,7 @@ servers) and a login shell; a shell kept open costs one fork per command.
 Nothing is installed on the host: requests are plain POSIX sh written to the shell's
 stdin, one line each, with a fresh random token T:
 
-    printf %s 'T{'; printf %s 'T{' >&2; ( eval 'LINE' ) </dev/null & wait $!; r=$?;
+    printf %s 'T{'; printf %s 'T{' >&2; ( set --; eval 'LINE' ) </dev/null 9>&- & wait $!; r=$?;
     kill -9 -$! 2>/dev/null && echo 'NOTE' >&2; printf 'T}%d\\n' "$r"; printf %s 'T}' >&2
 
 - The command runs in a subshell: its `cd`, `export`, `umask`, `exit` and traps end with
@@ -160,7 +160,8 @@ class Framed:
 def request(line: str, token: str) -> bytes:
     start, end = f"{token}{{", f"{token}}}"
     text = (
-        f"printf %s '{start}'; printf %s '{start}' >&2; ( eval {shlex.quote(line)} ) </dev/null & "
+        f"printf %s '{start}'; printf %s '{start}' >&2; "
+        f"( set --; eval {shlex.quote(line)} ) </dev/null 9>&- & "
         f"wait $!; r=$?; kill -9 -$! 2>/dev/null && echo '{LEFT_BEHIND}' >&2; "
         f"printf '{end}%d\\n' \"$r\"; printf %s '{end}' >&2\n"
     )
