@@ -71,11 +71,12 @@ BOOT = (
 )
 # The first line the session's shell reads. P: the process group; "$@": sshd's environment, and
 # E the `env -i` that applies it (none where /proc is missing); S: the login shell as sshd runs
-# it (by its bare name when PATH finds that same file, so $0 and messages read `bash`); fd 9:
+# it (by its bare name when sshd's PATH finds that same file, so $0 and messages read `bash`); fd 9:
 # the channel's stdout.
 SETUP = (
     "P=$1; shift; E=; [ $# -gt 0 ] && E='env -i'; "
-    'S=${SHELL:-/bin/sh}; case $S in */*) n=${S##*/}; [ "$(command -v "$n")" -ef "$S" ] && S=$n;; esac; '
+    "S=${SHELL:-/bin/sh}; case $S in */*) n=${S##*/}; "
+    '[ "$($E "$@" /bin/sh -c \'command -v "$0"\' "$n")" -ef "$S" ] && S=$n;; esac; '
     "unset n; exec 9>&1\n"
 )
 
