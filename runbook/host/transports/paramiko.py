@@ -59,7 +59,6 @@ class ParamikoTransport(Transport):
 
         self.address = BaseBackend.parse_hostspec(spec.split("://", 1)[1].split("?", 1)[0])
         self.options = spec_options(spec)
-        self.command_timeout = command_timeout_option(self.options)
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -154,6 +153,22 @@ class ParamikoTransport(Transport):
         with contextlib.suppress(Exception):
             client.close()
 
+    def _channel_until(self, deadline: float) -> Any:
+        """A new session channel, waiting while the server refuses one (its MaxSessions): another
+        command's channel closes soon. TransportTimeout if none came by the deadline."""
+        while True:
+            try:
+                return self._channel()
+            except ChannelRefused:
+                if time.monotonic() >= deadline:
+                    raise TransportTimeout("the server refused a new channel until the deadline") from None
+                time.sleep(0.1)
+
+    @property
+    def command_timeout(self) -> float | None:
+        """The deadline of commands sent through testinfra's API (`?command_timeout=`)."""
+        return command_timeout_option(self.options)
+
     # -- commands ---------------------------------------------------------------------
 
     @staticmethod
@@ -169,7 +184,7 @@ class ParamikoTransport(Transport):
 
     def run(self, line: str, *, timeout: float) -> Raw:
         deadline = time.monotonic() + timeout
-        channel = self._channel()
+        channel = self._channel_until(deadline)
         stdout, stderr = Capped(), Capped()
         try:
             self._exec(channel, line)
@@ -195,14 +210,7 @@ class ParamikoTransport(Transport):
     def run_exact(self, line: str, *, timeout: float | None) -> Raw:
         """`line` as `ssh host LINE` runs it: unchanged, its stdin at its end, every byte kept."""
         deadline = time.monotonic() + timeout if timeout else float("inf")
-        while True:
-            try:
-                channel = self._channel()
-                break
-            except ChannelRefused:
-                if time.monotonic() >= deadline:
-                    raise TransportTimeout("the server refused a new channel until the deadline") from None
-                time.sleep(0.1)
+        channel = self._channel_until(deadline)
         budget = [EXACT_LIMIT]
         stdout, stderr = Whole(budget), Whole(budget)
         try:
@@ -237,7 +245,7 @@ class ParamikoTransport(Transport):
 
     @contextlib.contextmanager
     def stream(self, line: str, *, timeout: float) -> Iterator[tuple[IO[bytes], StreamEnd]]:
-        channel = self._channel()
+        channel = self._channel_until(time.monotonic() + timeout)
         end = StreamEnd()
 
         def expire() -> None:
