@@ -1,6 +1,6 @@
 """ssh+persist:// and paramiko:// answer through testinfra's API exactly as stock ssh:// does.
 
-The same queries (raw commands and testinfra's modules, QUERIES below, counted by
+The same queries (raw_queries and module_queries below, 403 of them, counted by
 test_there_are_enough_queries) run in order through testinfra's own `ssh://` backend and
 through the suite's backends (`Connection.testinfra_host`, what custom checks get) on one
 loopback sshd; rc, stdout bytes and stderr bytes (or the exception) must be equal. The
@@ -9,8 +9,8 @@ PATH and counts itself): a command must see it read exactly once, as under ssh:/
 
 Each backend opens its connection once and answers every query in one pass, the three
 backends side by side; one test per suite backend compares and lists every difference.
-The differences that are deliberate are DELIBERATE below, each said in README.md ("ssh+persist:// and ssh://").
-stock ssh:// runs with a ControlMaster (testinfra's `controlpath`): each command is still
+The deliberate differences are DELIBERATE below, each said in README.md ("ssh+persist://
+and ssh://"). Stock ssh:// runs with a ControlMaster (testinfra's `controlpath`): each command is still
 a session of its own on the server, only the client's key exchange is shared.
 """
 
@@ -165,7 +165,7 @@ def raw_queries(data: Path) -> list[tuple[str, str]]:
             "shopt -q extglob; echo $?",
             "declare -p BASH_ARGV0 2>&1 | cut -c1-10",
             "echo ${#BASH_SOURCE[@]}",
-            "ps -o args= -p $$",
+            "ps -o args= -p $$",  # shell-18: holds the pid, see VOLATILE
             "echo (",
             "if",
             "echo 'open",
