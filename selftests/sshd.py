@@ -43,15 +43,15 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def _write_files(folder: Path, port: int) -> Path:
+def _write_files(folder: Path, port: int, extra: str) -> Path:
     _keygen(folder / "host_key")
     _keygen(folder / "client_key")
     (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
     host_key = " ".join((folder / "host_key.pub").read_text().split()[:2])
     (folder / "known_hosts").write_text(f"[{HOST}]:{port} {host_key}\n")
     config = folder / "sshd_config"
-    config.write_text(
-        f"ListenAddress {HOST}\nPort {port}\nHostKey {folder / 'host_key'}\n"
+    config.write_text(  # `extra` first: for each keyword, sshd takes the first value it reads
+        f"{extra}ListenAddress {HOST}\nPort {port}\nHostKey {folder / 'host_key'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile none\n"
         "PermitRootLogin yes\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nMaxSessions 20\n"
@@ -78,11 +78,13 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float =
 
 
 @contextmanager
-def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
-    """Run sshd in the foreground on a free loopback port until the block ends."""
+def loopback_sshd(folder: Path, extra_config: str = "") -> Iterator[LoopbackSshd]:
+    """Run sshd in the foreground on a free loopback port until the block ends; `extra_config`
+    goes first in its sshd_config (`SetEnv HOME=...` gives sessions a login rc file of the test's,
+    `MaxSessions 2` makes it refuse channels)."""
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     port = free_port()
-    config = _write_files(folder, port)
+    config = _write_files(folder, port, extra_config)
     log = (folder / "sshd.log").open("wb")
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
     try:

@@ -23,9 +23,9 @@ from test_foundation import run_pytest
 from runbook.errors import CheckError, CommandTimeout, HostUnreachable
 from runbook.host.processes import OUTPUT_CAP
 from runbook.host.target import Target, TargetPool
-from runbook.host.transports import Transport, TransportTimeout, open_transport
+from runbook.host.transports import Transport, TransportError, TransportTimeout, open_transport
 from runbook.host.transports.base import CommandLost
-from selftests.sshd import LoopbackSshd
+from selftests.sshd import LoopbackSshd, loopback_sshd
 
 
 @pytest.fixture
@@ -90,6 +90,14 @@ def test_big_output_is_capped_and_the_next_command_is_framed(transport: Transpor
     assert raw.dropped == 12000005 - OUTPUT_CAP
     assert raw.stdout.endswith(b"\0tail\n") and b"bytes of output not kept" in raw.stdout
     assert transport.run("echo next", timeout=5).stdout == b"next\n"
+
+
+def test_testinfra_gets_every_byte_while_the_target_keeps_its_cap(target: Target) -> None:
+    """The cap is the suite's evidence's, never a testinfra result's (host.run, host.file().content)."""
+    whole = target.host.run("head -c 12000000 /dev/zero; echo tail >&2")
+    assert (whole.rc, len(whole.stdout_bytes), whole.stderr_bytes) == (0, 12000000, b"tail\n")
+    capped = target.run("head -c 12000000 /dev/zero")
+    assert capped.dropped == 12000000 - OUTPUT_CAP
 
 
 def test_stdin_is_closed(transport: Transport) -> None:
@@ -237,6 +245,65 @@ def test_commands_from_several_threads_run_at_once(transport: Transport) -> None
     assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
+def established(port: int) -> int:
+    """This machine's TCP connections to a local port (the client ends)."""
+    said = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"( dport = :{port} )"], capture_output=True, check=True
+    )
+    return len(said.stdout.splitlines())
+
+
+@pytest.mark.parametrize("scheme", ["ssh+persist", "paramiko"])
+def test_a_refused_channel_is_waited_for_on_the_same_connection(tmp_path: Path, scheme: str) -> None:
+    """sshd's MaxSessions refuses a channel; that is no dead connection: commands wait for room,
+    one connection serves them all, and close() leaves none established."""
+    with loopback_sshd(tmp_path, extra_config="MaxSessions 2\n") as server:
+        opened = open_transport(server.spec(scheme), connect_timeout=5)
+        host = opened.testinfra_host()  # type: ignore[attr-defined]
+        said: dict[int, str] = {}
+
+        def work(number: int) -> None:
+            if number % 2:  # the suite's own path (Target) and testinfra's alike
+                said[number] = opened.run(f"sleep 0.3; echo {number}", timeout=30).stdout.decode()
+            else:
+                said[number] = host.run("sleep 0.3; echo %s", str(number)).stdout
+
+        workers = [threading.Thread(target=work, args=(number,)) for number in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert said == {number: f"{number}\n" for number in range(6)}
+        assert established(server.port) == 1
+        opened.close()
+        deadline = time.monotonic() + 5
+        while established(server.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert established(server.port) == 0
+
+
+def test_testinfras_command_deadline_is_the_specs_command_timeout(sshd: LoopbackSshd) -> None:
+    """testinfra's commands have ?command_timeout= (or get_host's keyword), not a fixed 60 s."""
+    import testinfra
+
+    opened = open_transport(sshd.spec("ssh+persist", "command_timeout=1"), connect_timeout=5)
+    try:
+        host = opened.testinfra_host()  # type: ignore[attr-defined]
+        with pytest.raises(TransportTimeout, match="within 1s"):
+            host.run("sleep 30")
+    finally:
+        opened.close()
+    built = testinfra.get_host(sshd.spec("ssh+persist"), command_timeout="1")
+    try:
+        with pytest.raises(TransportTimeout, match="within 1s"):
+            built.run("sleep 30")
+    finally:
+        built.backend.transport.close()
+    unclear = open_transport(sshd.spec("ssh+persist", "command_timeout=soon"), connect_timeout=5)
+    with pytest.raises(TransportError, match="command_timeout='soon'"):
+        unclear.testinfra_host().run("true")  # type: ignore[attr-defined]
+
+
 # -- sudo, unreachable, host keys ------------------------------------------------------------
 
 
@@ -316,8 +383,9 @@ def test_the_end_of_the_run_closes_the_shells(sshd: LoopbackSshd) -> None:
 # -- testinfra's modules on top --------------------------------------------------------------
 
 
-def test_testinfra_modules_run_through_the_same_shell(target: Target) -> None:
-    shell = str(shell_pid(target.connection.transport))
+def test_testinfra_modules_run_through_the_same_connection(target: Target) -> None:
+    """One connection, but each command a process of its own, as under ssh:// (`$$` differs)."""
+    connection = target.run('echo "$SSH_CONNECTION"').stdout
     host = target.host
     assert host.backend.NAME == "ssh+persist"
     passwd = host.file("/etc/passwd")
@@ -326,7 +394,8 @@ def test_testinfra_modules_run_through_the_same_shell(target: Target) -> None:
     assert host.process.filter(comm="sshd")
     assert host.check_output("echo %s", "quoted arg") == "quoted arg"
     assert host.run("exit 3").rc == 3
-    assert host.check_output('printf %s "$$"') == shell  # no second connection, no second shell
+    assert host.check_output('echo "$SSH_CONNECTION"') + "\n" == connection  # no second connection
+    assert host.check_output('printf %s "$$"') != host.check_output('printf %s "$$"')
 
 
 def test_testinfra_get_host_knows_the_scheme(sshd: LoopbackSshd) -> None:

@@ -12,11 +12,17 @@ big files use a channel of their own on the same connection.
 - At the deadline the shell's whole process group is killed (through a second channel)
   and the next command opens a new shell. Target's commands carry their own shorter
   deadline on the host, so this is the backstop for commands sent by testinfra modules.
-- Commands from several threads at once each get a shell; idle shells are reused.
+- Commands from several threads at once each get a shell; idle shells are reused. A channel
+  the server refuses (sshd's MaxSessions) is waited for on the same connection, never taken
+  for a dead one.
 - `testinfra_host()` serves testinfra's modules (`host.file`, `host.service`, ...) over
-  the same connection. `testinfra.get_host("ssh+persist://...")` works too, with a
-  connection of its own; testinfra passes on ssh_config and ssh_identity_file but drops
-  `host_key_check=off`, so host keys are always verified there.
+  the same connection, each command answering exactly as under ssh:// (`run_exact`: the
+  login shell, every byte, the output of background children that still hold it), with
+  a deadline of `?command_timeout=SECONDS` (60 by default; 0 for none).
+  `testinfra.get_host("ssh+persist://...")` works too, with a connection of its own;
+  testinfra passes on ssh_config, ssh_identity_file and timeout (the connect timeout) but
+  drops the rest of the query (`host_key_check=off`, so host keys are always verified
+  there; `command_timeout` is then a keyword: `get_host(spec, command_timeout=30)`).
 """
 
 from __future__ import annotations
@@ -25,18 +31,16 @@ import contextlib
 import socket
 import threading
 import time
-import urllib.parse
 from typing import Any
 
-from testinfra.backend.base import BaseBackend, CommandResult
-
 from runbook.host.processes import Raw, TransportTimeout
-from runbook.host.transports.base import CommandLost, TransportError, spec_options
-from runbook.host.transports.paramiko import ParamikoTransport
-from runbook.host.transports.shell_session import SessionLost, ShellSession
-
-# The deadline of a command sent by a testinfra module (testinfra itself has none).
-TESTINFRA_COMMAND_TIMEOUT = 60.0
+from runbook.host.transports.base import CommandLost, TransportError
+from runbook.host.transports.paramiko import (
+    ChannelRefused,
+    ParamikoTransport,
+    TransportBackend,
+)
+from runbook.host.transports.shell_session import OutputTooLarge, SessionLost, ShellSession
 
 
 class PersistentSshTransport(ParamikoTransport):
@@ -46,6 +50,7 @@ class PersistentSshTransport(ParamikoTransport):
         super().__init__(spec, connect_timeout=connect_timeout)
         self._idle: list[ShellSession] = []
         self._idle_lock = threading.Lock()
+        self._returned = threading.Condition(self._idle_lock)
 
     def _connect(self) -> Any:
         client = super()._connect()
@@ -57,28 +62,43 @@ class PersistentSshTransport(ParamikoTransport):
     # -- sessions ---------------------------------------------------------------------
 
     def _open_session(self) -> ShellSession:
+        """A new shell on a new channel (ChannelRefused if the server has no room for one)."""
         had_connection = self._client is not None
         try:
             channel = self._channel()
+        except ChannelRefused:
+            raise
         except TransportError:
             if not had_connection:
                 raise
-            channel = self._channel()  # the old connection had died: connect once more
+            channel = self._channel()  # the old connection had died (and is closed): connect once more
         try:
             return ShellSession.start(channel, timeout=self.connect_timeout)
         except (SessionLost, TransportTimeout) as exc:
             channel.close()
             raise TransportError(f"could not start a shell session: {exc}") from None
 
-    def _take(self) -> ShellSession:
-        with self._idle_lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._open_session()
+    def _take(self, deadline: float) -> ShellSession:
+        """An idle shell, else a new one; while the server refuses channels (its MaxSessions),
+        the next shell another thread gives back."""
+        while True:
+            with self._idle_lock:
+                if self._idle:
+                    return self._idle.pop()
+            try:
+                return self._open_session()
+            except ChannelRefused:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransportTimeout("the server refused a new channel until the deadline") from None
+                with self._idle_lock:
+                    if not self._idle:
+                        self._returned.wait(min(remaining, 0.2))
 
     def _give_back(self, session: ShellSession) -> None:
         with self._idle_lock:
             self._idle.append(session)
+            self._returned.notify_all()
 
     def _kill(self, session: ShellSession) -> None:
         """End a shell and all it runs: sshd made the shell the leader of its process group."""
@@ -86,22 +106,43 @@ class PersistentSshTransport(ParamikoTransport):
         if pid <= 1:  # never learnt: `kill -- -0` would be our killer's own group
             session.close()
             return
-        with contextlib.suppress(Exception):
-            killer = self._channel()
-            killer.exec_command(f"kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid}")
-            killer.status_event.wait(self.connect_timeout)
-            killer.close()
+        line = f"kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid}"
+        with self._idle_lock:
+            helper = self._idle.pop() if self._idle else None
+        if helper is not None:  # an open shell needs no new channel, which MaxSessions may refuse
+            try:
+                helper.run(line, deadline=time.monotonic() + self.connect_timeout)
+                self._give_back(helper)
+            except Exception:
+                helper.close()
+                helper = None
+        if helper is None:
+            with contextlib.suppress(Exception):
+                killer = self._channel()
+                killer.exec_command(line)
+                killer.status_event.wait(self.connect_timeout)
+                killer.close()
         session.close()
 
     # -- commands ---------------------------------------------------------------------
 
     def run(self, line: str, *, timeout: float) -> Raw:
-        deadline = time.monotonic() + timeout
+        return self._session_run(line, timeout, exact=False)
+
+    def run_exact(self, line: str, *, timeout: float | None) -> Raw:
+        """As `ssh host LINE` answers (testinfra's API): see shell_session.run_exact."""
+        return self._session_run(line, timeout, exact=True)
+
+    def _session_run(self, line: str, timeout: float | None, *, exact: bool) -> Raw:
+        deadline = time.monotonic() + timeout if timeout else float("inf")
         retried = False
         while True:
-            session = self._take()
+            session = self._take(deadline)
             try:
-                raw = session.run(line, deadline=deadline)
+                if exact:
+                    raw = session.run_exact(line, deadline=deadline)
+                else:
+                    raw = session.run(line, deadline=deadline)
             except SessionLost as lost:
                 session.close()
                 if lost.started:
@@ -113,6 +154,9 @@ class PersistentSshTransport(ParamikoTransport):
             except TransportTimeout:
                 self._kill(session)
                 raise TransportTimeout(f"no answer within {timeout:g}s (the command was killed)") from None
+            except OutputTooLarge:
+                self._kill(session)
+                raise
             except BaseException:
                 session.close()
                 raise
@@ -121,12 +165,7 @@ class PersistentSshTransport(ParamikoTransport):
 
     def testinfra_host(self) -> Any:
         """A testinfra host whose commands run through this transport's shells."""
-        from testinfra.host import Host
-
-        options = spec_options(self.spec)
-        address = self.spec.split("://", 1)[1].split("?", 1)[0]
-        sudo = options.get("sudo", "").lower() == "true"
-        return Host(PersistentBackend(address, sudo=sudo, sudo_user=options.get("sudo_user"), transport=self))
+        return self._testinfra_host(PersistentBackend)
 
     def close(self) -> None:
         with self._idle_lock:
@@ -136,31 +175,8 @@ class PersistentSshTransport(ParamikoTransport):
         super().close()
 
 
-class PersistentBackend(BaseBackend):
+class PersistentBackend(TransportBackend):
     """testinfra's backend for ssh+persist://, so its modules run over the open shell."""
 
     NAME = "ssh+persist"
-
-    def __init__(
-        self, hostspec: str, *args: Any, transport: PersistentSshTransport | None = None, **kwargs: Any
-    ):
-        super().__init__(hostspec, *args, **kwargs)
-        if transport is None:  # built by testinfra.get_host(): the options testinfra passed on
-            kept = {key: kwargs[key] for key in ("ssh_config", "ssh_identity_file") if key in kwargs}
-            query = f"?{urllib.parse.urlencode(kept)}" if kept else ""
-            connect_timeout = float(kwargs.get("timeout", 10))
-            transport = PersistentSshTransport(
-                f"ssh+persist://{hostspec}{query}", connect_timeout=connect_timeout
-            )
-        self.transport = transport
-
-    def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
-        # -n: never wait for a password prompt that nobody can answer.
-        if sudo_user is None:
-            return self.quote("sudo -n /bin/sh -c %s", command)
-        return self.quote("sudo -n -u %s /bin/sh -c %s", sudo_user, command)
-
-    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
-        line = self.get_command(command, *args)
-        raw = self.transport.run(line, timeout=TESTINFRA_COMMAND_TIMEOUT)
-        return self.result(raw.rc, self.encode(line), raw.stdout, raw.stderr)
+    transport_class = PersistentSshTransport
