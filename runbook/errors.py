@@ -18,11 +18,15 @@ class CheckFailed(AssertionError):
         expected: str,
         found: str,
         evidence: Mapping[str, str] | None = None,
+        *,
+        timing: bool = False,
     ) -> None:
         super().__init__(f"{found} (expected: {expected})")
         self.expected = expected
         self.found = found
         self.evidence = dict(evidence or {})
+        # Failed on time (no answer within, slower than a limit): a late runner may be the cause.
+        self.timing = timing
 
 
 class CheckError(Exception):
@@ -51,6 +55,10 @@ class HostUnreachable(CheckError):
 
 class CommandTimeout(CheckError):
     pass
+
+
+class RunnerOverloaded(CheckError):
+    """A check failed on time while the runner itself was too busy to time anything."""
 
 
 def require(condition: bool, expected: str, found: str, evidence: Mapping[str, str] | None = None) -> None:

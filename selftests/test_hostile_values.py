@@ -112,3 +112,17 @@ def test_a_rate_over_its_limit_is_printed_over_it(value: float, shown: str) -> N
     check = rates_check(max_increase=int(value))
     with pytest.raises(CheckFailed, match=rf"grew by {re.escape(shown)} > {int(value)} "):
         rates._judge(check, int(value), {"": value}, 300, "prometheus")
+
+
+def test_a_huge_captured_value_fails_its_step_cleanly() -> None:
+    """A 100 kB value captured from an answer would become the next request's URL and header."""
+    from runbook.checks.scenario import MAX_CAPTURED, Step, _captures
+
+    step = Step(name="code", method="POST", url="/api/code", capture={"customer_id": "customer.id"})
+    assert _captures(step, {"customer": {"id": "c-1"}}, "POST /api/code", {}) == {"customer_id": "c-1"}
+    with pytest.raises(CheckFailed) as failed:
+        _captures(step, {"customer": {"id": "x" * 100_000}}, "POST /api/code", {})
+    assert failed.value.found == (
+        f"customer.id is 100000 characters long, more than a captured value may be ({MAX_CAPTURED}; "
+        "POST /api/code)"
+    )

@@ -879,3 +879,50 @@ def test_a_nan_sample_fails_and_is_never_stored(
     series._value.set(1000)
     with pytest.raises(CheckFailed, match=r"rose .*/min > 5/min"):
         rates.verify(check, local)
+
+
+def test_the_suites_own_slow_requests_are_left_out_of_the_slow_rate(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    """The api counts every request over its threshold, the suite's too: on a busy runner they
+    would stay in the window as the service's slow requests. Those the suite sent slower than the
+    threshold are left out; the service's own stay, and the message says how many were left out."""
+    from runbook.host import http_client
+
+    app, base = loyalty
+    check = rates_check(
+        base,
+        metric="http_slow_requests_total",
+        max_per_minute=1,
+        own_requests={"url": f"{base}/", "slower_than_ms": 800},  # the scrapes stay under it, busy or not
+    )
+    with pytest.raises(CheckPassed):
+        rates.verify(check, local)  # the baseline
+    app.slow_ms = 1000
+    for _ in range(3):
+        answer = http_client.fetch(
+            "GET", f"{base}/api/integrations/x", headers={"X-API-Key": API_KEY}, timeout=5
+        )
+        assert answer.seconds > 0.8
+        app.metrics.slow.inc()  # as the api counts a request over its threshold
+    clock.advance(60)
+    rates.verify(check, local)  # 3/min, all three the suite's own
+    app.metrics.slow.inc(3)  # three of the service's own
+    clock.advance(60)
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(check, local)
+    assert failed.value.found == (
+        f"http_slow_requests_total rose 1.5/min > 1/min over 2m (samples of this suite, GET {base}/metrics; "
+        "left out: 3 of this suite's own requests over 800 ms)"
+    )
+
+
+def test_a_malformed_own_requests_store_is_read_as_empty(tmp_path: Path) -> None:
+    store = samples.SampleStore(tmp_path)
+    for stored in ("x", {"http://a:80": "x"}, {"http://a:80": [[1, "a"], [float("nan"), 1], [1, 2, 3]]}):
+        (tmp_path / samples.FILE_NAME).write_text(
+            json.dumps({"version": samples.VERSION, "sources": {}, "own_requests": stored}), encoding="utf-8"
+        )
+        assert store.own_requests("http://a:80") == []
+    store.record_own_requests({"http://a:80": [samples.OwnRequest(5.0, 1.5)]})
+    assert store.own_requests("http://a:80") == [samples.OwnRequest(5.0, 1.5)]

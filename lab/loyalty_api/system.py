@@ -64,7 +64,14 @@ RESOLV_CONF = "nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n"
 FRESH_HOURS = 20
 SCRIPTS = ("smoke-check.sh", "smoke-integrations.sh")
 # The runbook's alert thresholds, as the team sets them (the lab's: small, so faults show).
-THRESHOLDS = {"ALERT_HTTP_5XX_PER_MIN": "2", "ALERT_HTTP_SLOW_PER_MIN": "1", "ALERT_OUTBOX_DEAD_DELTA": "5"}
+# ALERT_HTTP_SLOW_THRESHOLD_MS 1000: the lab shares 2 cores with its tests, and healthy requests
+# crossed 500 ms.
+THRESHOLDS = {
+    "ALERT_HTTP_5XX_PER_MIN": "2",
+    "ALERT_HTTP_SLOW_PER_MIN": "1",
+    "ALERT_HTTP_SLOW_THRESHOLD_MS": "1000",
+    "ALERT_OUTBOX_DEAD_DELTA": "5",
+}
 # Lab secrets -> the lab.env variable the descriptions read them from (${...}).
 LAB_ENV = {
     "POSTGRES_PASSWORD": "LOYALTY_DB_PASSWORD",
@@ -166,8 +173,6 @@ def render_env(values: dict[str, str]) -> str:
             f"TELEGRAM_NOTIFY_WEBHOOK_SECRET={values['TELEGRAM_NOTIFY_WEBHOOK_SECRET']}",
             f"ALERT_TELEGRAM_BOT_TOKEN={values['ALERT_TELEGRAM_BOT_TOKEN']}",
             "ALERT_TELEGRAM_CHAT_ID=-1001234567890",
-            # 1000 ms: the lab shares 2 cores with its tests, and healthy requests crossed 500 ms.
-            "ALERT_HTTP_SLOW_THRESHOLD_MS=1000",
             "ALERTS_5XX_SAMPLE_RATE=0.1",
             *(f"{key}={value}" for key, value in THRESHOLDS.items()),
             "MAINTENANCE_MODE=0",

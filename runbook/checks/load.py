@@ -132,6 +132,7 @@ def verify(check: LoadCheck, target: Target) -> None:
             f"at most {check.max_error_percent:g}% errors",
             f"{where}: {share} ({kinds}); {latency(seconds)}",
             evidence,
+            timing=bool(errors) and all(what.startswith("no answer") for what in errors),
         )
     if check.max_p95_ms is not None and seconds:
         p95 = percentile(seconds, 0.95) * 1000
@@ -140,4 +141,5 @@ def verify(check: LoadCheck, target: Target) -> None:
                 f"p95 at most {check.max_p95_ms:g}ms",
                 f"{where}: p95 {p95:.0f}ms > {check.max_p95_ms:g}ms ({summary})",
                 evidence,
+                timing=True,
             )

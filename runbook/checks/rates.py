@@ -10,6 +10,10 @@ over its HTTP API. Without one, the suite scrapes the endpoint itself (`scrape:`
 `metrics` kind does) and compares with the samples earlier runs stored (runbook.host.samples):
 the first run records a baseline and passes saying so; counters that went down were reset
 (the process restarted) and count from zero, as Prometheus counts them.
+
+A rate of the service's slow requests counts the suite's own requests too: `own_requests:`
+(the service's URL and its slow threshold) leaves out those the runner sent in the window
+and saw slower than the threshold (runbook.host.own_traffic), and says how many it left out.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 from runbook.describe.model import CheckBase, Duration, Model, format_duration, regex
 from runbook.describe.thresholds import Threshold, resolved
 from runbook.errors import CheckError, CheckFailed, CheckPassed
-from runbook.host import endpoint, prometheus
+from runbook.host import endpoint, own_traffic, prometheus
 from runbook.host.endpoint import Endpoint, Headers
 from runbook.host.prometheus import METRIC_NAME
 from runbook.host.samples import STORE, Snapshot
@@ -52,6 +56,13 @@ class Scrape(Endpoint):
     expect_status: list[int] = [200]
 
 
+class OwnRequests(Model):
+    """Where the suite's own requests count in the metric: the service's URL and what it calls slow."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096, description="{base_url}")
+    slower_than_ms: Threshold = Field(description="e.g. ${ALERT_HTTP_SLOW_THRESHOLD_MS}")
+
+
 class RatesCheck(CheckBase):
     """How fast a counter rises (or a gauge grows) over a window, against a limit."""
 
@@ -71,6 +82,9 @@ class RatesCheck(CheckBase):
     )
     prometheus: PrometheusServer | None = Field(default=None, description="ask this server (PromQL)")
     scrape: Scrape | None = Field(default=None, description="scrape this endpoint, compare with earlier runs")
+    own_requests: OwnRequests | None = Field(
+        default=None, description="leave out the suite's own requests to this URL slower than this"
+    )
 
     @field_validator("labels")
     @classmethod
@@ -90,6 +104,8 @@ class RatesCheck(CheckBase):
             raise ValueError("set prometheus (a server's URL) or scrape (the app's /metrics), one of them")
         if self.window < 60:
             raise ValueError("window: at least 1m")
+        if self.own_requests is not None and (self.by or self.type != "counter"):
+            raise ValueError("own_requests: only for a counter summed over all series (no `by`)")
         return self
 
     def series(self) -> str:
@@ -105,7 +121,23 @@ def verify(check: RatesCheck, target: Target) -> None:
         growth, span, source = _from_prometheus(check, check.prometheus)
     else:
         growth, span, source = _from_scrapes(check, target)
-    _judge(check, limit, growth, span, source)
+    growth, note = _without_own_requests(check, growth, span)
+    _judge(check, limit, growth, span, source + note)
+
+
+def _without_own_requests(
+    check: RatesCheck, growth: dict[str, float], span: float
+) -> tuple[dict[str, float], str]:
+    """The growth less the suite's own requests slower than the service's threshold in the window,
+    and a note saying how many were left out ('' when none)."""
+    if check.own_requests is None:
+        return growth, ""
+    threshold_ms = resolved(check.own_requests.slower_than_ms)
+    own = own_traffic.slower_than(check.own_requests.url, threshold_ms / 1000, since=time.time() - span)
+    if not own:
+        return growth, ""
+    left = {group: max(0.0, value - own) for group, value in growth.items()}
+    return left, f"; left out: {own} of this suite's own requests over {threshold_ms:g} ms"
 
 
 def _judge(check: RatesCheck, limit: float, growth: Mapping[str, float], span: float, source: str) -> None:

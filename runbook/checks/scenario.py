@@ -33,6 +33,9 @@ from runbook.secrets import SECRET_NAME, SECRETS
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SWITCHED_ON = {"1", "true", "yes", "on"}
+# Characters a captured value may have: an id or a token, never a document. A 100 kB value went
+# into a URL and a header of the next request, and into the secret masker's patterns.
+MAX_CAPTURED = 4096
 
 
 class Step(Model):
@@ -201,6 +204,13 @@ def _captures(step: Step, document: Any, where: str, evidence: dict[str, str]) -
             raise CheckFailed(
                 f"{where}: {path} holds a value to capture as {name}",
                 f"{path} is {found} ({where})",
+                evidence,
+            )
+        if len(_scalar(value)) > MAX_CAPTURED:
+            raise CheckFailed(
+                f"{where}: {path} holds a value to capture as {name} (at most {MAX_CAPTURED} characters)",
+                f"{path} is {len(_scalar(value))} characters long, more than a captured value may be "
+                f"({MAX_CAPTURED}; {where})",
                 evidence,
             )
         if SECRET_NAME.search(name):  # a captured token is masked like any secret

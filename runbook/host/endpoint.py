@@ -127,6 +127,7 @@ def _from_runner(
         raise CheckFailed(
             f"{where} answers within {endpoint.timeout:g}s",
             f"no answer within {endpoint.timeout:g}s ({where})",
+            timing=True,
         ) from None
     except http_client.RequestFailed as exc:
         raise CheckFailed(f"{where} answers", f"{where} failed: {exc}") from None

@@ -17,6 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.host.own_traffic import LEDGER
+
 BODY_CAP = 4 << 20
 ENVIRONMENT_RETRIES = 20  # see _client
 
@@ -95,6 +97,7 @@ def fetch(
     finished = done.wait(max(0.0, deadline - time.monotonic()))
     client.close()  # if the worker still reads, its next read fails: it ends within one trickled byte
     seconds = time.monotonic() - started
+    LEDGER.note(url, seconds)
     if "status" not in box:
         error = box.get("error")
         if not finished or isinstance(error, httpx.TimeoutException):
@@ -168,6 +171,12 @@ def fetch_many(
 
     def _get(url: str) -> Answer | str:
         started = time.monotonic()
+        try:
+            return _exchange(url, started)
+        finally:
+            LEDGER.note(url, time.monotonic() - started)
+
+    def _exchange(url: str, started: float) -> Answer | str:
         try:
             with client.stream("GET", url, headers=headers or {}) as response:
                 body = bytearray()

@@ -8,6 +8,7 @@ check on one endpoint) keeps a short list of snapshots: those within the window
 it is judged over, and the newest one older than that, its reference. A probe whose own
 traffic counts against what it measures (a rate limit's attempts) keeps its last verdict
 under `probes`, so a run a moment later repeats it instead of measuring its predecessor.
+The suite's own slow requests are kept under `own_requests` by origin (runbook.host.own_traffic).
 
 The folder is set once per run by the plugin (`STORE.folder`), from --reports-dir.
 """
@@ -31,6 +32,8 @@ FILE_NAME = "samples.json"
 VERSION = 1
 MAX_SNAPSHOTS = 500
 MAX_TEXT = 2000  # of a remembered verdict
+MAX_OWN_REQUESTS = 5000  # per origin, the newest
+OWN_REQUESTS_KEPT = 86400.0  # seconds: longer than any window a rate is judged over
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ class Probe:
     passed: bool
     found: str
     expected: str
+
+
+@dataclass(frozen=True)
+class OwnRequest:
+    """One of the suite's own requests to an origin: when it ended (wall clock) and how long it took."""
+
+    time: float
+    seconds: float
 
 
 class SampleStore:
@@ -84,6 +95,22 @@ class SampleStore:
             document = _read(path)
             document.setdefault("probes", {})[source] = dataclasses.asdict(kept)
             _write(path, document)
+
+    def record_own_requests(self, by_origin: Mapping[str, list[OwnRequest]]) -> None:
+        """Add the suite's own slow requests; those older than OWN_REQUESTS_KEPT are dropped."""
+        with self._locked() as path:
+            document = _read(path)
+            kept = document.setdefault("own_requests", {})
+            for origin, requests in by_origin.items():
+                merged = sorted([*_own_requests(kept.get(origin)), *requests], key=_ended)
+                start = max(request.time for request in merged) - OWN_REQUESTS_KEPT
+                fresh = [request for request in merged if request.time >= start][-MAX_OWN_REQUESTS:]
+                kept[origin] = [[request.time, request.seconds] for request in fresh]
+            _write(path, document)
+
+    def own_requests(self, origin: str) -> list[OwnRequest]:
+        with self._locked() as path:
+            return _own_requests(_read(path).get("own_requests", {}).get(origin))
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Path]:
@@ -128,6 +155,24 @@ def _probe(stored: Any) -> Probe | None:
     return Probe(float(moment), passed, found[:MAX_TEXT], expected[:MAX_TEXT])
 
 
+def _ended(request: OwnRequest) -> float:
+    return request.time
+
+
+def _own_requests(stored: Any) -> list[OwnRequest]:
+    """An origin's stored requests; anything malformed (an edited file) is dropped."""
+    if not isinstance(stored, list):
+        return []
+    found = []
+    for item in stored[-MAX_OWN_REQUESTS:]:
+        numbers = isinstance(item, list) and all(isinstance(value, int | float) for value in item)
+        if numbers and len(item) == 2:
+            moment, seconds = float(item[0]), float(item[1])
+            if math.isfinite(moment) and math.isfinite(seconds):
+                found.append(OwnRequest(moment, seconds))
+    return found
+
+
 def _trim(history: list[Snapshot], start: float) -> list[Snapshot]:
     """From the newest snapshot taken at or before `start` on (all if none is that old)."""
     older = [index for index, item in enumerate(history) if item.time <= start]
@@ -147,6 +192,8 @@ def _read(path: Path) -> dict[str, Any]:
         return {"version": VERSION, "sources": {}}
     if not isinstance(document.get("probes", {}), dict):  # the probes alone are of another shape
         document["probes"] = {}
+    if not isinstance(document.get("own_requests", {}), dict):
+        document["own_requests"] = {}
     return document
 
 

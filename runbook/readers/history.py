@@ -76,7 +76,14 @@ RED = "('failed', 'error', 'waived')"
 
 
 class HistoryError(Exception):
-    """The history store cannot be opened, read or written; the message names it (masked)."""
+    """The history store cannot be opened, read or written; the message names it (masked).
+
+    `busy`: another process holds its lock (a run writing, a stuck sqlite3 shell): the store is
+    set up right and may be free by the end of the run."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 @dataclass(frozen=True)
@@ -143,8 +150,9 @@ class HistoryStore:
         self.connection = connection
 
     @staticmethod
-    def open(location: str) -> HistoryStore:
-        """Connect and make sure the schema is there (created on first use)."""
+    def open(location: str, *, busy_seconds: float = SQLITE_BUSY_SECONDS) -> HistoryStore:
+        """Connect and make sure the schema is there (created on first use); a SQLite file locked
+        by another process is waited for up to `busy_seconds`."""
         store: HistoryStore
         try:
             if location.startswith(POSTGRES_SCHEMES):
@@ -152,10 +160,12 @@ class HistoryStore:
                     location, psycopg.connect(location, connect_timeout=PG_CONNECT_SECONDS, autocommit=True)
                 )
             else:
-                store = HistoryStore(location, _sqlite(Path(location)))
+                store = HistoryStore(location, _sqlite(Path(location), busy_seconds))
             store._create_schema()
         except (OSError, sqlite3.Error, psycopg.Error) as exc:
-            raise HistoryError(f"history store {display(location)}: cannot open: {_one_line(exc)}") from None
+            busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+            message = f"history store {display(location)}: cannot open: {_one_line(exc)}"
+            raise HistoryError(message, busy=busy) from None
         return store
 
     def close(self) -> None:
@@ -355,13 +365,13 @@ class PostgresStore(HistoryStore):
             yield
 
 
-def _sqlite(path: Path) -> sqlite3.Connection:
+def _sqlite(path: Path, busy_seconds: float = SQLITE_BUSY_SECONDS) -> sqlite3.Connection:
     """A connection in WAL mode. Switching a new file to WAL takes an exclusive lock that SQLite
     does not wait for (no busy handler), so runs opening the same new file at once retry it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    deadline = time.monotonic() + busy_seconds
     while True:
-        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
+        connection = sqlite3.connect(path, timeout=busy_seconds, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA foreign_keys = ON")

@@ -14,6 +14,7 @@ tests run, also on xdist workers.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import Any
 
@@ -67,14 +68,22 @@ def configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RunOutput(config, recorder, paths, settings), "runbook-output")
 
 
+# Seconds the start waits for a history file another process holds locked: the checks matter
+# more than the history row, which is written at the end (and waited for again there).
+START_BUSY_SECONDS = 5.0
+
+
 def _open_history(location: str | None) -> None:
-    """A history store that cannot be reached is a runner set up wrong: stop before checking."""
+    """A history store that cannot be reached is a runner set up wrong: stop before checking.
+    One that is only locked by another process is not: the checks run, the row is tried at the end."""
     if location is None:
         return
     try:
-        HistoryStore.open(location).close()
+        HistoryStore.open(location, busy_seconds=START_BUSY_SECONDS).close()
     except HistoryError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        if not exc.busy:
+            raise pytest.UsageError(str(exc)) from None
+        sys.stderr.write(f"runbook history: {exc}; the checks run, the history row is tried at the end\n")
 
 
 class RunOutput:
@@ -93,7 +102,11 @@ class RunOutput:
     # and before the terminal reporter's own wrapper prints the summary.
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
-        result = yield
+        try:
+            result = yield
+        except OSError as exc:  # a full disk under junit.xml or report.html: the run still ends
+            self.problems.append(f"cannot write a report: {exc}")
+            result = None
         try:
             self.recorder.write(self.paths.summary, int(session.exitstatus))
         except OSError as exc:
