@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,80 @@ def test_three_shards_merge_into_the_whole_run(
     assert len(summary["shards"]) == 3
     page = (merged / "report.html").read_text()
     assert f"reachable-{DOWN}" in page and "[P2]" in page
+
+
+def _connected(host: fleet.FleetHost) -> bool:
+    """Whether the runner holds an established SSH connection to the host (the run reached it)."""
+    said = subprocess.run(
+        ["ss", "-Htn", "state", "established", "dst", f"{host.addr}:22"], capture_output=True, text=True
+    )
+    return bool(said.stdout.strip())
+
+
+def test_a_run_survives_hosts_failing_in_its_middle(members: list[fleet.FleetHost], tmp_path: Path) -> None:
+    """Mid-run: one host's sshd and its sessions are killed, another host's network goes away for
+    5 s and comes back. The run ends within its budget with every report, the right exit code, each
+    check with an outcome and a message (no traceback), and the untouched host green."""
+    killed, cut, untouched = members[3], members[4], members[5]
+    folder = tmp_path / "description"
+    folder.mkdir()
+    (folder / "runbook.md").write_text("# fleet\n")
+    config = fleet.ssh_config_path()
+    common = {"run": "sleep 1; uname -s", "expect_stdout": "Linux", "severity": "P2", "section": "3.1 Fleet"}
+    checks = [
+        {
+            **common,
+            "id": f"step-{n}-{host.label}",
+            "title": f"step {n} answers",
+            "remedy": "look",
+            "host": host.label,
+        }
+        for host in (killed, cut, untouched)
+        for n in range(6)
+    ]
+    description = {
+        "system": "midrun",
+        "runbook": "runbook.md",
+        "hosts": {host.label: f"ssh+persist://root@{host.addr}?ssh_config={config}" for host in members[3:]},
+        "connect_timeout": 5,
+        "command_timeout": 20,
+        "checks": {"commands": checks},
+    }
+    (folder / "midrun.yml").write_text(yaml.safe_dump(description, sort_keys=False))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    reports = tmp_path / "reports"
+    command = [sys.executable, "-m", "pytest", "-q", f"--systems={folder}", f"--reports-dir={reports}"]
+    process = subprocess.Popen(
+        [*command, "tests_health", "tests_config", "tests_backup"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (_connected(killed) and _connected(cut)):
+            time.sleep(0.1)
+        subprocess.run(["ip", "link", "set", "dev", cut.machine_if, "down"], check=True)
+        pids = subprocess.run(["ip", "netns", "pids", killed.netns], capture_output=True, text=True).stdout
+        for pid in pids.split():
+            subprocess.run(["kill", "-9", pid], check=False)
+        time.sleep(5)
+        subprocess.run(["ip", "link", "set", "dev", cut.machine_if, "up"], check=True)
+        output = process.communicate(timeout=240)[0].decode()
+    finally:
+        process.kill()
+        subprocess.run(["ip", "link", "set", "dev", cut.machine_if, "up"], check=False)
+        killed.up()
+    assert process.returncode == 1, output[-3000:]
+    assert "Traceback" not in output and "INTERNALERROR" not in output, output[-3000:]
+    (run_folder,) = [path for path in reports.iterdir() if path.is_dir() and not path.is_symlink()]
+    for name in ("summary.json", "report.html", "junit.xml"):
+        assert (run_folder / name).is_file(), name
+    found = records(run_folder)
+    for check in checks:
+        assert f"midrun:{check['id']}" in found, check["id"]
+    assert all(found[f"midrun:step-{n}-{untouched.label}"][0] == "passed" for n in range(6)), found
+    red = [message for outcome, _, message in found.values() if outcome == "failed"]
+    assert red, "killing a host's sshd turned nothing red"
+    assert all(message.startswith("[P2]") for message in red), red
