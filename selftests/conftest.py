@@ -68,6 +68,7 @@ def health() -> Iterator[ThreadingHTTPServer]:
 LAB_SYSTEMS = {
     "test_lab_calendar.py": "ai-calendar-assistant",
     "test_lab_readers.py": "ai-calendar-assistant",
+    "test_lab_midrun.py": "ai-calendar-assistant",
     "test_lab_map_v12.py": "map-v12",
     "test_lab_loyalty.py": "loyalty-api",
     "test_lab_magic_master.py": "magic-master",

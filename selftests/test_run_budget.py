@@ -88,19 +88,31 @@ def test_a_history_locked_at_the_start_does_not_stop_the_checks(tmp_path: Path) 
     """Another process holding history.sqlite locked (a stuck sqlite3 shell, a run writing) is
     not a runner set up wrong: the checks run, and the row is written once the lock is free."""
     import sqlite3
-    import threading
 
     history = tmp_path / "reports" / "history.sqlite"
     assert _run(tmp_path, "-k", "step-0").returncode == 0  # the file exists, as on a runner
     holder = sqlite3.connect(history, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
-    release = threading.Timer(10.0, lambda: holder.execute("COMMIT"))
-    release.start()
+    process = subprocess.Popen(
+        [*command(tmp_path), "-k", "step-0 or step-1"],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    said: list[str] = []
     try:
-        done = _run(tmp_path, "-k", "step-0 or step-1")
+        assert process.stderr is not None
+        for line in process.stderr:  # the lock is let go once the run has said it met it
+            said.append(line)
+            if "database is locked" in line:
+                break
     finally:
-        release.join()
+        holder.execute("COMMIT")
         holder.close()
+    stdout, rest = process.communicate(timeout=180)
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, "".join(said) + rest)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "database is locked; the checks run, the history row is tried at the end" in done.stderr
     outcomes = {check["check_id"]: check["outcome"] for check in summary(tmp_path)["checks"]}  # type: ignore[union-attr]

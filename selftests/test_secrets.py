@@ -320,3 +320,35 @@ def test_a_value_that_is_a_url_registers_its_password_alone() -> None:
     registry = SecretRegistry()
     registry.add("postgres://app:db-Heron-77@db/app", "DATABASE_PASSWORD_URL")
     assert registry.mask("auth failed for db-Heron-77") == f"auth failed for {MASK}"
+
+
+def test_a_number_read_as_a_limit_is_not_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`slower_than_ms: ${ALERT_HTTP_SLOW_THRESHOLD_MS}` (1000) masked every 1000 in the reports;
+    a number under a secret's name, or inside a longer value, stays a secret."""
+    monkeypatch.setenv("RB_SELFTEST_SLOW_MS", "1000")  # a field that is one number
+    monkeypatch.setenv("RB_SELFTEST_DB_PASSWORD", "4711")
+    monkeypatch.setenv("RB_SELFTEST_PORT_IN_URL", "8443")
+    description = {
+        "system": "demo",
+        "runbook": "runbook.md",
+        "hosts": {"server": "local://"},
+        "checks": {
+            "http": [
+                {
+                    "id": "health",
+                    "title": "health answers",
+                    "severity": "P2",
+                    "section": "1",
+                    "remedy": "restart",
+                    "url": "https://example.com:${RB_SELFTEST_PORT_IN_URL}/health",
+                    "max_seconds": 5,
+                    "body_matches": "${RB_SELFTEST_SLOW_MS}",
+                    "headers": {"X-Pin": "${RB_SELFTEST_DB_PASSWORD}"},
+                }
+            ]
+        },
+    }
+    path = tmp_path / "demo.yml"
+    path.write_text(yaml.safe_dump(description), encoding="utf-8")
+    load_file(path)
+    assert SECRETS.mask("took 1000 ms; 4711; 8443") == f"took 1000 ms; {MASK}; {MASK}"
