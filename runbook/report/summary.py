@@ -168,6 +168,8 @@ class RunRecorder:
             "marker_expression": self.marker_expression,
             "keyword_expression": self.keyword_expression,
             "systems": self.system_names,
+            # "K/N" with --shard: runbook.merge names a shard whose report never arrived by it.
+            "shard": (self.config.getoption("runbook_shard", None) or "").strip() or None,
             "exit_status": None if exitstatus is None else int(exitstatus),
             # Ctrl-C or SIGTERM (CI cancelling the job): the checks listed are what had run.
             "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
