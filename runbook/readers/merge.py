@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.readers.safe_files import replacing, write_file
-from runbook.record import OUTCOMES, SEVERITIES
+from runbook.record import OUTCOMES, SEVERITIES, summary_text
 
 FORMAT = "runbook-summary/1"
 FAILED = {"failed", "error"}
@@ -233,7 +233,7 @@ def merge(out: Path, folders: list[Path]) -> dict[str, Any]:
     missing = missing_shards(documents, absent)
     document = merge_summaries(documents, [str(folder) for folder in present], missing)
     out.mkdir(parents=True, exist_ok=True)
-    write_file(out / "summary.json", json.dumps(document, indent=2) + "\n")
+    write_file(out / "summary.json", summary_text(document))
     with replacing(out / "junit.xml") as junit:
         ET.ElementTree(merge_junit(present, missing)).write(junit, encoding="utf-8", xml_declaration=True)
     write_file(out / "report.html", render_html(document))
