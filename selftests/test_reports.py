@@ -332,6 +332,17 @@ def test_html_renders_the_failing_checks(dom: str) -> None:
     assert re.search(r'class="col-links__extra text"[^>]*>stdout</a>', text)
 
 
+def test_html_data_is_single_quoted_and_unchanged(folder: Path) -> None:
+    """shrink_data: pytest-html's data sits in a single-quoted attribute (no &#34; per quote) and
+    reads back as the same JSON, every row there (the rendered rows above prove the page reads it)."""
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    found = re.search(r"data-jsonblob='([^']*)'", page)
+    assert found is not None and "&#34;" not in found.group(1)
+    data = json.loads(html.unescape(found.group(1)))
+    ids = {key.split("[", 1)[-1].rstrip("]") for key in data["tests"]}
+    assert {f"{SYSTEM}:{check}" for check in EXPECTED} <= ids
+
+
 def test_html_says_a_failure_once_and_the_summary_before_the_environment(dom: str) -> None:
     """The details block says expected/found/remedy; pytest's log of the same text is not repeated
     under it. The to-do list (Summary) comes before pytest-html's Environment table."""

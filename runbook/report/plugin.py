@@ -94,6 +94,13 @@ class RunOutput:
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
         result = yield
+        if self.paths.html is not None and self.config.pluginmanager.has_plugin("runbook-html"):
+            from runbook.report.html import shrink_data
+
+            try:
+                shrink_data(self.paths.html)
+            except OSError as exc:
+                self.problems.append(f"cannot rewrite {self.paths.html}: {exc}")
         try:
             self.recorder.write(self.paths.summary, int(session.exitstatus))
         except OSError as exc:
