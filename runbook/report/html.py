@@ -318,6 +318,7 @@ def shrink_data(path: Path) -> None:
     if found is None:
         return
     data = found.group(1).replace("&#34;", '"').replace("&lt;", "<").replace("&gt;", ">")
+    data = data.replace("'", "&#39;")  # Jinja escapes it already; an escaping that did not stays safe
     write_file(path, f"{page[: found.start()]}data-jsonblob='{data}'{page[found.end() :]}")
 
 
