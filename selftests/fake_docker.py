@@ -6,7 +6,7 @@ commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspec
 this machine, as if inside), `cp [-L] NAME:PATH -` (this machine's file as a tar stream, in any
 state), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
 {"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory",
-"ports", "mounts", "stats"}]}; `stats --no-stream` prints the running containers' "stats" rows.
+"ports", "mounts", "stats", "id"}]}; `stats --no-stream` prints the running containers' "stats" rows.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def inspect(args: list[str]) -> int:
             print(f"{network} {address}")
         return 0
     info = {
-        "Id": f"id-{name}",
+        "Id": container.get("id", f"id-{name}"),
         "Name": f"/{name}",
         "RestartCount": container.get("restart_count", 0),
         "State": container.get("state", {"Status": "running"}),

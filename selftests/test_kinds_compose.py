@@ -109,10 +109,16 @@ def memory_check(threshold: float) -> ContainerCheck:
 
 
 def test_memory_is_read_from_the_cgroup_without_docker_stats(docker: FakeDocker, local: Target) -> None:
-    """The container's main process is this test's: its cgroup is real, the fake docker has no stats row."""
-    if docker_host._cgroup_memory(local, {"State": {"Pid": os.getpid()}}) is None:
-        pytest.skip("this machine's cgroup memory files are not readable")
-    docker.add("map-v12-web-1", "web", pid=os.getpid())
+    """The container's main process is this test's: its cgroup is real (its folder's name stands for
+    the container id docker puts there), the fake docker has no stats row."""
+    said = local.run(docker_host.CGROUP_MEMORY, str(os.getpid()))
+    if said.rc != 0:
+        pytest.skip(f"this machine's cgroup memory files are not readable: {said.stderr[-300:]}")
+    folder = Path(said.stdout.splitlines()[0]).name
+    info = {"Id": folder, "State": {"Pid": os.getpid()}}
+    assert docker_host._cgroup_memory(local, info) is not None
+    assert docker_host._cgroup_memory(local, {**info, "Id": "0123456789ab"}) is None  # not its folder
+    docker.add("map-v12-web-1", "web", pid=os.getpid(), id=folder)
     found = failure(containers.verify, memory_check(0.0001), local).found
     assert re.fullmatch(
         r"service web \(map-v12-web-1\) uses \d+\.\d% of host memory \(no limit set\) "

@@ -253,14 +253,14 @@ def events(
 
 
 # A running container's memory as `docker stats` counts it, read from its cgroup on the host in one
-# command: usage, limit, inactive file cache, then the host's MemTotal in kB. cgroup v2 first, else
-# v1's memory controller; a root or missing path fails (never the whole host's memory).
+# command: the cgroup's folder, usage, limit, inactive file cache, then the host's MemTotal in kB.
+# cgroup v2 first, else v1's memory controller; a root or missing path fails (never the host's).
 CGROUP_MEMORY = (
     "f=/proc/%s/cgroup; v2=$(sed -n 's|^0::/|/|p' $f); v1=$(sed -n 's|^[0-9]*:memory:/|/|p' $f); "
     'if [ "${v2#/}" ] && [ -r "/sys/fs/cgroup$v2/memory.current" ]; then d="/sys/fs/cgroup$v2"; '
-    'cat "$d/memory.current" "$d/memory.max" && sed -n "s/^inactive_file //p" "$d/memory.stat"; '
+    'echo "$d" && cat "$d/memory.current" "$d/memory.max" && sed -n "s/^inactive_file //p" "$d/memory.stat"; '
     'elif [ "${v1#/}" ]; then d="/sys/fs/cgroup/memory$v1"; '
-    'cat "$d/memory.usage_in_bytes" "$d/memory.limit_in_bytes" && '
+    'echo "$d" && cat "$d/memory.usage_in_bytes" "$d/memory.limit_in_bytes" && '
     'sed -n "s/^total_inactive_file //p" "$d/memory.stat"; else false; fi && '
     "sed -n 's/^MemTotal: *\\([0-9]*\\) kB$/\\1/p' /proc/meminfo"
 )
@@ -291,14 +291,16 @@ def memory_use(target: Target, container: Container, info: dict[str, Any]) -> Me
 
 
 def _cgroup_memory(target: Target, info: dict[str, Any]) -> MemoryUse | None:
-    pid = (info.get("State") or {}).get("Pid")
-    if not isinstance(pid, int) or pid <= 0:
+    pid, container_id = (info.get("State") or {}).get("Pid"), str(info.get("Id") or "")
+    if not isinstance(pid, int) or pid <= 0 or not container_id:
         return None
     result = target.run(CGROUP_MEMORY, str(pid))
-    lines = result.stdout.split()
-    if result.rc != 0 or len(lines) != 4:
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    # Docker's cgroup folders carry the container's id (/docker/ID, docker-ID.scope): any other
+    # folder is not this container's (a daemon in another pid namespace, a pid reused).
+    if result.rc != 0 or len(lines) != 5 or container_id not in lines[0]:
         return None
-    usage, limit, inactive, host_kb = lines
+    usage, limit, inactive, host_kb = lines[1:]
     numbers = all(value.isdigit() for value in (usage, inactive, host_kb))
     if not numbers or not (limit.isdigit() or limit == "max"):
         return None
