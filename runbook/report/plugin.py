@@ -6,7 +6,8 @@ bad one stops the run before it makes a folder. `rundir` picks the paths, `summa
 records every test, `runbook.readers.waivers` turns accepted failures into xfails,
 `comparison` records the run in its history and compares it with the previous runs,
 `html` and `junit` add the runbook's facts to pytest-html's and junitxml's output,
-and `RunOutput` (here) finishes the run: summary.json, `latest`, then `handoff`
+and `RunOutput` (here) finishes the run: report.html's data made smaller
+(`html.shrink_data`), summary.json, `latest`, then `handoff`
 (incident.md, bundle, metrics, notifications, retention), and the terminal lines
 saying where everything is. `runbook.run.readiness` (--wait-ready) is registered where
 tests run, also on xdist workers.
