@@ -11,7 +11,11 @@ Then headless Chromium (the one selftests/test_reports.py uses) opens a copy of 
 with a probe script added: milliseconds from navigation to the load event with the table drawn and
 laid out, and for one click on the "Passed" filter until the table is redrawn and laid out.
 
+Last, summary.json's writer alone (`RunRecorder.write` of N synthetic records, median of 5, in a
+child process of the suite): a single run's write times move with the machine's load.
+
     .venv/bin/python bench/bench_report_size.py [--counts 1000,2000,5000] [--keep] [--suite CHECKOUT]
+    .venv/bin/python bench/bench_report_size.py --summary-only [--suite CHECKOUT]
 
 --suite runs another checkout's runbook package and settings (a copy of main, to compare).
 """
@@ -190,6 +194,50 @@ def open_in_chromium(report: Path, work: Path) -> dict[str, Any]:
     return {**found, "process_wall": wall}
 
 
+# Run in a child with the suite on its path: N records written by the suite's RunRecorder.
+SUMMARY_CHILD = """
+import json, statistics, sys, time, types
+from pathlib import Path
+from runbook.record import CheckRecord
+from runbook.report.summary import RunRecorder, utc_now
+result = {}
+for count in json.loads(sys.argv[1]):
+    recorder = RunRecorder.__new__(RunRecorder)
+    recorder.config = types.SimpleNamespace(rootpath=Path("/tmp"), stash={}, getoption=lambda *a, **k: None)
+    recorder.system_names, recorder.marker_expression, recorder.keyword_expression = ["bench"], "daily", None
+    recorder.started, recorder.records = utc_now(), {}
+    for index in range(count):
+        failing = index % 10 == 9
+        record = CheckRecord(
+            system="bench", check_id=f"check-{index:05d}", kind="commands", title=f"service {index} answers",
+            nodeid=f"tests_health/test_health.py::test_health[bench:check-{index:05d}]", host="local",
+            severity="P2", section="3. Section", runbook="runbook.md § 3", runbook_path="/tmp/runbook.md",
+            remedy="restart it", markers=["daily"], outcome="failed" if failing else "passed",
+            message="m" * 80,
+        )
+        recorder.records[record.nodeid] = record
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        recorder.write(Path(sys.argv[2]), 1)
+        times.append(time.perf_counter() - started)
+    result[count] = statistics.median(times)
+print(json.dumps(result))
+"""
+
+
+def summary_only(counts: list[int], suite: Path, base: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(suite)}
+    command = [sys.executable, "-c", SUMMARY_CHILD, json.dumps(counts), str(base / "summary.json")]
+    done = subprocess.run(command, cwd=suite, env=env, capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout)
+    print("| checks | summary.json write ms (median of 5) | µs a check |")
+    print("|---:|---:|---:|")
+    for count in counts:
+        seconds = found[str(count)]
+        print(f"| {count:,} | {seconds * 1000:.0f} | {seconds / count * 1e6:.0f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="1000,2000,5000", help="numbers of checks, comma-separated")
@@ -200,15 +248,21 @@ def main() -> int:
         default=ROOT,
         help="the checkout whose runbook package and settings run (default: this one)",
     )
+    parser.add_argument("--summary-only", action="store_true", help="only summary.json's writer, in process")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    counts = [int(text) for text in args.counts.split(",")]
+    if args.summary_only:
+        summary_only(counts, args.suite.resolve(), base)
+        shutil.rmtree(base, ignore_errors=True)
+        return 0
     browser = Path(CHROMIUM).exists()
     print(f"suite {args.suite}; reports in {base}; chromium: {CHROMIUM if browser else 'not installed'}")
     print()
     print(HEADER)
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
-    for count in (int(text) for text in args.counts.split(",")):
+    for count in counts:
         row = run(count, base, args.suite.resolve())
         rows.append(row)
         cells = [f"{row['checks']:,}", f"{row['wall']:.1f}"]
@@ -229,6 +283,8 @@ def main() -> int:
             cells += [f"{found['filter_ms']:.0f}", f"{found['rows_after_filter']:,}"]
             cells.append(f"{found['process_wall']:.2f}")
             print("| " + " | ".join(cells) + " |", flush=True)
+    print()
+    summary_only(counts, args.suite.resolve(), base)
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
     return 0
