@@ -108,7 +108,8 @@ def test_collect_only_reaches_no_host(tmp_path: Path) -> None:
     description = tmp_path / "probe.yml"
     description.write_text(
         "system: probe\nrunbook: runbook.md\nhosts:\n  local: local://\nchecks:\n  commands:\n"
-        f"    - {{id: touch, title: appends a line, run: 'echo x >> {ran}', severity: P3, section: '1.', remedy: r}}\n",
+        f"    - {{id: touch, title: appends a line, run: 'echo x >> {ran}', severity: P3, section: '1.',"
+        " remedy: r}\n",
         encoding="utf-8",
     )
     (tmp_path / "runbook.md").write_text("# r\n", encoding="utf-8")
