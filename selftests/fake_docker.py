@@ -6,7 +6,7 @@ commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspec
 this machine, as if inside), `cp [-L] NAME:PATH -` (this machine's file as a tar stream, in any
 state), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
 {"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory",
-"ports", "mounts"}]}.
+"ports", "mounts", "stats", "id"}]}; `stats --no-stream` prints the running containers' "stats" rows.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def inspect(args: list[str]) -> int:
             print(f"{network} {address}")
         return 0
     info = {
-        "Id": f"id-{name}",
+        "Id": container.get("id", f"id-{name}"),
         "Name": f"/{name}",
         "RestartCount": container.get("restart_count", 0),
         "State": container.get("state", {"Status": "running"}),
@@ -135,9 +135,17 @@ def logs(args: list[str]) -> int:
     return 0
 
 
+def stats(args: list[str]) -> int:
+    """`stats --no-stream --format '{{json .}}'`: a container's "stats" row (Name, MemPerc, MemUsage)."""
+    for container in load():
+        if "stats" in container and container.get("state", {}).get("Status") == "running":
+            print(json.dumps({"Name": container["name"], **container["stats"]}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command, args = argv[0], argv[1:]
-    handlers = {"ps": ps, "inspect": inspect, "exec": exec_, "cp": cp, "logs": logs}
+    handlers = {"ps": ps, "inspect": inspect, "exec": exec_, "cp": cp, "logs": logs, "stats": stats}
     if command not in handlers:
         print(f"fake docker: {command} not supported", file=sys.stderr)
         return 2

@@ -102,6 +102,26 @@ def test_a_described_check_that_no_test_runs_stops_collection(tmp_path: Path) ->
     assert " 3 passed" in complete.stdout
 
 
+def test_collect_only_reaches_no_host(tmp_path: Path) -> None:
+    """`pytest --co` lists the checks; the checks run ahead (runbook.run.prefetch) must not start."""
+    ran = tmp_path / "ran"
+    description = tmp_path / "probe.yml"
+    description.write_text(
+        "system: probe\nrunbook: runbook.md\nhosts:\n  local: local://\nchecks:\n  commands:\n"
+        f"    - {{id: touch, title: appends a line, run: 'echo x >> {ran}', severity: P3, section: '1.',"
+        " remedy: r}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "runbook.md").write_text("# r\n", encoding="utf-8")
+    listed = run_pytest("--co", "-q", f"--systems={description}", f"--reports-dir={tmp_path / 'reports'}")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "probe:touch" in listed.stdout
+    assert not ran.exists()
+    done = run_pytest("-q", f"--systems={description}", f"--reports-dir={tmp_path / 'reports'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ran.read_text() == "x\n"  # run once: ahead, its test took the result
+
+
 def test_kind_is_a_keyword(tmp_path: Path) -> None:
     description = tmp_path / "unrun.yml"
     description.write_text(DESCRIPTION, encoding="utf-8")

@@ -302,7 +302,7 @@ def test_html_opens_with_the_history(fourth_dom: str) -> None:
 def test_html_skipped_rows_say_why_in_words(four_runs: Sequence_) -> None:
     """pytest-html's log of a skipped row: the reason, not its (path, line, 'Skipped: ...') tuple."""
     page = (four_runs.runs[3].folder / "report.html").read_text(encoding="utf-8")
-    blob = re.search(r'data-jsonblob="([^"]*)"', page)
+    blob = re.search(r"data-jsonblob='([^']*)'", page)  # runbook.report.html.shrink_data
     assert blob is not None
     rows = [row for rows in json.loads(html.unescape(blob.group(1)))["tests"].values() for row in rows]
     skipped = [row for row in rows if row["result"] == "Skipped"]

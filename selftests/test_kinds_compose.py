@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import sys
@@ -61,6 +62,7 @@ class FakeDocker:
             "Status": status,
             "ExitCode": fields.pop("exit_code", 0),
             "StartedAt": "2026-01-02T03:00:00Z",
+            **({"Pid": fields.pop("pid")} if "pid" in fields else {}),
         }
         data["containers"].append({"name": name, "labels": labels, "state": state, **fields})
         self.state.write_text(json.dumps(data))
@@ -96,6 +98,52 @@ def fresh_target() -> Target:
 def closed_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as server:
         return int(server.getsockname()[1])
+
+
+# -- a container's memory: its cgroup on the host, docker stats when that cannot be read ------
+
+
+def memory_check(threshold: float) -> ContainerCheck:
+    fields = {"service": "web", "project": PROJECT, "max_memory_percent": threshold}
+    return ContainerCheck(**COMMON, id="web-memory", **fields)
+
+
+def test_memory_is_read_from_the_cgroup_without_docker_stats(docker: FakeDocker, local: Target) -> None:
+    """The container's main process is this test's: its cgroup is real (its folder's name stands for
+    the container id docker puts there), the fake docker has no stats row."""
+    said = local.run(docker_host.CGROUP_MEMORY, str(os.getpid()))
+    if said.rc != 0:
+        pytest.skip(f"this machine's cgroup memory files are not readable: {said.stderr[-300:]}")
+    folder = Path(said.stdout.splitlines()[0]).name
+    info = {"Id": folder, "State": {"Pid": os.getpid()}}
+    assert docker_host._cgroup_memory(local, info) is not None
+    assert docker_host._cgroup_memory(local, {**info, "Id": "0123456789ab"}) is None  # not its folder
+    docker.add("map-v12-web-1", "web", pid=os.getpid(), id=folder)
+    found = failure(containers.verify, memory_check(0.0001), local).found
+    assert re.fullmatch(
+        r"service web \(map-v12-web-1\) uses \d+\.\d% of host memory \(no limit set\) "
+        r"\(\d[\d.]*[KMGT]?i?B / \d[\d.]*[KMGT]?i?B\) >= 0\.0001%",
+        found,
+    ), found
+    containers.verify(memory_check(100), fresh_target())
+
+
+def test_memory_falls_back_to_docker_stats(docker: FakeDocker, local: Target) -> None:
+    """No process id to read (or no readable cgroup): docker stats' row, its message unchanged."""
+    row = {"MemPerc": "91.20%", "MemUsage": "934MiB / 1GiB"}
+    docker.add("map-v12-web-1", "web", memory=1 << 30, stats=row)
+    assert failure(containers.verify, memory_check(80), local).found == (
+        "service web (map-v12-web-1) uses 91.2% of its limit (934MiB / 1GiB) >= 80%"
+    )
+
+
+def test_memory_sizes_are_written_as_docker_stats_writes_them() -> None:
+    # Pairs seen side by side on the lab: cgroup usage minus inactive_file, and docker stats' column.
+    assert docker_host.byte_size(12066816) == "11.51MiB"
+    assert docker_host.byte_size(18272256) == "17.43MiB"
+    assert docker_host.byte_size(1 << 30) == "1GiB"
+    assert docker_host.byte_size(268435456) == "256MiB"
+    assert docker_host.byte_size(512) == "512B"
 
 
 # -- finding a service's containers --------------------------------------------------------

@@ -228,8 +228,9 @@ def artifact(run: Run, name: str) -> str:
 
 
 def html_data(run: Run) -> dict[str, Any]:
-    """pytest-html's test data, environment table included (HTML-escaped JSON in an attribute)."""
-    blob = re.search(r'data-jsonblob="([^"]*)"', artifact(run, "report.html"))
+    """pytest-html's test data, environment table included (HTML-escaped JSON in a single-quoted
+    attribute: runbook.report.html.shrink_data)."""
+    blob = re.search(r"data-jsonblob='([^']*)'", artifact(run, "report.html"))
     assert blob is not None
     return json.loads(html.unescape(blob.group(1)))  # type: ignore[no-any-return]
 

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import pytest
 
 from runbook.readers import rundir
 from runbook.record import CheckRecord
-from runbook.report.html import clean_metadata, title_for
+from runbook.report.html import clean_metadata, shrink_data, title_for
 from runbook.secrets import SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -330,6 +331,28 @@ def test_html_renders_the_failing_checks(dom: str) -> None:
     # The evidence of the failing command is attached (inline and as a text extra).
     assert "token *** rejected by the API" in text
     assert re.search(r'class="col-links__extra text"[^>]*>stdout</a>', text)
+
+
+def test_html_data_is_single_quoted_and_unchanged(folder: Path) -> None:
+    """shrink_data: pytest-html's data sits in a single-quoted attribute (no &#34; per quote) and
+    reads back as the same JSON, every row there (the rendered rows above prove the page reads it)."""
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    found = re.search(r"data-jsonblob='([^']*)'", page)
+    assert found is not None and "&#34;" not in found.group(1)
+    data = json.loads(html.unescape(found.group(1)))
+    ids = {key.split("[", 1)[-1].rstrip("]") for key in data["tests"]}
+    assert {f"{SYSTEM}:{check}" for check in EXPECTED} <= ids
+
+
+def test_shrink_data_keeps_every_character(tmp_path: Path) -> None:
+    """Quotes, apostrophes, markup and text that looks like an entity read back the same."""
+    data = json.dumps({"row": """<td class="x">it's &lt;b&gt; & "q" &amp;#34; '</td>"""})
+    page = tmp_path / "report.html"
+    page.write_text(f'<div id="data-container" data-jsonblob="{markupsafe.escape(data)}"></div>')
+    shrink_data(page)
+    found = re.search(r"data-jsonblob='([^']*)'", page.read_text())
+    assert found is not None and html.unescape(found.group(1)) == data
+    assert len(found.group(1)) < len(str(markupsafe.escape(data)))
 
 
 def test_html_says_a_failure_once_and_the_summary_before_the_environment(dom: str) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import pytest
 from runbook.describe.loader import load_systems
 from runbook.readers import merge
 from runbook.run.shard import parse_shard, shard_of_hosts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DESCRIPTION = """
 system: {name}
@@ -103,3 +108,80 @@ def test_merge_refuses_overlapping_shards(tmp_path: Path, capsys: pytest.Capture
     two = write_shard(tmp_path / "2", [("s:a", "passed")], "2026-01-01T00:00:00Z", 0)
     assert merge.main([str(tmp_path / "out"), str(one), str(two)]) == 2
     assert "in two shards" in capsys.readouterr().err
+
+
+# -- four shards, one lost, one host down: the suite as CI runs it ---------------------------
+
+DOWN = "ssh+persist://root@127.0.0.1:1"  # nothing listens on port 1: refused at once
+FLEET = """
+system: fleet
+runbook: runbook.md
+hosts:
+{hosts}
+checks:
+  commands:
+{checks}
+"""
+
+
+SPECS = {f"h{index}": f"local://?timeout={20 + index}" for index in range(7)} | {"down": DOWN}
+
+
+def write_fleet(folder: Path) -> Path:
+    """Seven local:// hosts (distinct specs, so distinct hosts for the split) and one that is down."""
+    specs = SPECS
+    checks = "\n".join(
+        f"    - {{id: up-{host}, title: host answers, run: 'true', host: {host}, severity: P2, "
+        f"section: '1', remedy: look}}"
+        for host in specs
+    )
+    hosts = "\n".join(f'  {host}: "{spec}"' for host, spec in specs.items())
+    (folder / "runbook.md").write_text("# r\n")
+    description = folder / "fleet.yml"
+    description.write_text(FLEET.format(hosts=hosts, checks=checks))
+    return description
+
+
+def run_shard(description: Path, shard: str, reports: Path) -> int:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    command = [sys.executable, "-m", "pytest", "-q", f"--systems={description}", f"--shard={shard}"]
+    command.append(f"--reports-dir={reports}")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    return done.returncode
+
+
+def test_four_shards_with_one_missing_and_one_host_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21 goal 4: the merged report names the shard that never reported; the exit code is not 0."""
+    description = write_fleet(tmp_path)
+    split = shard_of_hosts(load_systems(description, None), 4)
+    lost = next(k for k in (1, 2, 3, 4) if k != split[DOWN] and k in split.values())
+    folders = []
+    for k in (1, 2, 3, 4):
+        if k != lost:  # the lost shard's job timed out: it wrote no report
+            run_shard(description, f"{k}/4", tmp_path / f"shard-{k}")
+        folders.append(tmp_path / f"shard-{k}" / "latest")
+
+    out = tmp_path / "merged"
+    assert merge.main([str(out), *map(str, folders)]) == 2
+    said = capsys.readouterr().err
+    assert f"shard {lost}/4: no report among the folders" in said
+    assert f"{folders[lost - 1]}: no summary.json" in said
+    document = json.loads((out / "summary.json").read_text())
+    assert document["run"]["exit_status"] == 2
+    assert len(document["run"]["missing_shards"]) == 2
+    assert len(document["run"]["shards"]) == 3
+    outcomes = {check["id"]: check["outcome"] for check in document["checks"]}
+    assert outcomes["fleet:reachable-down"] == "failed"
+    lost_hosts = [name for name, spec in SPECS.items() if split[spec] == lost]
+    assert lost_hosts and not any(f"fleet:up-{name}" in outcomes for name in lost_hosts)
+    errors = [error.get("message") for error in ET.parse(out / "junit.xml").getroot().iter("error")]
+    assert f"shard missing: shard {lost}/4: no report among the folders" in errors
+    assert f"Shard missing: shard {lost}/4" in (out / "report.html").read_text()
+
+    # A CI job that passes only the folders it received still learns which shard is missing.
+    present = [str(folder) for folder in folders if folder.exists()]
+    assert merge.main([str(tmp_path / "merged-glob"), *present]) == 2
+    assert f"shard {lost}/4: no report among the folders" in capsys.readouterr().err

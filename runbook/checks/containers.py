@@ -354,15 +354,15 @@ def _restarts(check: ContainerCheck, target: Target, container: Container) -> No
 
 def _memory_usage(check: ContainerCheck, target: Target, container: Container) -> None:
     info = docker_host.require_running(target, container)
-    row = docker_host.stats(target).get(container.name)
-    if row is None:
+    use = docker_host.memory_use(target, container, info)
+    if use is None:
         raise CheckFailed(f"{container} in docker stats", f"{container} not in docker stats")
-    percent = float(str(row.get("MemPerc", "0")).rstrip("%") or 0)
+    percent = use.percent
     limit = int(info.get("HostConfig", {}).get("Memory") or 0)
     scope = "of its limit" if limit else "of host memory (no limit set)"
     threshold = check.max_memory_percent or 80
     if percent >= threshold:
         raise CheckFailed(
             f"memory under {threshold:g}% {scope}",
-            f"{container} uses {percent:.1f}% {scope} ({row.get('MemUsage', '?')}) >= {threshold:g}%",
+            f"{container} uses {percent:.1f}% {scope} ({use.usage}) >= {threshold:g}%",
         )

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, ClassVar, TypeVar
 
-import psycopg
-from psycopg import sql
 from pydantic import Field, model_validator
 
 from runbook.describe.model import CheckBase
@@ -86,6 +84,9 @@ def _select_one(check: PostgresCheck, target: Target) -> None:
 
 def _alembic_head(check: PostgresCheck, target: Target) -> None:
     assert check.alembic_head is not None
+    import psycopg  # here: the kind's model is imported with every description, psycopg only to check
+    from psycopg import sql
+
     heads = migrations.heads(check.alembic_head, target)
     query = sql.SQL("SELECT version_num FROM {}").format(pg.table_identifier(check.version_table))
 
@@ -144,6 +145,9 @@ def _min_rows(check: PostgresCheck, target: Target) -> None:
 
 def _prisma(check: PostgresCheck, target: Target) -> None:
     assert check.prisma is not None
+    import psycopg
+    from psycopg import sql
+
     folders = prisma.shipped(check.prisma, target)
     table = check.prisma.table
     query = sql.SQL(

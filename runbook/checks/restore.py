@@ -23,11 +23,8 @@ import gzip
 import logging
 import secrets
 import zlib
-from typing import IO, ClassVar, Literal
+from typing import IO, TYPE_CHECKING, ClassVar, Literal
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
 from runbook.describe.model import CheckBase, HostPath
@@ -38,6 +35,9 @@ from runbook.host.pg import Session, TableName
 from runbook.host.processes import TransportTimeout, environment_now, feed_processes
 from runbook.host.routes import Reachable
 from runbook.host.target import Target
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 SCRATCH_PREFIX = "runbook_scratch_"
 # CREATE and DROP DATABASE: quick unless something is wrong.
@@ -75,6 +75,8 @@ class RestoreCheck(CheckBase, Reachable):
 
 
 def verify(check: RestoreCheck, target: Target) -> None:
+    from psycopg import sql  # here: the kind's model is imported with every description
+
     latest, _ = newest(check, target)
     scratch = SCRATCH_PREFIX + secrets.token_hex(6)
     _admin(check, target, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
@@ -110,6 +112,8 @@ def _drop(check: RestoreCheck, target: Target, scratch: str) -> str | None:
     is logged, and returned for the caller to report when nothing else went wrong.
     """
     assert scratch.startswith(SCRATCH_PREFIX)
+    from psycopg import sql
+
     statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
     try:
         _admin(check, target, statement)
@@ -121,6 +125,8 @@ def _drop(check: RestoreCheck, target: Target, scratch: str) -> str | None:
 
 
 def _restore(check: RestoreCheck, target: Target, path: str, scratch: str) -> None:
+    from psycopg.conninfo import make_conninfo
+
     database = pg.parse_dsn(check.dsn, dbname=scratch)
     params, tunnel = pg.reached(check, target, database)
     password = params.pop("password", None)
@@ -156,6 +162,8 @@ def _restore(check: RestoreCheck, target: Target, path: str, scratch: str) -> No
 
 def _counts(check: RestoreCheck, target: Target, dbname: str | None) -> Counts:
     """Rows of each table (None: no such table), read-only, in the live or the scratch database."""
+
+    import psycopg
 
     def count(session: Session) -> dict[str, int | None]:
         found: dict[str, int | None] = {}

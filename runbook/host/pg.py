@@ -15,11 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, LiteralString, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, LiteralString, TypeVar
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field
 
 from runbook.errors import CheckError
@@ -28,9 +25,16 @@ from runbook.host.routes import Reachable, route, where
 from runbook.host.target import Target
 from runbook.host.transports.base import Tunnel
 
+# psycopg is imported where a session is opened, not here: this module is imported with every
+# description (the kinds' models), and psycopg costs a run 0.1-0.17 s that checks no database.
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+    # A statement: a literal, or composed with sql.Identifier / sql.Literal (never by formatting strings).
+    Query = LiteralString | sql.Composable
+
 T = TypeVar("T")
-# A statement: a literal, or composed with sql.Identifier / sql.Literal (never by formatting strings).
-Query = LiteralString | sql.Composable
 
 # `name` or `schema.name`, matched exactly as written (quoted as identifiers, so Prisma's "User" works).
 TableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$")]
@@ -63,6 +67,9 @@ class Database:
 def parse_dsn(dsn: str, *, dbname: str | None = None) -> Database:
     """`postgresql://user:${PW}@db:5432/map` or `host=db dbname=map ...` (its database replaced by
     `dbname` if given); CheckError when unusable."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
     except psycopg.ProgrammingError as exc:
@@ -98,10 +105,14 @@ class Session:
 
     def count_rows(self, table: str) -> int:
         """`SELECT count(*)` of a table written `name` or `schema.name`."""
+        from psycopg import sql
+
         return int(self.value(sql.SQL("SELECT count(*) FROM {}").format(table_identifier(table))))
 
 
 def table_identifier(table: str) -> sql.Identifier:
+    from psycopg import sql
+
     return sql.Identifier(*table.split(".", 1))
 
 
@@ -139,6 +150,9 @@ def reached(check: Reachable, target: Target, database: Database) -> tuple[dict[
 def _session(
     check: Reachable, target: Target, database: Database, *, timeout: float, writable: bool
 ) -> Iterator[Session]:
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
     params, tunnel = reached(check, target, database)
     display = database.display + where(check, target)
     started = time.monotonic()
@@ -169,6 +183,8 @@ def _session(
 
 def _limit(connection: psycopg.Connection[Any], timeout: float, *, writable: bool) -> None:
     """Read-only unless asked, and every statement, lock wait and idle transaction bounded."""
+    from psycopg import sql
+
     milliseconds = sql.Literal(f"{max(1, int(timeout * 1000))}ms")
     if not writable:
         connection.execute("SET default_transaction_read_only = on")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
-
-import psycopg
 
 from runbook.secrets import SECRETS
 
@@ -140,6 +139,12 @@ class _Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    """sqlite3's errors, and psycopg's once a PostgreSQL store has loaded it (none is raised before)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+
+
 class HistoryStore:
     """A history store; `open()` picks SQLite (a path) or PostgreSQL (a postgresql:// DSN)."""
 
@@ -156,13 +161,15 @@ class HistoryStore:
         store: HistoryStore
         try:
             if location.startswith(POSTGRES_SCHEMES):
+                import psycopg  # here: runs with an SQLite history (most) never load it
+
                 store = PostgresStore(
                     location, psycopg.connect(location, connect_timeout=PG_CONNECT_SECONDS, autocommit=True)
                 )
             else:
                 store = HistoryStore(location, _sqlite(Path(location), busy_seconds))
             store._create_schema()
-        except (OSError, sqlite3.Error, psycopg.Error) as exc:
+        except (OSError, *_database_errors()) as exc:
             busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
             message = f"history store {display(location)}: cannot open: {_one_line(exc)}"
             raise HistoryError(message, busy=busy) from None
@@ -243,7 +250,7 @@ class HistoryStore:
                         for r in _unique(results)
                     ],
                 )
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except _database_errors() as exc:
             raise HistoryError(
                 f"history store {display(self.location)}: cannot record the run: {_one_line(exc)}"
             ) from None
@@ -335,7 +342,7 @@ class HistoryStore:
                 "ORDER BY r.started DESC, r.id DESC LIMIT ?",
                 [*params, limit],
             ).fetchall()
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except _database_errors() as exc:
             where_ = display(self.location)
             raise HistoryError(f"history store {where_}: cannot read: {_one_line(exc)}") from None
         pairs = [(_run_info(row[:8]), _result(row[8:])) for row in reversed(rows)]

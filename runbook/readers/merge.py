@@ -2,7 +2,11 @@
 
     python -m runbook.merge OUT_DIR SHARD_DIR [SHARD_DIR ...]
 
-Each SHARD_DIR is a run folder (summary.json, junit.xml). OUT_DIR gets:
+Each SHARD_DIR is a run folder (summary.json, junit.xml). A shard whose report is not there (its
+job timed out or was cancelled before writing it, its artifacts were lost) is missing, not an
+error: the others are merged and every output names it, by its folder (a SHARD_DIR without a
+summary.json) and by its number (each summary.json says the `--shard K/N` it ran; a K of N that
+none says is missing, so a CI job that passes only the folders it got still sees it). OUT_DIR gets:
 - summary.json: every shard's checks, counts and failures by severity recomputed, the run
   from the first start to the last finish, exit status the worst of the shards;
 - junit.xml: one <testsuites> with each shard's <testsuite> as it was (messages unchanged,
@@ -10,7 +14,8 @@ Each SHARD_DIR is a run folder (summary.json, junit.xml). OUT_DIR gets:
 - report.html: one self-contained table, failures first by severity (pytest-html's own
   report cannot be rebuilt from records, so this one is plain).
 A check id found in two shards is refused: the split must be a partition.
-Exit status: 0 when the merged run passed, 1 when a check failed, 2 on unusable input.
+Exit status: 0 when the merged run passed, 1 when a check failed, 2 when a shard is missing (the
+run did not finish, as pytest's 2; the reports are written) or the input is unusable (nothing is).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import stat
 import sys
 import xml.etree.ElementTree as ET
@@ -26,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from runbook.readers.safe_files import replacing, write_file
-from runbook.record import OUTCOMES, SEVERITIES
+from runbook.record import OUTCOMES, SEVERITIES, summary_text
 
 FORMAT = "runbook-summary/1"
 FAILED = {"failed", "error"}
+SHARD = re.compile(r"^(\d+)/(\d+)$")
+INCOMPLETE = 2  # pytest's "interrupted": the run did not finish
 
 
 class MergeError(Exception):
@@ -86,7 +94,20 @@ def _shape_problem(document: dict[str, Any]) -> str | None:
     return None
 
 
-def merge_summaries(documents: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+def missing_shards(documents: list[dict[str, Any]], absent: list[str]) -> list[str]:
+    """One line per shard that is not there: folders without a report, numbers no report claims."""
+    lines = [f"{folder}: no summary.json (its job timed out or its report was lost)" for folder in absent]
+    claimed = [SHARD.match(str(document["run"].get("shard") or "")) for document in documents]
+    numbers = {(int(match.group(1)), int(match.group(2))) for match in claimed if match}
+    for total in sorted({total for _, total in numbers}):
+        unseen = [index for index in range(1, total + 1) if (index, total) not in numbers]
+        lines += [f"shard {index}/{total}: no report among the folders" for index in unseen]
+    return lines
+
+
+def merge_summaries(
+    documents: list[dict[str, Any]], names: list[str], missing: list[str] | None = None
+) -> dict[str, Any]:
     checks: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     for document, name in zip(documents, names, strict=True):
@@ -105,24 +126,27 @@ def merge_summaries(documents: list[dict[str, Any]], names: list[str]) -> dict[s
             severity = check.get("severity") or "unrated"
             by_severity[severity] = by_severity.get(severity, 0) + 1
     statuses = [run.get("exit_status") for run in runs if run.get("exit_status") is not None]
+    statuses += [INCOMPLETE] if missing else []
     systems = sorted({system for run in runs for system in run.get("systems", [])})
-    started, finished = min(run["started"] for run in runs), max(run["finished"] for run in runs)
+    started = min((run["started"] for run in runs), default=None)
+    finished = max((run["finished"] for run in runs), default=None)
     header = {
         "started": started,
         "finished": finished,
-        "duration": max(run.get("duration", 0) for run in runs),
-        "marker_expression": runs[0].get("marker_expression"),
-        "keyword_expression": runs[0].get("keyword_expression"),
+        "duration": max((run.get("duration", 0) for run in runs), default=0),
+        "marker_expression": runs[0].get("marker_expression") if runs else None,
+        "keyword_expression": runs[0].get("keyword_expression") if runs else None,
         "systems": systems,
         "exit_status": max(statuses) if statuses else None,
         "counts": counts,
         "failures_by_severity": by_severity,
         "shards": [{"folder": name, **run} for name, run in zip(names, runs, strict=True)],
+        "missing_shards": list(missing or []),
     }
     return {"format": FORMAT, "run": header, "checks": checks}
 
 
-def merge_junit(folders: list[Path]) -> ET.Element:
+def merge_junit(folders: list[Path], missing: list[str] | None = None) -> ET.Element:
     merged = ET.Element("testsuites", {"name": "runbook (merged shards)"})
     for index, folder in enumerate(folders, 1):
         path = folder / "junit.xml"
@@ -134,6 +158,13 @@ def merge_junit(folders: list[Path]) -> ET.Element:
         for suite in suites:
             suite.set("name", f"{suite.get('name', 'pytest')} (shard {index} of {len(folders)})")
             merged.append(suite)
+    if missing:  # CI test views show an error, not a green run with fewer tests
+        counts = {"tests": str(len(missing)), "failures": "0", "errors": str(len(missing)), "skipped": "0"}
+        suite = ET.SubElement(merged, "testsuite", {"name": "runbook.merge (missing shards)", **counts})
+        for line in missing:
+            name = line.split(":")[0]
+            case = ET.SubElement(suite, "testcase", {"classname": "runbook.merge", "name": name})
+            ET.SubElement(case, "error", {"message": f"shard missing: {line}"})
     totals = Counter[str]()
     for suite in merged:
         for key in ("tests", "failures", "errors", "skipped"):
@@ -170,9 +201,12 @@ def render_html(document: dict[str, Any]) -> str:
         ]
         row = "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells)
         rows.append(f'<tr class="{check["outcome"]}">{row}<td>{details}</td></tr>')
+    lines = run.get("missing_shards", [])
+    missing = "".join(f'<p class="missing">Shard missing: {html.escape(line)}</p>\n' for line in lines)
     return PAGE.format(
         title=html.escape(f"runbook: {', '.join(run['systems'])}, {len(run['shards'])} shards"),
         summary=html.escape(f"{run['started']} to {run['finished']}: {counts}"),
+        missing=missing,
         rows="\n".join(rows),
     )
 
@@ -182,9 +216,10 @@ PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
-tr.failed,tr.error{{background:#fdd}} tr.skipped{{color:#777}}</style></head>
+tr.failed,tr.error{{background:#fdd}} tr.skipped{{color:#777}}
+p.missing{{background:#fdd;font-weight:bold}}</style></head>
 <body><h1>{title}</h1><p>{summary}</p>
-<table><tr><th>System</th><th>Check</th><th>Severity</th><th>Runbook section</th><th>Outcome</th>
+{missing}<table><tr><th>System</th><th>Check</th><th>Severity</th><th>Runbook section</th><th>Outcome</th>
 <th>Message</th><th>Expected / found / remedy</th></tr>
 {rows}
 </table></body></html>
@@ -192,12 +227,15 @@ tr.failed,tr.error{{background:#fdd}} tr.skipped{{color:#777}}</style></head>
 
 
 def merge(out: Path, folders: list[Path]) -> dict[str, Any]:
-    documents = [read_summary(folder) for folder in folders]
-    document = merge_summaries(documents, [str(folder) for folder in folders])
+    present = [folder for folder in folders if (folder / "summary.json").exists()]
+    absent = [str(folder) for folder in folders if folder not in present]
+    documents = [read_summary(folder) for folder in present]
+    missing = missing_shards(documents, absent)
+    document = merge_summaries(documents, [str(folder) for folder in present], missing)
     out.mkdir(parents=True, exist_ok=True)
-    write_file(out / "summary.json", json.dumps(document, indent=2) + "\n")
+    write_file(out / "summary.json", summary_text(document))
     with replacing(out / "junit.xml") as junit:
-        ET.ElementTree(merge_junit(folders)).write(junit, encoding="utf-8", xml_declaration=True)
+        ET.ElementTree(merge_junit(present, missing)).write(junit, encoding="utf-8", xml_declaration=True)
     write_file(out / "report.html", render_html(document))
     return document
 
@@ -214,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = document["run"]
     print(f"merged {len(run['shards'])} shards into {args[0]}: {run['counts']}")
+    for line in run["missing_shards"]:
+        print(f"runbook.merge: shard missing: {line}", file=sys.stderr)
+    if run["missing_shards"]:
+        return INCOMPLETE
     return 1 if any(check["outcome"] in FAILED for check in document["checks"]) else 0
 
 

@@ -9,15 +9,15 @@ which is the checks' verdict.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from runbook import keys
-from runbook.readers import bundle, export, incident, notify, retention, rundir
+from runbook.readers import bundle, incident, notify, retention, rundir
 from runbook.readers.changes import RunChanges, iso_time
 from runbook.record import CheckRecord
 from runbook.report.html import title_for
@@ -66,7 +66,7 @@ class Handoff:
         for name, step in steps:
             try:
                 step()
-            except (OSError, ValueError, httpx.HTTPError) as exc:
+            except (OSError, ValueError, *_http_errors()) as exc:
                 said = " ".join(str(exc).split())
                 self.problems.append(SECRETS.mask(f"{name}: {type(exc).__name__}: {said}"))
 
@@ -105,6 +105,9 @@ class Handoff:
         settings = self.settings
         if settings.metrics_textfile is None and not settings.pushgateway:
             return
+        # Here, not at the top: prometheus_client costs every run 80 ms to import, most never export.
+        from runbook.readers import export
+
         markers = rundir.slug(self.recorder.marker_expression)
         registry = export.registry_of(
             self.records,
@@ -155,3 +158,10 @@ class Handoff:
                 f"retention: deleted {len(deleted)} run folder(s) older than "
                 f"{self.settings.keep_days:g} days: {names}"
             )
+
+
+def _http_errors() -> tuple[type[Exception], ...]:
+    """httpx's errors once something loaded httpx (none is raised before): importing it here cost
+    every run 80 ms, runs without an HTTP check or a notification included."""
+    httpx = sys.modules.get("httpx")
+    return () if httpx is None else (httpx.HTTPError,)

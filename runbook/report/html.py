@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from runbook.describe.coverage import Coverage, InventoryError, coverage_of, rea
 from runbook.describe.loader import LoadedSystem
 from runbook.host.target import display_spec
 from runbook.readers.changes import CheckChange, RunChanges, short_time, span
+from runbook.readers.safe_files import write_file
 from runbook.record import CheckRecord, record_of
 from runbook.report.environment import clean_metadata
 from runbook.report.summary import RunRecorder
@@ -174,7 +176,6 @@ class HtmlReport:
                     record.section,
                     self._href(record.runbook_path),
                     Path(record.runbook_path or "").name,
-                    record.runbook,
                     record.source,
                 ),
             ]
@@ -297,6 +298,28 @@ def _waited(record: CheckRecord) -> str:
 def _last_lines(text: str, limit: int = EVIDENCE_LINES) -> str:
     lines = text.splitlines()
     return "\n".join(lines[-limit:])
+
+
+# pytest-html's template writes its data (every row's cells, as markup, in JSON) into a double-quoted
+# attribute, escaped by Jinja: each " of the JSON and of the markup in it becomes &#34;.
+DATA_ATTRIBUTE = re.compile(r'data-jsonblob="([^"]*)"')
+
+
+def shrink_data(path: Path) -> None:
+    """The same data in a single-quoted attribute, where only ' and & need escaping.
+
+    A third smaller (5,000 checks: 9.8 MB to 6.8 MB), read the same by the page's script
+    (dataset.jsonblob). Every & in the escaped text starts one of Jinja's five entities, so the
+    three that a single-quoted value does not need are turned back exactly; &amp; and &#39; stay.
+    A page without the attribute (another pytest-html) is left as it is.
+    """
+    page = path.read_text(encoding="utf-8")
+    found = DATA_ATTRIBUTE.search(page)
+    if found is None:
+        return
+    data = found.group(1).replace("&#34;", '"').replace("&lt;", "<").replace("&gt;", ">")
+    data = data.replace("'", "&#39;")  # Jinja escapes it already; an escaping that did not stays safe
+    write_file(path, f"{page[: found.start()]}data-jsonblob='{data}'{page[found.end() :]}")
 
 
 def _replace_test_column(cells: list[str], marker: str, replacement: list[str]) -> None:

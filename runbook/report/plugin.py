@@ -6,7 +6,8 @@ bad one stops the run before it makes a folder. `rundir` picks the paths, `summa
 records every test, `runbook.readers.waivers` turns accepted failures into xfails,
 `comparison` records the run in its history and compares it with the previous runs,
 `html` and `junit` add the runbook's facts to pytest-html's and junitxml's output,
-and `RunOutput` (here) finishes the run: summary.json, `latest`, then `handoff`
+and `RunOutput` (here) finishes the run: report.html's data made smaller
+(`html.shrink_data`), summary.json, `latest`, then `handoff`
 (incident.md, bundle, metrics, notifications, retention), and the terminal lines
 saying where everything is. `runbook.run.readiness` (--wait-ready) is registered where
 tests run, also on xdist workers.
@@ -107,6 +108,13 @@ class RunOutput:
         except OSError as exc:  # a full disk under junit.xml or report.html: the run still ends
             self.problems.append(f"cannot write a report: {exc}")
             result = None
+        if self.paths.html is not None and self.config.pluginmanager.has_plugin("runbook-html"):
+            from runbook.report.html import shrink_data
+
+            try:
+                shrink_data(self.paths.html)
+            except OSError as exc:
+                self.problems.append(f"cannot rewrite {self.paths.html}: {exc}")
         try:
             self.recorder.write(self.paths.summary, int(session.exitstatus))
         except OSError as exc:

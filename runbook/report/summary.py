@@ -8,7 +8,7 @@ own. Records are masked by the verdict; the run header is masked here.
 
 from __future__ import annotations
 
-import json
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from runbook.record import (
     link_causes,
     mask_all,
     record_of,
+    summary_text,
 )
 
 FORMAT = "runbook-summary/1"
@@ -69,6 +70,7 @@ def entry(record: CheckRecord, rootdir: Path) -> dict[str, Any]:
     }
 
 
+@functools.cache  # one runbook for many checks: Path arithmetic per check was a fifth of the writing
 def _relative(path: str | None, rootdir: Path) -> str | None:
     if not path:
         return None
@@ -168,6 +170,8 @@ class RunRecorder:
             "marker_expression": self.marker_expression,
             "keyword_expression": self.keyword_expression,
             "systems": self.system_names,
+            # "K/N" with --shard: runbook.merge names a shard whose report never arrived by it.
+            "shard": (self.config.getoption("runbook_shard", None) or "").strip() or None,
             "exit_status": None if exitstatus is None else int(exitstatus),
             # Ctrl-C or SIGTERM (CI cancelling the job): the checks listed are what had run.
             "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
@@ -187,4 +191,4 @@ class RunRecorder:
     def write(self, path: Path, exitstatus: int | None) -> None:
         """Written to a temporary name and renamed: a reader never sees half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_file(path, json.dumps(self.document(exitstatus), indent=2) + "\n")
+        write_file(path, summary_text(self.document(exitstatus)))

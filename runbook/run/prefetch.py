@@ -170,6 +170,11 @@ class AheadPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
+        option = session.config.option
+        # pytest's own loop runs nothing then: `--co` (and a run stopped by collection errors) must
+        # not reach a host. It did: `pytest --co` ran every selected check ahead and threw it away.
+        if option.collectonly or (session.testsfailed and not option.continue_on_collection_errors):
+            return
         cases = [case for item in session.items if (case := case_of(item)) is not None]
         if self.on_worker:
             for case in cases:
