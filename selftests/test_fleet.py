@@ -86,7 +86,11 @@ def run(folder: Path, reports: Path, *options: str) -> Path:
     ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
-    (run_folder,) = [path for path in reports.iterdir() if path.is_dir() and not path.is_symlink()]
+    (run_folder,) = [
+        path
+        for path in reports.iterdir()
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
+    ]
     return run_folder
 
 
@@ -234,7 +238,11 @@ def test_a_run_survives_hosts_failing_in_its_middle(members: list[fleet.FleetHos
         killed.up()
     assert process.returncode == 1, output[-3000:]
     assert "Traceback" not in output and "INTERNALERROR" not in output, output[-3000:]
-    (run_folder,) = [path for path in reports.iterdir() if path.is_dir() and not path.is_symlink()]
+    (run_folder,) = [
+        path
+        for path in reports.iterdir()
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
+    ]
     for name in ("summary.json", "report.html", "junit.xml"):
         assert (run_folder / name).is_file(), name
     found = records(run_folder)

@@ -251,7 +251,11 @@ def run(folder: Path, reports: Path, *options: str) -> tuple[dict[str, dict[str,
     command += [f"--reports-dir={reports}", *options, "tests_health", "tests_config", "tests_backup"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
-    (run_folder,) = [path for path in reports.iterdir() if path.is_dir() and not path.is_symlink()]
+    (run_folder,) = [
+        path
+        for path in reports.iterdir()
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
+    ]
     checks = json.loads((run_folder / "summary.json").read_text())["checks"]
     return {check["id"]: check for check in checks}, ET.parse(run_folder / "junit.xml").getroot(), done.stdout
 

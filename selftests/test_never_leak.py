@@ -182,7 +182,11 @@ def run(echo_port: int, receiver: Receiver, tmp_path_factory: pytest.TempPathFac
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    folders = [path for path in reports.iterdir() if path.is_dir() and not path.is_symlink()]
+    folders = [
+        path
+        for path in reports.iterdir()
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
+    ]
     assert len(folders) == 1, done.stdout[-3000:] + done.stderr[-3000:]
     received = [request.body.decode("utf-8", errors="replace") for request in receiver.requests]
     return Run(done.returncode, done.stdout + done.stderr, folders[0], received)

@@ -137,7 +137,9 @@ def test_a_reports_disk_that_fills_up_mid_run_ends_the_run_cleanly(tmp_path: Pat
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not [path for path in reports.iterdir() if path.is_dir()]:
+        while time.monotonic() < deadline and not [
+            path for path in reports.iterdir() if path.is_dir() and not path.name.startswith(".")
+        ]:
             time.sleep(0.1)
         filler = os.open(reports / "filler", os.O_WRONLY | os.O_CREAT)
         try:  # every byte the tmpfs has left
