@@ -190,7 +190,14 @@ def read_pidfile(path: Path) -> int | None:
     if not pid_alive(pid):
         return None
     started = process_start(pid)
-    return None if started is None or started > written + 1.0 else pid
+    return None if started is None or started > written + PID_CLOCK_SLACK else pid
+
+
+# Seconds a process may seem to have started after its own pidfile: /proc's start time is boot
+# time plus ticks, and on a VM that was paused it read 11 s after the pidfile dockerd had written
+# (1 s of slack called a healthy dockerd dead; `make demo` then failed on "pid file found").
+# A squatter on a dead daemon's pid starts minutes later.
+PID_CLOCK_SLACK = 60.0
 
 
 def process_start(pid: int) -> float | None:
