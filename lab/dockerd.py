@@ -78,6 +78,10 @@ class Dockerd:
         stale = read_pidfile(self.pidfile)
         if stale:  # alive but in an old namespace or not answering
             stop_pid(stale, what="dockerd")
+        # A dead dockerd's pidfile names, by then, whatever process got its pid: dockerd refuses to
+        # start while that one lives ("pid file found"; seen after the machine was paused with the
+        # lab down). read_pidfile has told ours from such a squatter; the file goes either way.
+        self.pidfile.unlink(missing_ok=True)
         self.rundir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         spawn_daemon(
