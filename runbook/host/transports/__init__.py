@@ -12,6 +12,7 @@ testinfra scheme runs through testinfra itself.
 from __future__ import annotations
 
 import importlib
+import threading
 
 from testinfra.backend import BACKENDS as TESTINFRA_BACKENDS
 
@@ -32,11 +33,18 @@ TRANSPORTS: dict[str, str] = {
 FALLBACK = "runbook.host.transports.testinfra:TestinfraTransport"
 # So testinfra.get_host("ssh+persist://...") in a custom check finds our backend (imported lazily).
 TESTINFRA_BACKENDS.setdefault("ssh+persist", "runbook.host.transports.persistent.PersistentBackend")
+# Hosts are first opened from the prefetch's threads. Under pytest's assertion rewriting (any run
+# without --assert=plain, the selftests) importing a module parses it, and CPython 3.11 keeps the
+# parser's depth count where threads share it: two parses at once can fail with "SystemError: AST
+# constructor recursion depth mismatch" (python/cpython#106905, pytest#10763; seen in make unit).
+# So the first import of a transport is made one thread at a time.
+_IMPORTING = threading.Lock()
 
 
 def open_transport(spec: str, *, connect_timeout: float) -> Transport:
     """The transport for a testinfra host spec (nothing connects before the first command)."""
     scheme = spec.split("://", 1)[0] if "://" in spec else "local"
     module_name, class_name = TRANSPORTS.get(scheme, FALLBACK).split(":")
-    transport_class = getattr(importlib.import_module(module_name), class_name)
+    with _IMPORTING:
+        transport_class = getattr(importlib.import_module(module_name), class_name)
     return transport_class(spec, connect_timeout=connect_timeout)  # type: ignore[no-any-return]
