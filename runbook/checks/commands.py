@@ -25,6 +25,16 @@ class CommandCheck(CheckBase):
     expect_exit: int | None = Field(default=0, ge=0, le=255)
     expect_stdout: str | None = Field(default=None, description="exact stdout, stripped")
     stdout_contains: str | None = None
+    times_answers: bool = Field(
+        default=False,
+        description="the command judges response times itself (a smoke script with thresholds): "
+        "it runs alone in its turn, its failure is looked at once more before it is red, and is "
+        "put down to the runner when the runner was starved",
+    )
+
+    @property
+    def measures_time(self) -> bool:
+        return self.times_answers
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -42,16 +52,19 @@ def verify(check: CommandCheck, target: Target) -> None:
             f"`{check.run}` exits {check.expect_exit}",
             f"`{check.run}` exit {result.rc} != {check.expect_exit}: {said}",
             evidence,
+            slow=check.times_answers,
         )
     if check.expect_stdout is not None and stdout != check.expect_stdout:
         raise CheckFailed(
             f"`{check.run}` prints {check.expect_stdout!r}",
             f"stdout {_short(stdout)!r} != {check.expect_stdout!r}",
             evidence,
+            slow=check.times_answers,
         )
     if check.stdout_contains is not None and check.stdout_contains not in stdout:
         raise CheckFailed(
             f"`{check.run}` output contains {check.stdout_contains!r}",
             f"{check.stdout_contains!r} not in stdout {_short(stdout)!r}",
             evidence,
+            slow=check.times_answers,
         )

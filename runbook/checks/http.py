@@ -142,7 +142,7 @@ def judge(check: HttpCheck, target: Target, origin: Container | None, answer: ht
             f"{where} answers within {check.max_seconds:g}s",
             f"answered in {answer.seconds:.2f}s > {check.max_seconds:g}s ({where}){shown}",
             evidence,
-            timing=True,
+            slow=True,
         )
     _headers(check, answer, where)
     _forbidden_headers(check, answer, where)
