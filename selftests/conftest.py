@@ -137,3 +137,32 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: drives the lab (set by selftests/conftest.py from LAB_SYSTEMS)")
+    config.addinivalue_line(
+        "markers",
+        "slow: takes a second or more (a whole run in a subprocess, a real sshd or PostgreSQL, a "
+        "deadline waited out): make test runs it, make unit (`-m 'not lab and not slow'`) does not",
+    )
+
+
+# ---- make unit stays fast: a slow test that is not marked is named at the end -----------------
+UNMARKED_SLOW = 2.0  # seconds; tests marked `slow` have taken 0.8 s or more on this 2-core machine
+_UNMARKED: dict[str, float] = {}  # node id -> seconds of its setup, call and teardown
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "slow" in report.keywords or "lab" in report.keywords:
+        return
+    _UNMARKED[report.nodeid] = _UNMARKED.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the tests that took UNMARKED_SLOW seconds without the `slow` mark (no failure: a busy
+    runner makes any test slow; the list says where `make unit`'s minute goes)."""
+    slow = sorted(
+        ((seconds, nodeid) for nodeid, seconds in _UNMARKED.items() if seconds >= UNMARKED_SLOW), reverse=True
+    )
+    if slow:
+        terminalreporter.section("slow tests without @pytest.mark.slow (make unit runs them)")
+        for seconds, nodeid in slow:
+            terminalreporter.write_line(f"{seconds:6.2f}s {nodeid}")

@@ -36,6 +36,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_symptoms_are_shown_under_their_cause_with_one_remedy(tmp_path: Path) -> None:
     description = tmp_path / "shop.yml"
     description.write_text(DOWN, encoding="utf-8")

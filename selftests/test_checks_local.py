@@ -262,6 +262,7 @@ def encrypt(source: bytes, target: Path, passphrase: str, home: Path) -> None:
     plain.unlink()
 
 
+@pytest.mark.slow
 def test_backup_gpg_with_the_right_passphrase(tmp_path: Path, local: Target, gnupg_home: Path) -> None:
     folder = tmp_path / "backups"
     folder.mkdir()
@@ -275,6 +276,7 @@ def test_backup_gpg_with_the_right_passphrase(tmp_path: Path, local: Target, gnu
     backups.verify(check, local)
 
 
+@pytest.mark.slow
 def test_backup_gpg_with_a_wrong_passphrase(tmp_path: Path, local: Target, gnupg_home: Path) -> None:
     folder = tmp_path / "backups"
     folder.mkdir()
@@ -287,6 +289,7 @@ def test_backup_gpg_with_a_wrong_passphrase(tmp_path: Path, local: Target, gnupg
     assert "wrong battery 7" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_backup_gpg_without_a_passphrase(tmp_path: Path, local: Target, gnupg_home: Path) -> None:
     folder = tmp_path / "backups"
     folder.mkdir()
@@ -295,6 +298,7 @@ def test_backup_gpg_without_a_passphrase(tmp_path: Path, local: Target, gnupg_ho
         backups.verify(backup_check(folder, integrity=True), local)
 
 
+@pytest.mark.slow
 def test_backup_encryption_optional_reads_the_passphrase_only_for_a_gpg_archive(
     tmp_path: Path, local: Target, gnupg_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,6 +320,7 @@ def test_backup_encryption_optional_reads_the_passphrase_only_for_a_gpg_archive(
     assert SECRETS.mask("gpg said correct horse 42") == "gpg said ***"
 
 
+@pytest.mark.slow
 def test_backup_gpg_of_a_corrupt_archive(tmp_path: Path, local: Target, gnupg_home: Path) -> None:
     folder = tmp_path / "backups"
     folder.mkdir()
@@ -620,6 +625,7 @@ def test_command_expected_exit_and_contains(local: Target) -> None:
         commands.verify(command_check("echo 'db: starting'", stdout_contains="ready"), local)
 
 
+@pytest.mark.slow
 def test_command_timeout(local: Target) -> None:
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match=r"`sleep 60` did not finish within 1s"):
@@ -745,6 +751,7 @@ def test_http_unhealthy_status(server: str, local: Target) -> None:
     http.verify(http_check(f"{server}/unhealthy", expect_status=[200, 503]), local)
 
 
+@pytest.mark.slow
 def test_http_slow_answer_is_cut_at_the_timeout(server: str, local: Target) -> None:
     """The route answers 200 after 3 s: a failure saying 'no answer within 1s' is the cut."""
     with pytest.raises(CheckFailed) as info:
@@ -794,6 +801,7 @@ def test_run_quotes_arguments(local: Target) -> None:
     assert (failed.rc, failed.stderr, failed.ok) == (4, "oops\n", False)
 
 
+@pytest.mark.slow
 def test_run_timeout_is_quick(local: Target) -> None:
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match=r"local://: `sleep 60` did not finish within 1s"):
@@ -803,6 +811,7 @@ def test_run_timeout_is_quick(local: Target) -> None:
     assert local.run("echo still here").stdout == "still here\n"
 
 
+@pytest.mark.slow
 def test_deadline_guards_a_hanging_transport() -> None:
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match="hung call: no answer within 1s"):
@@ -845,6 +854,7 @@ def test_open_stream_missing_file(tmp_path: Path, local: Target) -> None:
         assert stream.read() == b""
 
 
+@pytest.mark.slow
 def test_open_stream_is_killed_at_the_deadline(tmp_path: Path, local: Target) -> None:
     fifo = tmp_path / "never-written"
     os.mkfifo(fifo)  # cat blocks on it forever

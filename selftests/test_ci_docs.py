@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ def test_shard_jobs_cover_every_shard_and_merge_whatever_arrived() -> None:
     assert merged[0].endswith(" ".join(f"out/shard-{k}" for k in shards))
 
 
+@pytest.mark.slow
 def test_options_used_exist() -> None:
     used = set(re.findall(r"(--[a-z][a-z-]+)=", "\n".join(blocks())))
     assert {"--wait-ready", "--junitxml", "--html", "--notify", "--report-url"} <= used

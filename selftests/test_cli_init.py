@@ -126,6 +126,7 @@ def _site_packages() -> str:
     return sysconfig.get_paths()["purelib"]
 
 
+@pytest.mark.slow
 def test_wheel_in_a_fresh_venv_runs_a_daily_checklist_in_an_empty_folder(tmp_path: Path) -> None:
     """SLOW (about a minute): the wheel, as `pip install runbook-suite` gets it, then init and pytest.
 

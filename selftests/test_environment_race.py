@@ -45,6 +45,7 @@ def test_a_copy_of_the_environment_survives_a_variable_that_comes_and_goes(churn
         assert "PATH" in copy
 
 
+@pytest.mark.slow
 def test_an_http_client_is_made_while_a_variable_comes_and_goes(churn: None) -> None:
     for _ in range(20):
         http_client._client().close()

@@ -64,6 +64,7 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+@pytest.mark.slow
 def test_textfile_for_node_exporter(tmp_path: Path, health: ThreadingHTTPServer) -> None:
     app = ReadersApp(tmp_path, health.server_address[1]).write()
     app.break_("worker")
@@ -85,6 +86,7 @@ def test_textfile_for_node_exporter(tmp_path: Path, health: ThreadingHTTPServer)
     assert f"runbook metrics: {prom}" in run.output
 
 
+@pytest.mark.slow
 def test_push_read_back_from_a_real_pushgateway(
     tmp_path: Path, health: ThreadingHTTPServer, pushgateway: str
 ) -> None:
@@ -104,6 +106,7 @@ def test_push_read_back_from_a_real_pushgateway(
     assert ("runbook_last_run_timestamp_seconds", None) in pushed
 
 
+@pytest.mark.slow
 def test_unreachable_pushgateway_is_reported(tmp_path: Path, health: ThreadingHTTPServer) -> None:
     app = ReadersApp(tmp_path, health.server_address[1]).write()
     run = app.run("--pushgateway=http://127.0.0.1:9")

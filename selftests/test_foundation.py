@@ -83,6 +83,7 @@ def run_pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_a_described_check_that_no_test_runs_stops_collection(tmp_path: Path) -> None:
     """A project whose tests_config/ lost its test: the files check would silently never run."""
     import shutil
@@ -102,6 +103,7 @@ def test_a_described_check_that_no_test_runs_stops_collection(tmp_path: Path) ->
     assert " 3 passed" in complete.stdout
 
 
+@pytest.mark.slow
 def test_collect_only_reaches_no_host(tmp_path: Path) -> None:
     """`pytest --co` lists the checks; the checks run ahead (runbook.run.prefetch) must not start."""
     ran = tmp_path / "ran"
@@ -122,6 +124,7 @@ def test_collect_only_reaches_no_host(tmp_path: Path) -> None:
     assert ran.read_text() == "x\n"  # run once: ahead, its test took the result
 
 
+@pytest.mark.slow
 def test_kind_is_a_keyword(tmp_path: Path) -> None:
     description = tmp_path / "unrun.yml"
     description.write_text(DESCRIPTION, encoding="utf-8")
@@ -168,6 +171,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_new_kind_with_traits_is_one_file(tmp_path: Path) -> None:
     """A copy of the suite with two more files in runbook/checks/: nothing else is edited, and
     the kinds' traits alone make the run gate one (writes), keep the other out of the prefetch
@@ -296,6 +300,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_missing_secret_stops_the_run_with_exit_4_naming_it(tmp_path: Path) -> None:
     """Not a P1 'start postgres': exit 4 before any check runs, every variable and who needs it."""
     description = tmp_path / "shop.yml"
@@ -325,6 +330,7 @@ def test_the_reachability_check_says_how_the_host_is_reached(spec: str, section:
     assert ("ssh" in check.remedy) == spec.startswith("ssh")
 
 
+@pytest.mark.slow
 def test_a_hosts_escape_sequences_never_reach_the_terminal(tmp_path: Path) -> None:
     """A host printing ESC[2J ESC[31m 'FAKE: all checks passed' must not clear or colour the screen."""
     description = tmp_path / "esc.yml"

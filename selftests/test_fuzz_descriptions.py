@@ -120,18 +120,21 @@ def _loads_or_names_the_file(path: Path, content: bytes) -> None:
         assert str(path) in str(exc)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(content=broken_texts())
 def test_broken_text_loads_or_is_a_description_error(description: Path, content: bytes) -> None:
     _loads_or_names_the_file(description, content)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(content=broken_data())
 def test_broken_data_loads_or_is_a_description_error(description: Path, content: bytes) -> None:
     _loads_or_names_the_file(description, content)
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=5, deadline=None)  # each example is a whole pytest process
 @given(content=broken_texts() | broken_data())
 def test_the_run_exits_4_or_collects(description: Path, content: bytes) -> None:

@@ -260,6 +260,7 @@ def run(folder: Path, reports: Path, *options: str) -> tuple[dict[str, dict[str,
     return {check["id"]: check for check in checks}, ET.parse(run_folder / "junit.xml").getroot(), done.stdout
 
 
+@pytest.mark.slow
 def test_a_group_run_reports_each_host(tmp_path: Path, sshd: LoopbackSshd) -> None:
     folder = tmp_path / "systems"
     folder.mkdir()
@@ -285,6 +286,7 @@ def test_a_group_run_reports_each_host(tmp_path: Path, sshd: LoopbackSshd) -> No
     assert any("user-echo@replica-1" in name for name in names), names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [(), ("--parallel-hosts", "0")], ids=["ahead", "one-by-one"])
 def test_each_host_of_a_group_has_its_own_outcome(
     tmp_path: Path, sshd: LoopbackSshd, options: tuple[str, ...]

@@ -81,6 +81,7 @@ def http_check(url: str, **fields: Any) -> HttpCheck:
     return HttpCheck(**COMMON, id="health", url=url, **fields)
 
 
+@pytest.mark.slow
 def test_trickled_headers_hit_the_total_deadline(
     hostile_server: tuple[str, dict[str, Any]], local: Target
 ) -> None:
@@ -119,6 +120,7 @@ def test_endless_output_is_capped_and_said(local: Target) -> None:
     assert "bytes of output not kept" in result.stdout
 
 
+@pytest.mark.slow
 def test_endless_command_ends_at_its_deadline(local: Target) -> None:
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match="did not finish within 2s"):

@@ -31,6 +31,9 @@ from selftests.data_servers import Postgres
 from selftests.readers_kit import ROOT, ReadersApp, Run
 from selftests.test_reports import chromium
 
+# Every test here reads whole runs made by a module fixture (or is one): make test runs them.
+pytestmark = pytest.mark.slow
+
 HISTORY_PASSWORD = "hist-Walrus-Amber-6620"
 
 

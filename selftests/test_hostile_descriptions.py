@@ -43,6 +43,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (BOUNDED_BYTES, BOUNDED_BYTES))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_the_run_exits_4_in_bounded_time_and_memory(tmp_path: Path, case: Hostile) -> None:
     path = case.build(tmp_path)
@@ -93,6 +94,7 @@ def test_the_run_exits_4_in_bounded_time_and_memory(tmp_path: Path, case: Hostil
         ),
     ],
 )
+@pytest.mark.slow
 def test_odd_yaml_is_refused_where_it_is(tmp_path: Path, text: str, says: str) -> None:
     path = write(tmp_path, "demo.yml", MINIMAL + text)
     message = _message(path)

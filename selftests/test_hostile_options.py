@@ -31,6 +31,7 @@ checks:
         ("--history-dsn=postgresql://u@127.0.0.1:1/db?password=S3cretPass", "password=***"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_option_is_exit_4_naming_it_and_no_secret(tmp_path: Path, option: str, said: str) -> None:
     description = tmp_path / "opts.yml"
     description.write_text(DESCRIPTION, encoding="utf-8")
@@ -57,6 +58,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_links_planted_in_a_reused_output_folder_are_never_followed(tmp_path: Path) -> None:
     """--junitxml=DIR/junit.xml --bundle --incident into a folder where links wait for the run."""
     description = tmp_path / "opts.yml"
@@ -111,6 +113,7 @@ def test_merge_refuses_a_malformed_shard_with_exit_2(tmp_path: Path, summary: st
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_malformed_history_row_does_not_end_the_run_without_reports(tmp_path: Path) -> None:
     import sqlite3
 
@@ -132,6 +135,7 @@ def test_a_malformed_history_row_does_not_end_the_run_without_reports(tmp_path: 
     assert (reports / "latest" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_a_reports_dir_that_is_a_file_is_exit_4_saying_so(tmp_path: Path) -> None:
     description = tmp_path / "opts.yml"
     description.write_text(DESCRIPTION, encoding="utf-8")

@@ -62,6 +62,7 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_a_webhook_has_one_deadline_and_a_capped_answer(receiver: tuple[str, str]) -> None:
     url, mode = receiver
     started = time.monotonic()
@@ -73,6 +74,7 @@ def test_a_webhook_has_one_deadline_and_a_capped_answer(receiver: tuple[str, str
         assert problem is None  # a 200 is a delivery, whatever the body; the body was cut
 
 
+@pytest.mark.slow
 def test_a_pushgateway_has_one_deadline_and_a_capped_answer(receiver: tuple[str, str]) -> None:
     url, mode = receiver
     registry = CollectorRegistry()

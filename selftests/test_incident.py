@@ -30,6 +30,9 @@ from runbook.record import CheckRecord
 from selftests.readers_kit import CALENDAR_RUNBOOK, ROOT, SECRET, SYSTEM, ReadersApp, Run, calendar_escalation
 from selftests.test_never_leak import derived_forms
 
+# Every test here reads whole runs made by a module fixture (or is one): make test runs them.
+pytestmark = pytest.mark.slow
+
 CALENDAR_RULES = Escalation.model_validate(calendar_escalation())
 
 TEMPLATE_FIELD = re.compile(r"^(?:\[(?P<bracket>[A-Z]+):|(?P<heading>[A-ZА-ЯЁ][A-ZА-ЯЁ ]*[A-ZА-ЯЁ]):)")

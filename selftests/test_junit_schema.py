@@ -43,6 +43,7 @@ def junit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield run.folder / "junit.xml"
 
 
+@pytest.mark.slow
 def test_junit_is_valid_for_jenkins_and_gitlab(schema: xmlschema.XMLSchema, junit: Path) -> None:
     schema.validate(junit)
     text = junit.read_text(encoding="utf-8")

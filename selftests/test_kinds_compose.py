@@ -247,6 +247,7 @@ def test_logs_by_service(docker: FakeDocker, local: Target) -> None:
     )
 
 
+@pytest.mark.slow
 def test_tcp_from_a_service(docker: FakeDocker, local: Target) -> None:
     docker.add("map-v12-web-1", "web")
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -402,6 +403,7 @@ def test_container_env_flags_show_flag_values_only(docker: FakeDocker, local: Ta
     assert_no_secret(error)
 
 
+@pytest.mark.slow
 def test_container_env_two_containers_disagree_without_revealing(docker: FakeDocker, local: Target) -> None:
     docker.add("map-v12-web-1", "web", env=MAP_ENV)
     docker.add("map-v12-bot-1", "bot", env=[f"BOT_API_KEY={SECRET}-old"])
@@ -438,6 +440,7 @@ def test_container_env_optional_keys_and_unset_defaults_pass_unset(docker: FakeD
         env_check(required=["A"], unset_ok=True)
 
 
+@pytest.mark.slow
 def test_container_env_optional_keys_and_unset_defaults_are_judged_when_set(
     docker: FakeDocker, local: Target
 ) -> None:
@@ -487,6 +490,7 @@ def api() -> Iterator[tuple[Faults, str]]:
         yield app.faults, base
 
 
+@pytest.mark.slow
 def test_http_inside_each_container_of_a_service(
     docker: FakeDocker, local: Target, api: tuple[Faults, str]
 ) -> None:

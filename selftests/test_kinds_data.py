@@ -54,10 +54,12 @@ def pg_check(postgres_server: Postgres, **fields: Any) -> PostgresCheck:
 # -- postgres: SELECT 1 ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_select_one_answers(postgres_server: Postgres, local: Target) -> None:
     postgres.verify(pg_check(postgres_server, select_one=True, max_connect_ms=5000), local)
 
 
+@pytest.mark.slow
 def test_select_one_fails_on_a_wrong_password_without_saying_it(
     postgres_server: Postgres, local: Target
 ) -> None:
@@ -68,6 +70,7 @@ def test_select_one_fails_on_a_wrong_password_without_saying_it(
     assert failed.value.expected == f"PostgreSQL map@127.0.0.1:{postgres_server.port}/map answers SELECT 1"
 
 
+@pytest.mark.slow
 def test_select_one_fails_when_nothing_listens(postgres_server: Postgres, local: Target) -> None:
     started = time.monotonic()
     with pytest.raises(CheckFailed, match=r"cannot connect to PostgreSQL .*Connection refused"):
@@ -78,11 +81,13 @@ def test_select_one_fails_when_nothing_listens(postgres_server: Postgres, local:
     assert time.monotonic() - started < 20  # bounded by the check's timeout, not the OS's
 
 
+@pytest.mark.slow
 def test_select_one_fails_on_a_slow_connect(postgres_server: Postgres, local: Target) -> None:
     with pytest.raises(CheckFailed, match=r"connecting took \d+ms > 0.001ms"):
         postgres.verify(pg_check(postgres_server, select_one=True, max_connect_ms=0.001), local)
 
 
+@pytest.mark.slow
 def test_sessions_are_read_only_and_bounded(postgres_server: Postgres, local: Target) -> None:
     check = pg_check(postgres_server, select_one=True)
 
@@ -127,12 +132,14 @@ def migration(folder: Path, revision: str, parent: str | None) -> None:
     )
 
 
+@pytest.mark.slow
 def test_alembic_head_from_the_description(postgres_server: Postgres, local: Target) -> None:
     postgres.verify(pg_check(postgres_server, alembic_head={"revision": HEAD}), local)
     with pytest.raises(CheckFailed, match=f"alembic_version is {HEAD} != head 9a8b7c6d5e4f"):
         postgres.verify(pg_check(postgres_server, alembic_head={"revision": "9a8b7c6d5e4f"}), local)
 
 
+@pytest.mark.slow
 def test_alembic_head_from_the_versions_folder(
     postgres_server: Postgres, local: Target, tmp_path: Path
 ) -> None:
@@ -145,6 +152,7 @@ def test_alembic_head_from_the_versions_folder(
     assert f"(from the migrations in {tmp_path})" in failed.value.expected
 
 
+@pytest.mark.slow
 def test_alembic_heads_in_the_web_service(
     postgres_server: Postgres, local: Target, docker: FakeDocker
 ) -> None:
@@ -157,6 +165,7 @@ def test_alembic_heads_in_the_web_service(
         postgres.verify(pg_check(postgres_server, alembic_head={**head, "project": "other"}), local)
 
 
+@pytest.mark.slow
 def test_alembic_heads_in_the_web_container(
     postgres_server: Postgres, local: Target, docker: FakeDocker
 ) -> None:
@@ -168,6 +177,7 @@ def test_alembic_heads_in_the_web_container(
         postgres.verify(pg_check(postgres_server, alembic_head={"container": "web"}), local)
 
 
+@pytest.mark.slow
 def test_migrations_that_never_ran(postgres_server: Postgres, local: Target) -> None:
     check = pg_check(
         postgres_server, alembic_head={"revision": HEAD}, version_table="public.alembic_versions"
@@ -186,6 +196,7 @@ def test_an_alembic_head_has_one_source() -> None:
 # -- postgres: tables and rows ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tables_exist(postgres_server: Postgres, local: Target) -> None:
     postgres.verify(pg_check(postgres_server, tables=["admin_audit_log", "public.users"]), local)
     with pytest.raises(CheckFailed, match="missing: audit_log; recent_markers is a view"):
@@ -194,6 +205,7 @@ def test_tables_exist(postgres_server: Postgres, local: Target) -> None:
         )
 
 
+@pytest.mark.slow
 def test_min_rows(postgres_server: Postgres, local: Target) -> None:
     postgres.verify(pg_check(postgres_server, min_rows={"users": 1000, "admin_audit_log": 1}), local)
     with pytest.raises(CheckFailed, match="markers has 50 rows < 51"):
@@ -395,6 +407,7 @@ def test_restore_test_writes_and_is_gated() -> None:
     assert RestoreCheck.default_markers == ("incident",)
 
 
+@pytest.mark.slow
 def test_the_newest_dump_restores_with_matching_counts(
     postgres_server: Postgres,
     good_dump: bytes,
@@ -409,6 +422,7 @@ def test_the_newest_dump_restores_with_matching_counts(
     assert "users" in caplog.text and "1000" in caplog.text
 
 
+@pytest.mark.slow
 def test_counts_out_of_tolerance_are_reported_side_by_side(
     postgres_server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
@@ -436,6 +450,7 @@ def test_counts_out_of_tolerance_are_reported_side_by_side(
     assert scratch_databases(postgres_server) == []
 
 
+@pytest.mark.slow
 def test_a_dump_that_does_not_restore_fails_and_leaves_nothing(
     postgres_server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
@@ -445,6 +460,7 @@ def test_a_dump_that_does_not_restore_fails_and_leaves_nothing(
     assert scratch_databases(postgres_server) == []
 
 
+@pytest.mark.slow
 def test_a_user_who_cannot_create_databases_is_told(
     postgres_server: Postgres, good_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
@@ -462,6 +478,7 @@ def test_a_user_who_cannot_create_databases_is_told(
 # -- reaching a service ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_container_is_reached_through_the_host(
     postgres_server: Postgres, local: Target, docker: FakeDocker
 ) -> None:
@@ -476,6 +493,7 @@ def test_a_container_is_reached_through_the_host(
         postgres.verify(check, fresh(local))
 
 
+@pytest.mark.slow
 def test_a_compose_service_is_reached_through_the_host(
     postgres_server: Postgres, local: Target, docker: FakeDocker
 ) -> None:
@@ -494,6 +512,7 @@ def test_a_container_needs_a_tunnel() -> None:
         Reachable(container="db")
 
 
+@pytest.mark.slow
 def test_docker_hosts_have_no_tunnels(postgres_server: Postgres) -> None:
     target = Target("box", "docker://box", command_timeout=5, connect_timeout=2)
     check = pg_check(postgres_server, via="tunnel", select_one=True)
@@ -531,6 +550,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_whole_run_gates_the_restore_and_shows_no_password(
     postgres_server: Postgres, redis_server: Redis, good_dump: bytes, tmp_path: Path, docker: FakeDocker
 ) -> None:

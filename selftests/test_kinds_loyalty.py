@@ -66,12 +66,14 @@ def sql_gz_check(folder: Path, **fields: Any) -> BackupCheck:
     )
 
 
+@pytest.mark.slow
 def test_a_whole_sql_gz_dump_is_fresh_and_reads(plain_dump: bytes, tmp_path: Path, local: Target) -> None:
     put_sql_gz(tmp_path, plain_dump)
     backups.verify(sql_gz_check(tmp_path, max_age_hours=25), local)
     backups.verify(sql_gz_check(tmp_path, integrity=True), local)
 
 
+@pytest.mark.slow
 def test_a_dump_cut_short_lacks_its_trailer(plain_dump: bytes, tmp_path: Path, local: Target) -> None:
     """gzip of a dump that pg_dump never finished: the gzip is whole, the SQL is not."""
     cut = plain_dump[: plain_dump.rindex(b"-- PostgreSQL database dump complete")]
@@ -141,6 +143,7 @@ def scratch_left(postgres_server: Postgres) -> list[str]:
     return [name for name in postgres_server.databases() if name.startswith(restore.SCRATCH_PREFIX)]
 
 
+@pytest.mark.slow
 def test_a_sql_gz_dump_restores_into_a_scratch_database(
     postgres_server: Postgres, plain_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
@@ -149,6 +152,7 @@ def test_a_sql_gz_dump_restores_into_a_scratch_database(
     assert scratch_left(postgres_server) == []
 
 
+@pytest.mark.slow
 def test_a_sql_gz_dump_that_does_not_restore(
     postgres_server: Postgres, plain_dump: bytes, tmp_path: Path, local: Target
 ) -> None:
@@ -227,6 +231,7 @@ def test_a_shipped_migration_not_applied(loyalty_db: str, tmp_path: Path, local:
     )
 
 
+@pytest.mark.slow
 def test_a_failed_and_a_rolled_back_migration(
     loyalty_db: str, postgres_server: Postgres, local: Target
 ) -> None:
@@ -248,6 +253,7 @@ def test_a_failed_and_a_rolled_back_migration(
     postgres.verify(prisma_check(loyalty_db, migrations=SHIPPED), local)
 
 
+@pytest.mark.slow
 def test_applied_but_not_shipped_and_never_ran(
     loyalty_db: str, postgres_server: Postgres, local: Target
 ) -> None:
@@ -525,6 +531,7 @@ def test_promql_for_a_check() -> None:
     assert rates.promql(gauge) == "sum (delta(loyalty_outbox_pending[600s]))"
 
 
+@pytest.mark.slow
 def test_rates_from_a_real_prometheus(
     loyalty: tuple[LoyaltyApp, str], prometheus_url: str, local: Target
 ) -> None:
@@ -800,6 +807,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_whole_run_records_a_baseline_then_judges_the_rate(
     loyalty: tuple[LoyaltyApp, str], tmp_path: Path
 ) -> None:
@@ -881,6 +889,7 @@ def test_a_nan_sample_fails_and_is_never_stored(
         rates.verify(check, local)
 
 
+@pytest.mark.slow
 def test_the_suites_own_slow_requests_are_left_out_of_the_slow_rate(
     loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
 ) -> None:

@@ -118,6 +118,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_download_runs_only_when_allowed_and_never_ahead(base: str, tmp_path: Path) -> None:
     description = tmp_path / "mm.yml"
     description.write_text(DOWNLOAD.format(base=base, runbook=RUNBOOK), encoding="utf-8")

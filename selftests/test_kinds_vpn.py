@@ -186,6 +186,7 @@ def test_config_test_with_v2ray_refuses_a_duplicate_by_case(tmp_path: Path, loca
     assert "already exists" in failed.found, failed.found
 
 
+@pytest.mark.slow
 def test_config_users_over_ssh(tmp_path: Path, sshd: LoopbackSshd) -> None:
     path = write(tmp_path, "c.json", xray_config([user("test1"), user("TEST1")]))
     target = Target("replica", sshd.spec("ssh"), command_timeout=10, connect_timeout=5)
@@ -263,6 +264,7 @@ def test_vless_probe_red_when_the_server_does_not_know_the_id(
     assert failed.found.startswith(f"through 127.0.0.1:{port}: ")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(V2RAY is None, reason="no v2ray on this machine")
 def test_vless_probe_red_when_the_inbound_is_down(probe_url: str, local: Target, tmp_path: Path) -> None:
     port = free_port()  # nothing listens

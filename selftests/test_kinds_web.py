@@ -444,6 +444,7 @@ def test_load_p95(api: tuple[Faults, str], local: Target) -> None:
     assert error.evidence["per URL"].startswith(f"{base}/api/markers: 20 answers, p50 ")
 
 
+@pytest.mark.slow
 def test_load_is_bounded_by_its_deadline(api: tuple[Faults, str], local: Target) -> None:
     faults, base = api
     faults.slow_ms = 1500
@@ -490,6 +491,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_load_test_runs_after_every_other_check(api: tuple[Faults, str], tmp_path: Path) -> None:
     """What a load test leaves queued on the service must not slow the checks after it."""
     _, base = api
@@ -548,6 +550,7 @@ def test_a_lower_rate_limit(api: tuple[Faults, str], local: Target) -> None:
     )
 
 
+@pytest.mark.slow
 def test_slack_lets_a_refusal_come_early_by_the_run_s_own_requests(
     api: tuple[Faults, str], local: Target
 ) -> None:
@@ -573,6 +576,7 @@ def test_a_failing_endpoint_stops_the_rate_limit_at_once(api: tuple[Faults, str]
     )
 
 
+@pytest.mark.slow
 def test_a_rerun_within_the_window_repeats_the_last_verdict(
     api: tuple[Faults, str], local: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -639,6 +643,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("allow", "outcome"), [("", " 1 skipped"), ("allow_writes: true", " 1 passed")])
 def test_rate_limit_runs_only_when_writes_are_allowed(
     api: tuple[Faults, str], tmp_path: Path, allow: str, outcome: str

@@ -39,6 +39,9 @@ import pytest
 
 from selftests.readers_kit import Receiver
 
+# Every test here reads whole runs made by a module fixture (or is one): make test runs them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Env names that do not look secret: these are secrets because the description reads them with ${}.

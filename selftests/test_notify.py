@@ -40,6 +40,7 @@ def channels(receiver: Receiver) -> tuple[list[str], dict[str, str]]:
     return args, env
 
 
+@pytest.mark.slow
 def test_one_message_per_change_and_none_without(app: ReadersApp, receiver: Receiver) -> None:
     args, env = channels(receiver)
     app.break_("api")
@@ -78,6 +79,7 @@ def test_one_message_per_change_and_none_without(app: ReadersApp, receiver: Rece
         assert TOKEN not in run.output
 
 
+@pytest.mark.slow
 def test_always_sends_even_when_green(app: ReadersApp, receiver: Receiver) -> None:
     args, env = channels(receiver)
     app.run(*args[:2], "--notify=always", env=env)
@@ -86,6 +88,7 @@ def test_always_sends_even_when_green(app: ReadersApp, receiver: Receiver) -> No
     assert len(texts) == 2 and all(text.startswith("OK — Daily checklist") for text in texts)
 
 
+@pytest.mark.slow
 def test_refused_delivery_is_reported_without_the_token(app: ReadersApp, receiver: Receiver) -> None:
     receiver.status, receiver.answer = 401, {"ok": False, "description": "Unauthorized"}
     args, env = channels(receiver)
@@ -98,6 +101,7 @@ def test_refused_delivery_is_reported_without_the_token(app: ReadersApp, receive
     assert SECRET not in receiver.requests[0].body.decode()  # the failing command printed it
 
 
+@pytest.mark.slow
 def test_nobody_listening_changes_nothing(app: ReadersApp) -> None:
     env = {"ALERT_TELEGRAM_BOT_TOKEN": TOKEN, "ALERT_TELEGRAM_CHAT_ID": CHAT}
     run = app.run("--telegram-api=http://127.0.0.1:9", "--notify=always", env=env)
@@ -106,6 +110,7 @@ def test_nobody_listening_changes_nothing(app: ReadersApp) -> None:
     assert TOKEN not in run.output and "Traceback" not in run.output
 
 
+@pytest.mark.slow
 def test_notify_without_a_channel_is_exit_4(app: ReadersApp) -> None:
     run = app.run("--notify=changes")
     assert run.returncode == 4

@@ -92,6 +92,7 @@ def test_big_output_is_capped_and_the_next_command_is_framed(transport: Transpor
     assert transport.run("echo next", timeout=5).stdout == b"next\n"
 
 
+@pytest.mark.slow
 def test_testinfra_gets_every_byte_while_the_target_keeps_its_cap(target: Target) -> None:
     """The cap is the suite's evidence's, never a testinfra result's (host.run, host.file().content)."""
     whole = target.host.run("head -c 12000000 /dev/zero; echo tail >&2")
@@ -137,6 +138,7 @@ def test_each_command_sees_a_fresh_logins_environment(sshd: LoopbackSshd, target
 # -- deadlines and a shell that dies ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_command_past_the_transports_deadline_is_killed_and_a_new_shell_serves(
     transport: Transport,
 ) -> None:
@@ -154,6 +156,7 @@ def test_a_command_past_the_transports_deadline_is_killed_and_a_new_shell_serves
     assert shell_pid(transport) != first
 
 
+@pytest.mark.slow
 def test_endless_output_ends_at_the_deadline(transport: Transport) -> None:
     started = time.monotonic()
     with pytest.raises(TransportTimeout):
@@ -162,6 +165,7 @@ def test_endless_output_ends_at_the_deadline(transport: Transport) -> None:
     assert transport.run("echo next", timeout=5).stdout == b"next\n"
 
 
+@pytest.mark.slow
 def test_a_command_past_the_targets_deadline_leaves_the_shell_usable(target: Target) -> None:
     shell = shell_pid(target.connection.transport)
     with pytest.raises(CommandTimeout, match="did not finish within 1s"):
@@ -207,6 +211,7 @@ def test_a_lost_command_fails_its_check_and_the_host_stays_reachable(target: Tar
     assert target.run("echo next").stdout == "next\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["paramiko", "ssh+persist"])
 def test_stdin_is_dev_null_on_every_channel(sshd: LoopbackSshd, scheme: str) -> None:
     """Commands and streams read /dev/null: no EOF is sent on a channel the server may have freed.
@@ -225,6 +230,7 @@ def test_stdin_is_dev_null_on_every_channel(sshd: LoopbackSshd, scheme: str) -> 
         opened.close()
 
 
+@pytest.mark.slow
 def test_commands_from_several_threads_run_at_once(transport: Transport) -> None:
     said: dict[int, bytes] = {}
 
@@ -253,6 +259,7 @@ def established(port: int) -> int:
     return len(said.stdout.splitlines())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["ssh+persist", "paramiko"])
 def test_a_refused_channel_is_waited_for_on_the_same_connection(tmp_path: Path, scheme: str) -> None:
     """sshd's MaxSessions refuses a channel; that is no dead connection: commands wait for room,
@@ -282,6 +289,7 @@ def test_a_refused_channel_is_waited_for_on_the_same_connection(tmp_path: Path, 
         assert established(server.port) == 0
 
 
+@pytest.mark.slow
 def test_testinfras_command_deadline_is_the_specs_command_timeout(sshd: LoopbackSshd) -> None:
     """testinfra's commands have ?command_timeout= (or get_host's keyword), not a fixed 60 s."""
     import testinfra
@@ -307,6 +315,7 @@ def test_testinfras_command_deadline_is_the_specs_command_timeout(sshd: Loopback
 # -- sudo, unreachable, host keys ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sudo_runs_commands_as_the_user_asked(sshd: LoopbackSshd) -> None:
     for options, expected in (("sudo=true", "root"), ("sudo=true&sudo_user=nobody", "nobody")):
         box = Target("box", sshd.spec("ssh+persist", options), command_timeout=10, connect_timeout=5)
@@ -347,6 +356,7 @@ def test_an_unknown_host_key_is_refused_unless_checking_is_off(sshd: LoopbackSsh
 # -- streaming and closing -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_50_mb_file_streams_on_the_same_connection(target: Target, tmp_path: Path) -> None:
     big = tmp_path / "big"
     with big.open("wb") as sink:
@@ -383,6 +393,7 @@ def test_the_end_of_the_run_closes_the_shells(sshd: LoopbackSshd) -> None:
 # -- testinfra's modules on top --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_testinfra_modules_run_through_the_same_connection(target: Target) -> None:
     """One connection, but each command a process of its own, as under ssh:// (`$$` differs)."""
     connection = target.run('echo "$SSH_CONNECTION"').stdout
@@ -398,6 +409,7 @@ def test_testinfra_modules_run_through_the_same_connection(target: Target) -> No
     assert host.check_output('printf %s "$$"') != host.check_output('printf %s "$$"')
 
 
+@pytest.mark.slow
 def test_testinfra_get_host_knows_the_scheme(sshd: LoopbackSshd) -> None:
     import testinfra
 
@@ -430,6 +442,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_a_whole_run_over_ssh_persist(sshd: LoopbackSshd, tmp_path: Path) -> None:
     description = tmp_path / "persistent.yml"
     description.write_text(DESCRIPTION.format(spec=sshd.spec("ssh+persist")), encoding="utf-8")

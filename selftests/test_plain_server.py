@@ -121,6 +121,7 @@ def test_the_readme_description_needs_no_commands() -> None:
     assert {"http", "sockets", "postgres", "redis", "backups", "logs"} <= set(checks)
 
 
+@pytest.mark.slow
 def test_the_readme_plain_server_green_then_red_where_broken(
     shop: tuple[Path, list[str], dict[str, str]], nginx: int
 ) -> None:

@@ -69,6 +69,7 @@ def restarting(app: ReadersApp) -> Iterator[list[ThreadingHTTPServer]]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_without_wait_ready_the_gate_fails_at_once(app: ReadersApp) -> None:
     began = time.monotonic()
     run = app.run(marker="smoke")
@@ -78,6 +79,7 @@ def test_without_wait_ready_the_gate_fails_at_once(app: ReadersApp) -> None:
     assert "--wait-ready" not in run.output
 
 
+@pytest.mark.slow
 def test_wait_ready_turns_a_restarted_service_green(
     app: ReadersApp, restarting: list[ThreadingHTTPServer]
 ) -> None:
@@ -94,6 +96,7 @@ def test_wait_ready_turns_a_restarted_service_green(
     assert "Waited for readiness (--wait-ready)" in page
 
 
+@pytest.mark.slow
 def test_wait_ready_gives_up_at_the_deadline(app: ReadersApp) -> None:
     began = time.monotonic()
     run = app.run("--wait-ready=5s", marker="smoke")
@@ -104,6 +107,7 @@ def test_wait_ready_gives_up_at_the_deadline(app: ReadersApp) -> None:
     assert record["attempts"] >= 2
 
 
+@pytest.mark.slow
 def test_only_smoke_checks_are_retried(app: ReadersApp) -> None:
     app.break_("worker")  # a daily check, not smoke
     run = app.run("--wait-ready=5s", "-k", "worker", marker="daily")
@@ -111,6 +115,7 @@ def test_only_smoke_checks_are_retried(app: ReadersApp) -> None:
     assert record["attempts"] == 1
 
 
+@pytest.mark.slow
 def test_bad_duration_is_a_usage_error(app: ReadersApp) -> None:
     run = app.run("--wait-ready=soon", marker="smoke")
     assert run.returncode == 4
@@ -132,6 +137,7 @@ checks:
 COLD = {"api": 1, "worker": 2, "redis": 3}
 
 
+@pytest.mark.slow
 def test_one_check_that_never_turns_green_starves_no_other(tmp_path: Path) -> None:
     servers = {name: warming(0, cold) for name, cold in COLD.items()}
     servers["never"] = warming(0, cold=10**9)

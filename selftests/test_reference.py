@@ -35,6 +35,7 @@ def test_the_committed_field_reference_is_current() -> None:
     assert (REPO / "docs/fields.md").read_text(encoding="utf-8") == fields_markdown(), REGENERATE
 
 
+@pytest.mark.slow
 def test_the_command_prints_both() -> None:
     for argv, expected in ((["schema"], schema_text()), (["schema", "--markdown"], fields_markdown())):
         done = subprocess.run(

@@ -225,11 +225,13 @@ def dom(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return chromium("--dump-dom", url=(folder / "report.html").as_uri(), profile=profile)
 
 
+@pytest.mark.slow
 def test_failing_checks_exit_1(daily: Run) -> None:
     assert daily.returncode == 1, daily.output[-3000:]
     assert "Traceback" not in daily.output
 
 
+@pytest.mark.slow
 def test_run_folder_and_latest(daily: Run, folder: Path) -> None:
     assert FOLDER_NAME.match(folder.name), folder.name
     assert folder.name.endswith("-daily")
@@ -314,6 +316,7 @@ def test_summary_run_header(summary: dict[str, Any]) -> None:
     assert run["started"] <= run["finished"]
 
 
+@pytest.mark.slow
 def test_html_renders_the_failing_checks(dom: str) -> None:
     text = html.unescape(dom)
     assert "Daily checklist — selftest-app" in text
@@ -355,6 +358,7 @@ def test_shrink_data_keeps_every_character(tmp_path: Path) -> None:
     assert len(found.group(1)) < len(str(markupsafe.escape(data)))
 
 
+@pytest.mark.slow
 def test_html_says_a_failure_once_and_the_summary_before_the_environment(dom: str) -> None:
     """The details block says expected/found/remedy; pytest's log of the same text is not repeated
     under it. The to-do list (Summary) comes before pytest-html's Environment table."""
@@ -373,6 +377,7 @@ def test_html_runbook_link_points_at_the_runbook(dom: str, folder: Path) -> None
         assert (folder / html.unescape(href)).resolve() == (folder.parent.parent / "runbook.md").resolve()
 
 
+@pytest.mark.slow
 def test_html_screenshot(folder: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     chromium(
@@ -408,6 +413,7 @@ def test_secret_appears_nowhere(daily: Run, folder: Path) -> None:
 # -- run folders ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_runs_make_two_folders_and_latest_follows(tmp_path: Path) -> None:
     description = write_system(tmp_path)
     reports = tmp_path / "reports"
@@ -425,6 +431,7 @@ def test_two_runs_make_two_folders_and_latest_follows(tmp_path: Path) -> None:
     assert [r["check_id"] for r in records] == ["redis-ping"]
 
 
+@pytest.mark.slow
 def test_html_option_makes_no_run_folder(tmp_path: Path) -> None:
     description = write_system(tmp_path)
     reports = tmp_path / "reports"
@@ -449,6 +456,7 @@ def test_html_option_makes_no_run_folder(tmp_path: Path) -> None:
     assert f"runbook reports: {page}, {page.parent / 'summary.json'}" in done.output
 
 
+@pytest.mark.slow
 def test_broken_description_exits_4_naming_file_and_field(tmp_path: Path) -> None:
     description = write_system(tmp_path)
     text = description.read_text(encoding="utf-8")
@@ -568,6 +576,7 @@ def junit_failures(folder: Path) -> dict[str, tuple[str, str]]:
     }
 
 
+@pytest.mark.slow
 def test_xdist_keeps_the_junit_failure_messages(folder: Path, parallel_folder: Path) -> None:
     serial, parallel = junit_failures(folder), junit_failures(parallel_folder)
     assert set(parallel) == set(serial)
@@ -578,6 +587,7 @@ def test_xdist_keeps_the_junit_failure_messages(folder: Path, parallel_folder: P
             assert label in text, (name, label)
 
 
+@pytest.mark.slow
 def test_xdist_keeps_the_summary_and_html_columns(summary: dict[str, Any], parallel_folder: Path) -> None:
     parallel = json.loads((parallel_folder / "summary.json").read_text(encoding="utf-8"))
     by_id = {check["check_id"]: check for check in parallel["checks"]}

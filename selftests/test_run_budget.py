@@ -42,6 +42,7 @@ def summary(tmp_path: Path) -> dict[str, object]:
     return json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_checks_not_started_by_the_run_deadline_are_reported_as_not_run(tmp_path: Path) -> None:
     done = subprocess.run(
         command(tmp_path, "--run-deadline=3s"),
@@ -60,6 +61,7 @@ def test_checks_not_started_by_the_run_deadline_are_reported_as_not_run(tmp_path
     assert (tmp_path / "reports" / "latest" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_with_its_reports_saying_interrupted(tmp_path: Path) -> None:
     process = subprocess.Popen(
         command(tmp_path), cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -84,6 +86,7 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_history_locked_at_the_start_does_not_stop_the_checks(tmp_path: Path) -> None:
     """Another process holding history.sqlite locked (a stuck sqlite3 shell, a run writing) is
     not a runner set up wrong: the checks run, and the row is written once the lock is free."""
@@ -121,6 +124,7 @@ def test_a_history_locked_at_the_start_does_not_stop_the_checks(tmp_path: Path) 
         assert store.execute("SELECT COUNT(*) FROM runbook_runs").fetchone() == (2,)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_reports_disk_that_fills_up_mid_run_ends_the_run_cleanly(tmp_path: Path) -> None:
     """The disk holding the reports fills up while the checks run: the run still ends, with its

@@ -13,6 +13,7 @@ from runbook.run import runner_load, verify
 from runbook.run.runner_load import LagMonitor
 
 
+@pytest.mark.slow
 def test_the_monitor_sees_the_runner_late_when_it_cannot_run() -> None:
     """Holding the interpreter 1.5 s (as a CPU-starved runner would be held) shows as lateness."""
     monitor = LagMonitor()

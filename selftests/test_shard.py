@@ -151,6 +151,7 @@ def run_shard(description: Path, shard: str, reports: Path) -> int:
     return done.returncode
 
 
+@pytest.mark.slow
 def test_four_shards_with_one_missing_and_one_host_down(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

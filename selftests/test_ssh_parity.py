@@ -496,6 +496,7 @@ def test_there_are_enough_queries(queries: Any) -> None:
     assert len(ids) == len(set(ids)) and len(ids) >= 300, len(ids)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", SUITE_SCHEMES)
 def test_the_suites_backend_answers_as_ssh_does(scheme: str, answers: dict[str, dict[str, Answer]]) -> None:
     found = differences(answers["ssh"], answers[scheme])

@@ -78,6 +78,7 @@ def test_a_statement_has_exactly_one_status_and_a_reason_when_not_checked() -> N
         Statement(lines="4", quote="docker", verify="x runs", not_checked="people")
 
 
+@pytest.mark.slow
 def test_coverage_command_prints_the_numbers(tmp_path: Path) -> None:
     (tmp_path / "runbook.md").write_text("\n".join(RUNBOOK), encoding="utf-8")
     (tmp_path / "x.cov.yml").write_text(
@@ -100,6 +101,7 @@ def test_coverage_command_prints_the_numbers(tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)[0]["reasons"] == {"external": 1}
 
 
+@pytest.mark.slow
 def test_a_failure_quotes_its_runbook_lines_in_every_report(tmp_path: Path) -> None:
     """And report.html says how much of the runbook is checked (its 'Runbook coverage')."""
     (tmp_path / "runbook.md").write_text("\n".join(RUNBOOK), encoding="utf-8")

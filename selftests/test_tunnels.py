@@ -42,6 +42,7 @@ def tunnelled(postgres_server: Postgres, **fields: Any) -> PostgresCheck:
     return PostgresCheck(**COMMON, id="db", dsn=postgres_server.dsn(), via="tunnel", **fields)
 
 
+@pytest.mark.slow
 def test_postgres_through_the_hosts_ssh(postgres_server: Postgres, host: Target) -> None:
     postgres.verify(tunnelled(postgres_server, select_one=True, max_connect_ms=5000), host)
     postgres.verify(tunnelled(postgres_server, tables=["admin_audit_log"]), host)
@@ -50,6 +51,7 @@ def test_postgres_through_the_hosts_ssh(postgres_server: Postgres, host: Target)
     assert isinstance(tunnels[("127.0.0.1", postgres_server.port)], SshTunnel | ChannelTunnel)
 
 
+@pytest.mark.slow
 def test_tunnels_close_with_the_connection(postgres_server: Postgres, host: Target) -> None:
     postgres.verify(tunnelled(postgres_server, select_one=True), host)
     tunnel = host.connection.transport._tunnels[("127.0.0.1", postgres_server.port)]
@@ -61,6 +63,7 @@ def test_tunnels_close_with_the_connection(postgres_server: Postgres, host: Targ
         assert tunnel.process.poll() is not None
 
 
+@pytest.mark.slow
 def test_a_dead_ssh_forward_is_opened_again(postgres_server: Postgres, sshd: LoopbackSshd) -> None:
     target = Target("server", sshd.spec("ssh"), command_timeout=30, connect_timeout=5)
     try:
@@ -75,6 +78,7 @@ def test_a_dead_ssh_forward_is_opened_again(postgres_server: Postgres, sshd: Loo
         target.connection.close()
 
 
+@pytest.mark.slow
 def test_a_refused_channel_is_in_the_message(postgres_server: Postgres, host: Target) -> None:
     closed = free_port()
     check = PostgresCheck(
@@ -86,6 +90,7 @@ def test_a_refused_channel_is_in_the_message(postgres_server: Postgres, host: Ta
         postgres.verify(check, host)
 
 
+@pytest.mark.slow
 def test_an_unreachable_host_gives_no_tunnel(postgres_server: Postgres) -> None:
     target = Target("server", f"ssh://root@127.0.0.1:{free_port()}", command_timeout=5, connect_timeout=2)
     with pytest.raises(
@@ -109,6 +114,7 @@ def test_redis_through_the_hosts_ssh(redis_server: Redis, host: Target) -> None:
         redis.verify(listening, host)
 
 
+@pytest.mark.slow
 def test_restore_through_the_hosts_ssh(postgres_server: Postgres, sshd: LoopbackSshd, tmp_path: Path) -> None:
     """The dump streams from the host's cat, pg_restore on the runner reaches the server by the tunnel."""
     dumps = tmp_path / "backups"

@@ -108,6 +108,7 @@ def test_a_listening_upstream_with_errors_in_its_log(app_port: int, tmp_path: Pa
     )
 
 
+@pytest.mark.slow
 def test_host_fields_only_without_a_container() -> None:
     with pytest.raises(ValidationError, match="process and log describe a process on the host"):
         Upstream(service="web", port=8000, process="gunicorn")

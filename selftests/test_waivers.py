@@ -62,6 +62,7 @@ def waived_run(app: ReadersApp) -> Run:
     return app.run(f"--waivers={app.base / 'waivers.yml'}", "-rA")
 
 
+@pytest.mark.slow
 def test_only_the_expired_waivers_failure_fails_the_run(waived_run: Run) -> None:
     assert waived_run.returncode == 1, waived_run.output[-3000:]
     outcomes = waived_run.outcomes()
@@ -72,6 +73,7 @@ def test_only_the_expired_waivers_failure_fails_the_run(waived_run: Run) -> None
     assert waived_run.summary()["run"]["failures_by_severity"]["P2"] == 1
 
 
+@pytest.mark.slow
 def test_summary_says_what_each_waiver_did(waived_run: Run) -> None:
     waivers = waived_run.summary()["waivers"]
     assert [w["check"] for w in waivers["applied"]] == [f"{SYSTEM}:worker-queue", "cache-*"]
@@ -113,6 +115,7 @@ def test_html_rows_read_waived(waived_run: Run) -> None:
     assert "stale (matched no failing check): no-such-check-*" in page
 
 
+@pytest.mark.slow
 def test_all_failures_waived_is_exit_0(app: ReadersApp) -> None:
     app.heal("flappy")
     run = app.run(f"--waivers={app.base / 'waivers.yml'}")
@@ -149,6 +152,7 @@ def test_malformed_file_names_the_entry(tmp_path: Path, text: str, problem: str)
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.slow
 def test_malformed_file_stops_the_run_with_exit_4(app: ReadersApp, tmp_path: Path) -> None:
     broken = tmp_path / "waivers.yml"
     broken.write_text("waivers:\n  - check: worker-*\n    expires: 2030-01-01\n", encoding="utf-8")
