@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,15 +77,46 @@ for method in ("GET", "POST"):
         REQUESTS.labels(method, code)  # present at 0: increase() then sees a series' first burst
 
 
+# Idle connections kept for the next request, as the real API's Prisma pool keeps them: a new
+# connection per request (a PostgreSQL backend forked each time) made /ready answer 503 within
+# its 2 s when two checklists ran at once on a busy 2-core runner.
+IDLE: list[Any] = []
+IDLE_LOCK = threading.Lock()
+POOL_SIZE = 8
+
+
+def _connection(timeout: float) -> Any:
+    """An idle connection that still answers, or a new one (a dead one, after postgres restarted, is
+    dropped: the faults that stop the database must see errors, not a stale pool)."""
+    while True:
+        with IDLE_LOCK:
+            db = IDLE.pop() if IDLE else None
+        if db is None:
+            return psycopg2.connect(DATABASE_URL, connect_timeout=max(1, int(timeout)))
+        try:
+            with db.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            db.rollback()
+            return db
+        except psycopg2.Error:
+            db.close()
+
+
 @contextlib.contextmanager
 def transaction(timeout: float) -> Iterator[Any]:
-    """A cursor in one transaction on a new connection, closed after (psycopg2's `with` keeps it)."""
-    db = psycopg2.connect(DATABASE_URL, connect_timeout=max(1, int(timeout)))
+    """A cursor in one transaction on a pooled connection; back to the pool after, closed on error."""
+    db = _connection(timeout)
     try:
         with db, db.cursor() as cursor:
             yield cursor
-    finally:
+    except BaseException:
         db.close()
+        raise
+    with IDLE_LOCK:
+        if len(IDLE) < POOL_SIZE:
+            IDLE.append(db)
+            return
+    db.close()
 
 
 def redis_ok() -> bool:
