@@ -350,3 +350,45 @@ def test_min_free_mb_of_temp_dir(tmp_path: Path, local: Target) -> None:
     resources.verify(ResourceCheck(**COMMON, id="tmp", disk=str(tmp_path), min_free_mb=1), local)
     with pytest.raises(CheckFailed, match=r"MB free on .* < 1e\+09 MB"):
         resources.verify(ResourceCheck(**COMMON, id="tmp", disk=str(tmp_path), min_free_mb=1e9), local)
+
+
+def test_a_restarted_unit_active_at_one_moment_gets_a_second_look(
+    fake_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash loop caught in its moment of `active (running)`: red once the second look sees it
+    between two restarts; a unit that stays up since its last restart stays green."""
+    monkeypatch.setattr(systemd, "SECOND_LOOK", 0.0)
+    fresh = lambda: Target("l", "local://", command_timeout=5, connect_timeout=5)  # noqa: E731
+    fake_systemctl(fake_bin, NRestarts="3")
+    systemd.verify(unit_check(active=True), fresh())  # up since its restart, on both looks
+    assert len((fake_bin / "systemctl.args").read_text().splitlines()) == 2
+    looks = iter(
+        [
+            {**SHOW, "NRestarts": "3"},
+            {**SHOW, "NRestarts": "4", "ActiveState": "activating", "SubState": "auto-restart",
+             "Result": "exit-code", "ExecMainStatus": "2"},
+        ]
+    )  # fmt: skip
+    monkeypatch.setattr(systemd, "read_unit", lambda target, unit: next(looks))
+    monkeypatch.setattr(systemd, "read_unit_now", lambda target, unit: next(looks))
+    with pytest.raises(CheckFailed) as info:
+        systemd.verify(unit_check(active=True), fresh())
+    assert info.value.found == (
+        "magic-master.service is restarting in a loop: active (running), 0 s later activating "
+        "(auto-restart), result exit-code (exit status 2) (NRestarts 3 -> 4)"
+    )
+    restarted_again = iter(
+        [{**SHOW, "NRestarts": "3"}, {**SHOW, "NRestarts": "4", "ActiveEnterTimestampMonotonic": "9"}]
+    )
+    monkeypatch.setattr(systemd, "read_unit", lambda target, unit: next(restarted_again))
+    monkeypatch.setattr(systemd, "read_unit_now", lambda target, unit: next(restarted_again))
+    with pytest.raises(
+        CheckFailed, match=r"restarting in a loop: active \(running\), 0 s later active \(running\)"
+    ):
+        systemd.verify(unit_check(active=True), fresh())
+
+
+def test_a_unit_never_restarted_by_systemd_is_looked_at_once(fake_bin: Path, local: Target) -> None:
+    fake_systemctl(fake_bin)
+    systemd.verify(unit_check(active=True), local)
+    assert len((fake_bin / "systemctl.args").read_text().splitlines()) == 1

@@ -20,7 +20,7 @@ from pydantic import Field
 from runbook.describe.model import CheckBase
 from runbook.errors import CheckError, CheckFailed, CheckPassed
 from runbook.host.samples import STORE, Snapshot
-from runbook.host.systemd import UnitName, environment, parse_show, read_unit
+from runbook.host.systemd import UnitName, environment, parse_show, read_unit, read_unit_now
 from runbook.host.target import Target
 
 # A program looked up on a PATH: a plain file name.
@@ -67,6 +67,8 @@ def verify(check: SystemdCheck, target: Target) -> None:
         raise CheckFailed(f"unit {check.unit} installed", f"no unit {check.unit} (LoadState=not-found)")
     if check.active is not None:
         _active(check.active, name, props)
+        if check.active and int(props.get("NRestarts") or 0) > 0:
+            _still_active(name, props, target, check.unit)
     elif check.enabled is not None:
         _enabled(check.enabled, name, props)
     elif check.max_restarts is not None:
@@ -86,10 +88,37 @@ def _active(wanted: bool, name: str, props: Mapping[str, str]) -> None:
     running = props.get("ActiveState") == "active"
     if running == wanted:
         return
-    detail = f"{name} is {state(props)}"
-    if not running and props.get("Result") not in (None, "", "success"):
-        detail += f", result {props['Result']} (exit status {props.get('ExecMainStatus', '?')})"
-    raise CheckFailed(f"{name} {'active' if wanted else 'not running'}", detail)
+    raise CheckFailed(f"{name} {'active' if wanted else 'not running'}", f"{name} is {_how(props)}")
+
+
+def _how(props: Mapping[str, str]) -> str:
+    """'activating (auto-restart), result exit-code (exit status 2)': the state, and why when not active."""
+    how = state(props)
+    if props.get("ActiveState") != "active" and props.get("Result") not in (None, "", "success"):
+        how += f", result {props['Result']} (exit status {props.get('ExecMainStatus', '?')})"
+    return how
+
+
+# Seconds between the two looks at a unit systemd has restarted: a unit in a crash loop is
+# `active (running)` for the moment its process lives, then `activating (auto-restart)`.
+SECOND_LOOK = 2.0
+
+
+def _still_active(name: str, first: Mapping[str, str], target: Target, unit: str) -> None:
+    """A unit that systemd has restarted (NRestarts > 0) and is active now is looked at again: a
+    crash loop caught in its moment of `active (running)` is not active (seen on the lab: a bad
+    setting, Restart=always, the status check green by luck)."""
+    time.sleep(SECOND_LOOK)
+    second = read_unit_now(target, unit)
+    entered = first.get("ActiveEnterTimestampMonotonic"), second.get("ActiveEnterTimestampMonotonic")
+    by_hand = int(second.get("NRestarts") or 0) < int(first.get("NRestarts") or 0)  # a start resets it
+    if second.get("ActiveState") == "active" and (entered[0] == entered[1] or by_hand):
+        return
+    raise CheckFailed(
+        f"{name} active",
+        f"{name} is restarting in a loop: {state(first)}, {SECOND_LOOK:g} s later {_how(second)} "
+        f"(NRestarts {first.get('NRestarts', '?')} -> {second.get('NRestarts', '?')})",
+    )
 
 
 def _enabled(wanted: bool, name: str, props: Mapping[str, str]) -> None:

@@ -56,12 +56,13 @@ def environment(value: str) -> dict[str, str]:
 
 def read_unit(target: Target, unit: str) -> dict[str, str]:
     """The unit's properties, read once per run and host."""
+    return target.cached(("systemd-show", unit), lambda: read_unit_now(target, unit))
 
-    def show() -> dict[str, str]:
-        result = target.run(f"systemctl show -p {','.join(PROPERTIES)} -- %s", unit)
-        if result.rc != 0:
-            said = result.stderr.strip()[:300] or f"exit {result.rc}"
-            raise CheckError(f"systemctl show {unit}: {said}")
-        return parse_show(result.stdout)
 
-    return target.cached(("systemd-show", unit), show)
+def read_unit_now(target: Target, unit: str) -> dict[str, str]:
+    """The unit's properties at this moment (a second look; not cached)."""
+    result = target.run(f"systemctl show -p {','.join(PROPERTIES)} -- %s", unit)
+    if result.rc != 0:
+        said = result.stderr.strip()[:300] or f"exit {result.rc}"
+        raise CheckError(f"systemctl show {unit}: {said}")
+    return parse_show(result.stdout)
