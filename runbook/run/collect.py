@@ -16,6 +16,7 @@ stops the run at collection: a checklist item must never silently vanish.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -37,6 +38,10 @@ class Collector:
         self.systems = systems
         self.permissions = permissions
         self.pool = TargetPool()
+        # Whether a case already has its outcome from the checks run ahead (runbook.run.prefetch
+        # sets this when it is on): such a case reports that outcome, even when the host went
+        # down meanwhile, because its own failure may be what found the host down.
+        self.ran_ahead: Callable[[Case], bool] = lambda case: False
         if permissions.writes:  # --allow-writes reaches the checks that decide step by step (scenario)
             for system in systems:
                 for check in system.model.checks.all():
@@ -120,7 +125,8 @@ class Collector:
         case = case_of(item)
         if case is None:
             return
-        refused = gate.blocked(case, self.permissions, self.target_for(case))
+        target = None if self.ran_ahead(case) else self.target_for(case)
+        refused = gate.blocked(case, self.permissions, target)
         if refused is not None:
             if refused.fails:
                 pytest.fail(refused.reason, pytrace=False)

@@ -94,6 +94,12 @@ class Ahead:
             started = list(self.every_future)
         wait(started)
 
+    def ran(self, case: Case) -> bool:
+        """Whether the case ran ahead (waits for it to finish; its test is about to claim it)."""
+        with self.lock:
+            future = self.futures.get((id(case.check), case.host_name))
+        return future is not None and future.result() is not NOT_RUN
+
     def claim(self, check: CheckBase, host_name: str) -> Future[BaseException | None] | None:
         with self.lock:
             return self.futures.pop((id(check), host_name), None)
@@ -166,6 +172,7 @@ class AheadPlugin:
         # An xdist worker learns its tests one host at a time (--dist-hosts).
         self.on_worker = hasattr(config, "workerinput")
         self.by_host: dict[str, list[Case]] = {}
+        collector.ran_ahead = self.ahead.ran
         activate(self.ahead)
 
     @pytest.hookimpl(tryfirst=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import IO, Any
 
-from runbook.errors import CommandTimeout
+from runbook.errors import CheckError, CommandTimeout
 from runbook.host.deadline import call_with_deadline
 from runbook.host.processes import Capped, Raw, StreamEnd, TransportTimeout
 from runbook.host.transports.base import Transport, TransportError
@@ -53,4 +53,6 @@ class TestinfraTransport(Transport):
         self, line: str, *, timeout: float
     ) -> contextlib.AbstractContextManager[tuple[IO[bytes], StreamEnd]]:
         scheme = self.spec.split("://", 1)[0]
-        raise TransportError(f"streaming a file is not supported over {scheme}:// yet")
+        # Not TransportError: the host is reachable, this transport only lacks a way to stream.
+        # (As a TransportError it marked the host unreachable and skipped its other checks.)
+        raise CheckError(f"streaming a file is not supported over {scheme}:// yet")
