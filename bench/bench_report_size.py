@@ -121,14 +121,24 @@ def description(system: str, first: int, count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_systems(folder: Path, count: int) -> Path:
-    """N checks as descriptions of at most PER_SYSTEM checks each (bench-reports-1, -2, ...)."""
+def write_systems(
+    folder: Path,
+    count: int,
+    describe: Callable[[str, int, int], str] = description,
+    per_system: int = PER_SYSTEM,
+    prefix: str = "bench-reports",
+) -> Path:
+    """N checks as descriptions of at most `per_system` checks each (PREFIX-1, -2, ...).
+
+    `describe(system, first, count)` writes one description (bench_scaling gives its own: checks on
+    real hosts instead of local://).
+    """
     systems = folder / "systems"
     systems.mkdir()
     (systems / "runbook.md").write_text("# Bench runbook\n", encoding="utf-8")
-    for number, first in enumerate(range(0, count, PER_SYSTEM), 1):
-        text = description(f"bench-reports-{number}", first, min(PER_SYSTEM, count - first))
-        (systems / f"bench-reports-{number}.yml").write_text(text, encoding="utf-8")
+    for number, first in enumerate(range(0, count, per_system), 1):
+        text = describe(f"{prefix}-{number}", first, min(per_system, count - first))
+        (systems / f"{prefix}-{number}.yml").write_text(text, encoding="utf-8")
     return systems
 
 
