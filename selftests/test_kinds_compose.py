@@ -633,3 +633,34 @@ def test_a_restart_after_a_long_crashing_run_is_waited_for_as_long(monkeypatch: 
         found = containers_kind._settled(None, Container("web"), current)  # type: ignore[arg-type]
         assert (found is crashed) is waits
         assert (slept and slept[0] > 6) if waits else not slept  # (5.0 - 0.6) * 1.5 + 1 - 0.35
+
+
+def test_a_container_running_at_both_looks_but_restarted_between_is_in_a_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second look can land in the crash loop's next moment of 'running': RestartCount tells."""
+    from datetime import UTC, datetime
+
+    from runbook.checks import containers as containers_kind
+    from runbook.host.docker_host import Container
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+    def info(restarts: int) -> dict[str, Any]:
+        return {"RestartCount": restarts, "State": {"Status": "running", "Running": True, "StartedAt": stamp}}
+
+    check = containers_kind.ContainerCheck(
+        **COMMON, id="xray-running", container="hexenvpn-xray", state="running"
+    )
+    monkeypatch.setattr(containers_kind, "SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(containers_kind.docker_host, "events", lambda *args: [])
+    monkeypatch.setattr(containers_kind.docker_host, "inspect_or_fail", lambda target, container: info(4))
+    monkeypatch.setattr(containers_kind.docker_host, "read_inspect", lambda target, name: info(5))
+    with pytest.raises(CheckFailed) as failed:
+        containers_kind._state(check, None, [Container("hexenvpn-xray")])  # type: ignore[arg-type]
+    assert failed.value.found == (
+        "hexenvpn-xray is restarting in a loop: running at one look, restarted again by its restart "
+        "policy before the next (RestartCount 4 -> 5)"
+    )
+    monkeypatch.setattr(containers_kind.docker_host, "read_inspect", lambda target, name: info(4))
+    containers_kind._state(check, None, [Container("hexenvpn-xray")])  # type: ignore[arg-type]

@@ -160,7 +160,17 @@ def _state(check: ContainerCheck, target: Target, found: list[Container]) -> Non
     """Every container running; for a scaled service, how many are and which are not."""
     down = []
     for container in found:
-        info = _settled(target, container, docker_host.inspect_or_fail(target, container))
+        first = docker_host.inspect_or_fail(target, container)
+        info = _settled(target, container, first)
+        before, after = int(first.get("RestartCount") or 0), int(info.get("RestartCount") or 0)
+        if docker_host.is_running(info) and after > before:
+            # Read again and running again, but a new run: it crashed and was restarted meanwhile
+            # (make test saw a broken xray config pass as running this way).
+            down.append(
+                f"{container} is restarting in a loop: running at one look, restarted again by its "
+                f"restart policy before the next (RestartCount {before} -> {after})"
+            )
+            continue
         if not docker_host.is_running(info):
             said = f"{container} is {docker_host.describe_state(info.get('State', {}))}"
             restarts = info.get("RestartCount", 0)
