@@ -17,7 +17,7 @@ from runbook import keys
 from runbook.describe import params
 from runbook.describe.loader import DescriptionError, LoadedSystem, load_systems
 from runbook.describe.model import MARKERS
-from runbook.host import samples
+from runbook.host import processes, samples
 from runbook.readers.rundir import reports_dir
 from runbook.report import options as report_options
 from runbook.run import budget, collect, fixtures, gate, logger_race, verdict
@@ -129,6 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (config.getoption("runbook_systems") or config.getini("runbook_systems")):
         return
     SECRETS.add_from_environment()
+    processes.allow_open_files()
     logmask.install_log_masking(config)
     logger_race.install()
     config.stash[keys.SYSTEMS] = _load(config)

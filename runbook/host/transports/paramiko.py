@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import threading
 import time
 import urllib.parse
@@ -24,7 +23,7 @@ from typing import IO, Any
 
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from runbook.host.processes import CHUNK, Capped, Raw, StreamEnd, TransportTimeout
+from runbook.host.processes import CHUNK, Capped, Raw, StreamEnd, TransportTimeout, readable
 from runbook.host.transports.base import Transport, TransportError, Tunnel, host_key_checking, spec_options
 from runbook.host.transports.shell_session import EXACT_LIMIT, Whole
 from runbook.host.transports.tunnel import ChannelTunnel
@@ -193,7 +192,7 @@ class ParamikoTransport(Transport):
                 if remaining <= 0:
                     raise TransportTimeout(f"no answer within {timeout:g}s")
                 # The channel's fileno is signalled for stdout, stderr and its end alike.
-                select.select([channel], [], [], min(remaining, 1.0))
+                readable([channel], min(remaining, 1.0))
                 while channel.recv_ready():
                     stdout.add(channel.recv(CHUNK))
                 while channel.recv_stderr_ready():
@@ -221,7 +220,7 @@ class ParamikoTransport(Transport):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TransportTimeout(f"no answer within {timeout:g}s")
-                select.select([channel], [], [], min(remaining, 1.0))
+                readable([channel], min(remaining, 1.0))
                 _drain(channel, stdout, stderr)
             _drain(channel, stdout, stderr)
             rc = channel.recv_exit_status()

@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import select
 import shlex
 import time
 from typing import Any
 
-from runbook.host.processes import CHUNK, Capped, Raw, TransportTimeout
+from runbook.host.processes import CHUNK, Capped, Raw, TransportTimeout, readable
 
 # How long the channel may keep delivering data after the shell's exit status arrived.
 DEATH_GRACE = 0.5
@@ -232,7 +231,7 @@ class ShellSession:
             now = time.monotonic()
             if now >= deadline:
                 raise TransportTimeout("no answer from the session's shell by the deadline")
-            select.select([self.channel], [], [], min(deadline - now, 0.25))
+            readable([self.channel], min(deadline - now, 0.25))
             # One chunk each per pass: endless output must not keep us from the deadline.
             if self.channel.recv_ready():
                 stdout.feed(self.channel.recv(CHUNK))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import select
 import socket
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from runbook.host.processes import Capped, child_environment, kill_group
+from runbook.host.processes import Capped, child_environment, kill_group, readable
 from runbook.host.transports.base import TransportError, Tunnel
 
 LOOPBACK = "127.0.0.1"
@@ -150,8 +149,7 @@ def _pump(client: socket.socket, channel: Any, closed: threading.Event) -> None:
     ends = [client, channel]
     with contextlib.suppress(OSError, EOFError, ValueError):
         while not closed.is_set():
-            readable, _, _ = select.select(ends, [], [], 0.5)
-            for end in readable:
+            for end in readable(ends, 0.5):
                 data = end.recv(1 << 16)
                 if not data:
                     return
