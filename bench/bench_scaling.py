@@ -152,6 +152,29 @@ def per_test(rows: list[Row]) -> list[tuple[float, float]]:
     return found
 
 
+def cells(rows: list[Row], *, tree: bool) -> list[list[str]]:
+    """One table line per row: tests, wall, CPU, peak (and the sampled tree), cost a test, outcomes."""
+    lines = []
+    for row, (cost, marginal) in zip(rows, per_test(rows), strict=True):
+        memory = [fmt(row.median("peak_mb"), 0)] + ([fmt(row.median("tree_mb"), 0)] if tree else [])
+        if row.failed:
+            lines.append([row.label, "failed", row.failed, *[""] * (len(memory) + 5)])
+            continue
+        lines.append(
+            [
+                row.label,
+                fmt(row.median_extra("tests"), 0),
+                fmt(row.median("wall")),
+                fmt(row.median("cpu")),
+                *memory,
+                fmt(cost),
+                fmt(marginal),
+                row.counts(),
+            ]
+        )
+    return lines
+
+
 def checks_axis(sizes: list[int], repeat: int, folder: Path) -> list[str]:
     specs = lab_specs()
     names = list(specs)
@@ -165,23 +188,7 @@ def checks_axis(sizes: list[int], repeat: int, folder: Path) -> list[str]:
         row = Row(f"{size:,}")
         measure(row, systems, repeat, tree=False)
         rows.append(row)
-    lines = []
-    for row, (cost, marginal) in zip(rows, per_test(rows), strict=True):
-        if row.failed:
-            lines.append([row.label, "failed", row.failed, "", "", "", "", "", ""])
-            continue
-        lines.append(
-            [
-                row.label,
-                fmt(row.median_extra("tests"), 0),
-                fmt(row.median("wall")),
-                fmt(row.median("cpu")),
-                fmt(row.median("peak_mb"), 0),
-                fmt(cost),
-                fmt(marginal),
-                row.counts(),
-            ]
-        )
+    lines = cells(rows, tree=False)
     header = ["checks", "tests", "wall s", "CPU s", "peak MB", "CPU ms / test", "marginal ms", "outcomes"]
     out = [f"(a) checks axis: {len(specs)} lab hosts over ssh+persist:// ({', '.join(names)})", ""]
     out.append(table(header, lines, "rrrrrrrl"))
@@ -258,24 +265,7 @@ def hosts_axis(counts: list[int], per_host: int, repeat: int, folder: Path) -> l
             row = Row(str(count))
             measure(row, systems, repeat, tree=True)
             rows.append(row)
-    lines = []
-    for row, (cost, marginal) in zip(rows, per_test(rows), strict=True):
-        if row.failed:
-            lines.append([row.label, "failed", row.failed, "", "", "", "", "", "", ""])
-            continue
-        lines.append(
-            [
-                row.label,
-                fmt(row.median_extra("tests"), 0),
-                fmt(row.median("wall")),
-                fmt(row.median("cpu")),
-                fmt(row.median("peak_mb"), 0),
-                fmt(row.median("tree_mb"), 0),
-                fmt(cost),
-                fmt(marginal),
-                row.counts(),
-            ]
-        )
+    lines = cells(rows, tree=True)
     header = ["hosts", "tests", "wall s", "CPU s", "peak MB", "tree MB", "CPU ms / test", "marginal ms"]
     sshds = -(-max(counts) // 15)
     out = [
