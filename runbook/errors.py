@@ -7,6 +7,7 @@ check's code only states facts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 
@@ -54,7 +55,12 @@ class CheckPassed(Exception):
 
 
 class HostUnreachable(CheckError):
-    pass
+    """The host did not answer. `noticed` (time.monotonic()) is when the suite decided so: a runner
+    starved of CPU then misses its own connect and shell deadlines (runbook.run.verify)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.noticed = time.monotonic()
 
 
 class CommandTimeout(CheckError):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runbook.errors import CheckFailed, CheckPassed, CommandTimeout, RunnerOverloaded
+from runbook.errors import CheckFailed, CheckPassed, CommandTimeout, HostUnreachable, RunnerOverloaded
 from runbook.run import runner_load, verify
 from runbook.run.runner_load import LagMonitor
 
@@ -118,3 +118,12 @@ def test_a_failure_that_is_not_slow_gets_one_look(monkeypatch: pytest.MonkeyPatc
         verify.verify(None, None)  # type: ignore[arg-type]
     assert failed.value is down
     assert made == [1]
+
+
+def test_a_host_found_down_by_a_starved_runner_blames_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped 15 s mid-run, the runner missed its own shell deadlines: five lab hosts 'unreachable'."""
+    down = HostUnreachable("host server (ssh+persist://root@192.0.2.1) unreachable: no answer from the shell")
+    with pytest.raises(RunnerOverloaded, match=r"It measured: host server .* unreachable: no answer"):
+        _verify_raising(monkeypatch, down, late=15.0)
+    with pytest.raises(HostUnreachable):
+        _verify_raising(monkeypatch, down, late=0.1)
