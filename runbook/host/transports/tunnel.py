@@ -123,7 +123,10 @@ class ChannelTunnel(Tunnel):
         finally:
             with self.lock:
                 self.open -= {client, channel}
-            channel.close()
+            # The run's end may have closed the connection first: closing the channel then tells
+            # paramiko to send on a dead transport (EOFError in this thread, seen in make test).
+            with contextlib.suppress(Exception):
+                channel.close()
             client.close()
 
     def alive(self) -> bool:
