@@ -23,15 +23,20 @@ class CheckFailed(AssertionError):
         timing: bool = False,
         slow: bool = False,
     ) -> None:
-        super().__init__(f"{found} (expected: {expected})")
+        super().__init__()
         self.expected = expected
-        self.found = found
+        self.reword(found)
         self.evidence = dict(evidence or {})
         # Failed on time (no answer within, slower than a limit): a late runner may be the cause.
         self.timing = timing or slow
         # One measurement over a limit (a response time, a smoke script's thresholds): a single busy
         # moment can make it, so `runbook.run.verify` looks once more before it calls the check red.
         self.slow = slow
+
+    def reword(self, found: str) -> None:
+        """Say `found` instead (a verdict that learned more, such as a second look's)."""
+        self.found = found
+        self.args = (f"{found} (expected: {self.expected})",)
 
 
 class CheckError(Exception):

@@ -32,9 +32,6 @@ class LostOnStream(LocalTransport):
     def stream(self, line, *, timeout):
         raise TransportError("Connection reset by peer")
 
-    def argv(self, line):
-        return ["/bin/sh", "-c", line]
-
 
 TRANSPORTS["lost"] = "lost_transport:LostOnStream"
 TRANSPORTS["local"] = FALLBACK
