@@ -6,6 +6,8 @@ import os
 import resource
 import socket
 
+import pytest
+
 from runbook.host import processes
 
 
@@ -21,6 +23,8 @@ class HighFd:
 
 def test_readable_waits_on_descriptors_past_1024() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows {hard} open files: no descriptor 1100 to test with")
     if soft < 1200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
     ours, theirs = socket.socketpair()
