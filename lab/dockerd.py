@@ -82,6 +82,7 @@ class Dockerd:
         # start while that one lives ("pid file found"; seen after the machine was paused with the
         # lab down). read_pidfile has told ours from such a squatter; the file goes either way.
         self.pidfile.unlink(missing_ok=True)
+        self._forget_dead_containerd()
         self.rundir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         spawn_daemon(
@@ -109,6 +110,22 @@ class Dockerd:
         # 180 s: a dockerd starting beside the other systems' tests on a busy 2-core runner took
         # over 60 s once; it is waited for, not a verdict.
         wait_until(self.ok, timeout=180, what=f"dockerd of {self.label}", interval=0.1)
+
+    def _forget_dead_containerd(self) -> None:
+        """Remove the pidfile of this dockerd's own containerd unless that containerd still lives.
+
+        dockerd keeps a containerd it finds alive by its pidfile; a pidfile naming a process that
+        took the dead containerd's pid made dockerd wait on it ("containerd is still running")
+        and time out after the VM was paused with the lab down.
+        """
+        pidfile = self.rundir / "exec" / "containerd" / "containerd.pid"
+        pid = read_pidfile(pidfile)
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"containerd" in cmdline and str(self.rundir).encode() in cmdline:
+                    return
+        pidfile.unlink(missing_ok=True)
 
     def stop(self) -> None:
         stop_pid(read_pidfile(self.pidfile), timeout=40, what="dockerd")
