@@ -119,7 +119,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Before pytest-html and junitxml configure: they read the report paths set here."""
+    """Before pytest-html and junitxml configure: the report paths are set here (report.html is ours)."""
     for name in MARKERS:
         config.addinivalue_line("markers", f"{name}: {MARKER_HELP[name]}")
     config.addinivalue_line(

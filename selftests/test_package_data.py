@@ -53,6 +53,6 @@ def test_templates_escape_mask_and_keep_cells_on_one_line() -> None:
         assert f"{ESCAPED} ***" in cell, cell
     detail = html.DETAIL.render(
         expected=value, found=value, remedy=value, runbook=value, href=None, host=value,
-        evidence=[("stdout", value, 2)], waiver=value,
+        evidence=[("stdout", value, 2, None)], waiver=value,
     )  # fmt: skip
     assert "<script>" not in detail and "&lt;script&gt;" in detail

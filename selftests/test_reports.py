@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import markupsafe
 import pytest
 
 from runbook.readers import rundir
 from runbook.record import CheckRecord
-from runbook.report.html import clean_metadata, shrink_data, title_for
+from runbook.report.html import EVIDENCE_LINES, _evidence, clean_metadata, title_for
 from runbook.secrets import SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,42 +330,43 @@ def test_html_renders_the_failing_checks(dom: str) -> None:
     for header in ("System", "Check", "Severity", "Runbook"):
         assert f">{header}</th>" in text
     assert re.search(r">P1: 1</span>.*>P2: 2</span>.*>P3: 1</span>.*>P4: 0</span>", text, re.S)
-    # The evidence of the failing command is attached (inline and as a text extra).
+    # The evidence of the failing command is inline under its row.
     assert "token *** rejected by the API" in text
-    assert re.search(r'class="col-links__extra text"[^>]*>stdout</a>', text)
+    assert re.search(r"<summary>stdout \(1 line\)</summary>", text)
 
 
-def test_html_data_is_single_quoted_and_unchanged(folder: Path) -> None:
-    """shrink_data: pytest-html's data sits in a single-quoted attribute (no &#34; per quote) and
-    reads back as the same JSON, every row there (the rendered rows above prove the page reads it)."""
+def test_html_has_a_row_per_check_failures_first(folder: Path) -> None:
+    """Static rows, written from the records: every check, failed first (P1 first), passed last."""
     page = (folder / "report.html").read_text(encoding="utf-8")
-    found = re.search(r"data-jsonblob='([^']*)'", page)
-    assert found is not None and "&#34;" not in found.group(1)
-    data = json.loads(html.unescape(found.group(1)))
-    ids = {key.split("[", 1)[-1].rstrip("]") for key in data["tests"]}
-    assert {f"{SYSTEM}:{check}" for check in EXPECTED} <= ids
+    table = page[page.index('id="results-table"') :]
+    rows = re.findall(
+        r'<tbody class="results-table-row r-(\w+)".*?<div class="rb-id">([\w-]+)</div>', table, re.S
+    )
+    assert {check: outcome for outcome, check in rows} == {
+        check: outcome for check, (outcome, _) in EXPECTED.items()
+    }
+    outcomes = [outcome for outcome, _ in rows]
+    assert outcomes == sorted(outcomes, key=["failed", "error", "waived", "skipped", "passed"].index)
+    assert rows[0] == ("failed", "token-accepted")  # the only P1 failure
 
 
-def test_shrink_data_keeps_every_character(tmp_path: Path) -> None:
-    """Quotes, apostrophes, markup and text that looks like an entity read back the same."""
-    data = json.dumps({"row": """<td class="x">it's &lt;b&gt; & "q" &amp;#34; '</td>"""})
-    page = tmp_path / "report.html"
-    page.write_text(f'<div id="data-container" data-jsonblob="{markupsafe.escape(data)}"></div>')
-    shrink_data(page)
-    found = re.search(r"data-jsonblob='([^']*)'", page.read_text())
-    assert found is not None and html.unescape(found.group(1)) == data
-    assert len(found.group(1)) < len(str(markupsafe.escape(data)))
+def test_long_evidence_keeps_its_end_inline_and_the_whole_as_a_link() -> None:
+    text = "\n".join(f"line {number}" for number in range(EVIDENCE_LINES + 50))
+    name, shown, count, whole = _evidence("stdout", text)
+    assert (name, count) == ("stdout", EVIDENCE_LINES + 50)
+    assert shown.splitlines() == text.splitlines()[-EVIDENCE_LINES:]
+    assert whole is not None and base64.b64decode(whole.split(",", 1)[1]).decode() == text
+    assert _evidence("stdout", "short")[3] is None
 
 
 @pytest.mark.slow
 def test_html_says_a_failure_once_and_the_summary_before_the_environment(dom: str) -> None:
-    """The details block says expected/found/remedy; pytest's log of the same text is not repeated
-    under it. The to-do list (Summary) comes before pytest-html's Environment table."""
+    """In the table the details block says expected/found/remedy, once. The to-do list (Summary)
+    comes before the Environment table, the table after both."""
     text = html.unescape(dom)
-    assert f"newest backup {BACKUP_AGE_HOURS}h old > 25h" in text
-    logs = re.findall(r'<div class="log">(.*?)</div>', text, re.S)
-    assert logs and not any("newest backup" in log for log in logs), logs
-    assert text.index('<div class="summary">') < text.index('id="environment-header"')
+    table = text[text.index('id="results-table"') :]
+    assert table.count(f"newest backup {BACKUP_AGE_HOURS}h old > 25h") == 1
+    assert text.index('id="summary"') < text.index('id="environment-header"')
     assert text.index('id="environment"') < text.index('id="results-table"')
 
 
@@ -405,9 +405,9 @@ def test_secret_appears_nowhere(daily: Run, folder: Path) -> None:
         text = (folder / name).read_text(encoding="utf-8")
         assert SECRET not in text, name
         assert METADATA_SECRET not in text, name
-    attached = decoded_data_uris((folder / "report.html").read_text(encoding="utf-8"))
-    assert "token *** rejected by the API" in attached
-    assert SECRET not in attached
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "token *** rejected by the API" in html.unescape(page)
+    assert SECRET not in decoded_data_uris(page)  # long evidence's whole text (none this short)
 
 
 # -- run folders ------------------------------------------------------------------------
@@ -520,7 +520,7 @@ def test_clean_metadata() -> None:
             "Packages": {"pytest": "9", "DB_PASSWORD": "x"},
         }
         clean_metadata(metadata)
-        assert metadata == {"Note": "uses *** &lt;b&gt;", "Packages": {"pytest": "9"}}
+        assert metadata == {"Note": "uses *** <b>", "Packages": {"pytest": "9"}}  # the page escapes
     finally:
         SECRETS.clear()
 
@@ -598,3 +598,18 @@ def test_xdist_keeps_the_summary_and_html_columns(summary: dict[str, Any], paral
     html_text = (parallel_folder / "report.html").read_text(encoding="utf-8")
     assert "rb-sev rb-P2" in html_text
     assert "newest backup" in html_text
+
+
+@pytest.mark.slow
+def test_css_option_is_added_to_the_page_and_a_missing_file_is_exit_4(tmp_path: Path) -> None:
+    description = write_system(tmp_path)
+    css = tmp_path / "site.css"
+    css.write_text("h1 { color: rebeccapurple; }", encoding="utf-8")
+    reports = tmp_path / "reports"
+    options = ["--systems", str(description), "-m", "daily", "--reports-dir", str(reports)]
+    done = run_suite(*options, "--css", str(css), reports=reports)
+    assert done.returncode == 1, done.output[-3000:]
+    assert "h1 { color: rebeccapurple; }" in (done.folders()[0] / "report.html").read_text(encoding="utf-8")
+    missing = run_suite(*options, "--css", str(tmp_path / "nope.css"), reports=reports)
+    assert missing.returncode == 4, missing.output[-3000:]
+    assert f"--css {tmp_path / 'nope.css'}: no such file" in missing.output

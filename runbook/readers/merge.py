@@ -11,8 +11,8 @@ none says is missing, so a CI job that passes only the folders it got still sees
   from the first start to the last finish, exit status the worst of the shards;
 - junit.xml: one <testsuites> with each shard's <testsuite> as it was (messages unchanged,
   severity and section still first), so CI UIs show one report;
-- report.html: one self-contained table, failures first by severity (pytest-html's own
-  report cannot be rebuilt from records, so this one is plain).
+- report.html: one self-contained table, failures first by severity (plain: a shard's records
+  are its summary.json, without the run's history, waivers or environment).
 A check id found in two shards is refused: the split must be a partition.
 Exit status: 0 when the merged run passed, 1 when a check failed, 2 when a shard is missing (the
 run did not finish, as pytest's 2; the reports are written) or the input is unusable (nothing is).

@@ -70,14 +70,14 @@ def make_run_folder(base: Path, name: str) -> Path:
 
 
 def _user_path(value: str | None) -> Path | None:
-    """A path as pytest-html and junitxml read it (env vars, ~, relative to the current dir)."""
+    """A path as --html and --junitxml are read (env vars, ~, relative to the current dir)."""
     if not value:
         return None
     return Path.cwd() / Path(os.path.expandvars(value)).expanduser()
 
 
 def plan(config: pytest.Config, now: datetime) -> RunPaths:
-    """Decide the paths and set the options pytest-html and junitxml read in their configure."""
+    """Decide the paths; set the one junitxml reads in its configure (report.html is ours)."""
     html = _user_path(getattr(config.option, "htmlpath", None))
     junit = _user_path(getattr(config.option, "xmlpath", None))
     if html is not None or junit is not None:
@@ -86,8 +86,6 @@ def plan(config: pytest.Config, now: datetime) -> RunPaths:
         return RunPaths(summary=beside.parent / SUMMARY_NAME, html=html, junit=junit)
     name = f"{now.strftime(STAMP)}-{slug(config.getoption('markexpr', None))}"
     folder = make_run_folder(reports_dir(config), name)
-    config.option.htmlpath = str(folder / HTML_NAME)
-    config.option.self_contained_html = True
     config.option.xmlpath = str(folder / JUNIT_NAME)
     return RunPaths(
         summary=folder / SUMMARY_NAME, html=folder / HTML_NAME, junit=folder / JUNIT_NAME, folder=folder

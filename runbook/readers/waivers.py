@@ -180,7 +180,7 @@ class Waivers:
     def __init__(self, book: WaiverBook) -> None:
         self.book = book
 
-    # A wrapper runs before every plain implementation: the terminal, junitxml, pytest-html,
+    # A wrapper runs before every plain implementation: the terminal, junitxml, report.html,
     # the summary and the session's failure count all see the waived report.
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:

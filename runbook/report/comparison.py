@@ -1,7 +1,7 @@
 """The run in its history: recorded, and compared with the previous runs of its scope.
 
 Done when the tests are over and before any report is written (a wrapper of
-pytest_sessionfinish runs before pytest-html and junitxml write their files), so that the
+pytest_sessionfinish runs before junitxml and report.html are written), so that the
 HTML report can open with what changed, and summary.json, incident.md and the notifications
 can say it too. The comparison goes into `config.stash[keys.CHANGES]`. A history store
 that cannot be written is reported on the terminal; it never changes the run's exit status.

@@ -4,13 +4,11 @@ pytest-metadata copies CI variables into the report verbatim, and CI variables
 carry credentials: Jenkins' GIT_URL=https://ci-bot:<token>@..., a GitHub-style
 token as the user of a clone URL. Entries whose names look like secrets are
 dropped; every value is masked (registered secrets, URL passwords), a token
-standing alone as the user of an http(s) URL is masked too, and the value is
-HTML-escaped, as pytest-html renders these values as HTML.
+standing alone as the user of an http(s) URL is masked too. The page escapes them.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,10 +17,7 @@ from runbook.secrets.scrub import scrub
 
 
 def clean_metadata(metadata: dict[str, Any]) -> None:
-    """Drop secret-looking entries and scrub (and HTML-escape) every value, in place.
-
-    Top-level keys are rendered as text, nested keys as HTML.
-    """
+    """Drop secret-looking entries and scrub every value (nested ones too), in place."""
     for key in list(metadata):
         if SECRET_NAME.search(str(key)):
             del metadata[key]
@@ -33,12 +28,12 @@ def clean_metadata(metadata: dict[str, Any]) -> None:
 def _clean_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {
-            html.escape(scrub(str(key))): _clean_value(item)
+            scrub(str(key)): _clean_value(item)
             for key, item in value.items()
             if not SECRET_NAME.search(str(key))
         }
     if isinstance(value, list | tuple):
         return [_clean_value(item) for item in value]
     if isinstance(value, str):
-        return html.escape(scrub(value))
+        return scrub(value)
     return value

@@ -1,24 +1,27 @@
-"""The HTML report (pytest-html 4): a checklist the on-call reads at 9 am.
+"""report.html, the page of our own: a checklist the on-call reads at 9 am.
 
-Columns System, Check (title and id), Severity, Runbook (section, linked to the
-runbook file when it exists) replace pytest-html's node id column. A failing
-check shows expected / found / remedy / runbook in its details row (open by
-default for failures), with its evidence (command output, log lines, response
-body) inline and attached as text extras. The top of the report is the morning's
-to-do list: failures by severity and by system, then what changed since the
-previous run of the same scope (new failures, still failing oldest first,
-flapping, resolved; runbook.readers.changes), waivers, then pytest-html's full table.
-Skipped rows give their reason in words, waived rows read "Waived". The
-environment table (pytest-metadata) is scrubbed of credentials by
-`runbook.report.environment`. The markup is in templates/*.html.j2 (package data), rendered
-with autoescaping, so a value a host printed is text in every field, never markup.
+The top is the morning's to-do list (templates/summary.html.j2): failures by severity and by
+system, runbook coverage, what changed since the previous run of the same scope (new failures,
+still failing oldest first, flapping, resolved; runbook.readers.changes), waivers. Then the
+environment (pytest-metadata, scrubbed by `runbook.report.environment`) and one table of every
+check: Result, System, Check (title and id), Severity, Runbook (section linked to the runbook
+file, the quoted line), Duration; failures first by severity. A failing check's row carries its
+expected / found / remedy / runbook and its evidence (the last lines inline, the whole text as an
+attachment); a skipped row its reason in words; a custom test's failure its traceback.
+
+Written from the run's records once, at the end, as static HTML (templates/page.html.j2):
+pytest-html 4 kept every row as markup inside JSON and built the table in the browser, 6.4 MB
+and 10 s to open at 5,000 checks. pytest-html still provides `--html` and `--css` and
+pytest-metadata the environment; its own writer is switched off (`take_over_html`). Autoescaping
+is on in every template and the finished page is masked as a whole, so nothing a host printed
+becomes markup and no registered secret survives in any encoding.
 """
 
 from __future__ import annotations
 
-import html
+import base64
 import os
-import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from urllib.parse import quote
 
 import pytest
 from jinja2 import Environment, PackageLoader
-from pytest_html import extras
+from markupsafe import Markup
 
 from runbook import keys
 from runbook.describe.coverage import Coverage, InventoryError, coverage_of, read_inventory
@@ -34,9 +37,9 @@ from runbook.describe.loader import LoadedSystem
 from runbook.host.target import display_spec
 from runbook.readers.changes import CheckChange, RunChanges, short_time, span
 from runbook.readers.safe_files import write_file
-from runbook.record import CheckRecord, record_of
+from runbook.record import SEVERITIES, CheckRecord
 from runbook.report.environment import clean_metadata
-from runbook.report.summary import RunRecorder
+from runbook.report.summary import RunRecorder, utc_now
 from runbook.secrets import SECRETS
 
 TITLES = {
@@ -46,10 +49,13 @@ TITLES = {
 }
 SEVERITY_HELP = {"P1": "full downtime", "P2": "partial degradation", "P3": "minor", "P4": "low"}
 EVIDENCE_LINES = 200
+TRACE_CHARS = 20_000  # a custom test's traceback, its end kept
+# The table's order and the filters' labels: what needs the on-call first.
+RESULTS = {"failed": "Failed", "error": "Error", "waived": "Waived", "skipped": "Skipped", "passed": "Passed"}
 
 
 def _one_line(value: Any) -> str:
-    """Masked and on one line (pytest-html reads sort keys from single-line cells); escaped after."""
+    """Masked and on one line (a table cell); escaped after."""
     return " ".join(SECRETS.mask(str(value)).split())
 
 
@@ -62,10 +68,11 @@ _templates = Environment(
     lstrip_blocks=True,
 )
 _templates.filters["one_line"] = _one_line
-STYLE = _templates.get_template("style.html.j2").render()
+STYLE = Markup(_templates.get_template("style.html.j2").render())
 SUMMARY = _templates.get_template("summary.html.j2")
 DETAIL = _templates.get_template("detail.html.j2")
-TABLE = _templates.get_template("table.html.j2").module  # the macros: header, system, check, ...
+PAGE = _templates.get_template("page.html.j2")
+TABLE = _templates.get_template("table.html.j2").module  # the macros: system, check, severity, ...
 GROUPS = (
     ("New failures", "new"),
     ("Still failing, oldest first", "still_failing"),
@@ -83,24 +90,43 @@ def title_for(marker_expression: str | None, systems: list[str]) -> str:
     return f"{what} — {', '.join(systems)}" if systems else what
 
 
-class HtmlReport:
-    """pytest-html hooks; registered by the report plugin when an HTML report is written."""
+def take_over_html(config: pytest.Config) -> list[Path]:
+    """Switch pytest-html's writer off (its configure finds no path) and read the --css files.
 
-    def __init__(self, config: pytest.Config, recorder: RunRecorder, html_path: Path) -> None:
+    Called after the report paths are planned; a --css file that cannot be read is a usage error.
+    """
+    if hasattr(config.option, "htmlpath"):
+        config.option.htmlpath = None
+    extra: list[Path] = []
+    for name in getattr(config.option, "css", None) or []:
+        path = Path(os.path.expandvars(name)).expanduser()
+        if not path.is_file():
+            raise pytest.UsageError(f"--css {name}: no such file")
+        extra.append(path)
+    return extra
+
+
+class HtmlReport:
+    """Keeps what the records do not hold (tracebacks, the environment) and writes report.html."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        recorder: RunRecorder,
+        html_path: Path,
+        extra_css: list[Path] | None = None,
+    ) -> None:
         self.config = config
         self.recorder = recorder
         self.html_path = html_path
-
-    # -- environment and title --------------------------------------------------------
+        self.extra_css = extra_css or []
+        self.traces: dict[str, str] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Before pytest-html reads the environment table (its sessionstart is trylast)."""
-        try:
-            from pytest_metadata.plugin import metadata_key
-        except ImportError:  # pragma: no cover - pytest-html requires pytest-metadata
-            return
-        metadata = self.config.stash.get(metadata_key, None)
+        """What the run checks, in the environment table: systems, markers, each host's connection.
+        Scrubbed here, in place: pytest-metadata prints the same table in the terminal's header."""
+        metadata = self._metadata()
         if metadata is None:
             return
         metadata["Systems"] = ", ".join(self.recorder.system_names)
@@ -113,73 +139,105 @@ class HtmlReport:
         )
         clean_metadata(metadata)
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_report_title(self, report: Any) -> None:
-        report.title = SECRETS.mask(title_for(self.recorder.marker_expression, self.recorder.system_names))
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A traceback is kept where it is the news: a custom test's failure, or a check that
+        crashed instead of giving its verdict (runbook.run.verdict.CheckRepr has no traceback)."""
+        if report.failed and hasattr(report.longrepr, "reprtraceback"):
+            self._keep_trace(report.nodeid, report.longreprtext)
 
-    # -- the results table ------------------------------------------------------------
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._keep_trace(report.nodeid, report.longreprtext)
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        ours = [
-            str(TABLE.header("system", "System")),
-            str(TABLE.header("check", "Check")),
-            str(TABLE.header("severity", "Severity")),
-            str(TABLE.header("runbook", "Runbook")),
-        ]
-        _replace_test_column(cells, 'data-column-type="testId"', ours)
+    def _keep_trace(self, nodeid: str, text: str) -> None:
+        self.traces[nodeid] = SECRETS.mask(text[-TRACE_CHARS:])
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        _replace_test_column(cells, 'class="col-testId"', self._row(report))
-        record = record_of(report)
-        if record is not None and record.outcome == "waived" and hasattr(report, "wasxfail"):
-            cells[0] = str(TABLE.waived())
+    def _metadata(self) -> dict[str, Any] | None:
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:  # pragma: no cover - pytest-html requires pytest-metadata
+            return None
+        return self.config.stash.get(metadata_key, None)
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
-        """A skip's log is its reason in words, not pytest's (path, line, 'Skipped: ...') tuple.
+    # -- the page --------------------------------------------------------------------------
 
-        A check's failure is said once, by its details block (expected, found, remedy, runbook):
-        pytest's log of the same text under it goes. An unexpected exception (the suite's own
-        trouble) keeps its traceback: its longrepr has one, a check's verdict has none.
-        """
-        record = record_of(report)
-        verdict = not hasattr(report.longrepr, "reprtraceback")  # runbook.run.verdict.CheckRepr
-        failed_check = record is not None and record.is_check and verdict
-        if report.failed and failed_check and data and data[0] == html.escape(report.longreprtext) + "\n":
-            del data[0]
-            return
-        if not report.skipped or hasattr(report, "wasxfail") or not isinstance(report.longrepr, tuple):
-            return
-        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
-        if data and data[0].startswith(html.escape(report.longreprtext)[:20]):
-            data[0] = html.escape(SECRETS.mask(f"Skipped: {reason}")) + "\n"
+    def write(self) -> None:
+        self.html_path.parent.mkdir(parents=True, exist_ok=True)  # --html out/x.html: out/ is made
+        write_file(self.html_path, self.render())
 
-    def _row(self, report: pytest.TestReport) -> list[str]:
-        record = record_of(report)
-        phase = "" if report.when in {"call", "collect"} else f" ({report.when})"
-        if record is None or not record.is_check:
-            path, _, name = report.nodeid.partition("::")
+    def render(self) -> str:
+        records = list(self.recorder.records.values())
+        counts = self.recorder.counts()
+        now = utc_now()
+        page = PAGE.render(
+            title=title_for(self.recorder.marker_expression, self.recorder.system_names),
+            style=STYLE,
+            extra_css=[path.read_text(encoding="utf-8", errors="replace") for path in self.extra_css],
+            counted=_counted(counts),
+            took=f"{(now - self.recorder.started).total_seconds():.1f} s",
+            written=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            summary=Markup(self._summary()),
+            environment=self._environment(),
+            filters=[(outcome, label, counts.get(outcome, 0)) for outcome, label in RESULTS.items()],
+            rows=[self._row(record) for record in sorted(records, key=_table_order(records))],
+        )
+        return SECRETS.mask(page)
+
+    def _environment(self) -> list[tuple[str, str]]:
+        metadata = self._metadata() or {}
+        return [(str(key), _plain(value)) for key, value in metadata.items()]
+
+    def _row(self, record: CheckRecord) -> dict[str, Any]:
+        if record.is_check:
+            href = self._href(record.runbook_path)
+            cells = [
+                TABLE.system(record.system),
+                TABLE.check(record.title, record.check_id, "", record.nodeid),
+                TABLE.severity(record.severity),
+                TABLE.runbook(record.section, href, Path(record.runbook_path or "").name, record.source),
+            ]
+        else:
+            path, _, name = record.nodeid.partition("::")
             cells = [
                 TABLE.system(path),
-                TABLE.custom_check(name, phase, report.nodeid),
+                TABLE.custom_check(name or path, "", record.nodeid),
                 TABLE.no_severity(),
                 TABLE.no_runbook(),
             ]
-        else:
-            cells = [
-                TABLE.system(record.system),
-                TABLE.check(record.title, record.id, phase, report.nodeid),
-                TABLE.severity(record.severity),
-                TABLE.runbook(
-                    record.section,
-                    self._href(record.runbook_path),
-                    Path(record.runbook_path or "").name,
-                    record.source,
-                ),
-            ]
-        return [str(cell) for cell in cells]
+        return {
+            "outcome": record.outcome,
+            "label": RESULTS.get(record.outcome, record.outcome.title()),
+            "cells": Markup("".join(str(cell) for cell in cells)),
+            "duration": f"{record.duration:.3f} s",
+            "extra": Markup(self._extra(record)),
+        }
+
+    def _extra(self, record: CheckRecord) -> str:
+        """What goes under a row: the details of a failure, a skip's reason, a wait's length."""
+        trace = self.traces.get(record.nodeid)
+        traced = str(TABLE.trace(trace)) if trace else ""
+        if record.is_check and (record.failed or record.outcome == "waived"):
+            evidence = [(name, text) for name, text in record.evidence.items() if text]
+            return (
+                DETAIL.render(
+                    expected=record.expected or "",
+                    found=record.found or record.message,
+                    remedy=record.remedy,
+                    runbook=record.runbook,
+                    href=self._href(record.runbook_path),
+                    host=record.host,
+                    evidence=[_evidence(name, text) for name, text in evidence],
+                    waiver=record.waiver,
+                )
+                + traced
+            )
+        if record.failed:
+            return traced or str(TABLE.note(record.message or "failed"))
+        if record.outcome == "skipped":
+            return str(TABLE.note(record.message or "skipped", skip=True))
+        if record.attempts > 1:
+            return str(TABLE.note(_waited(record)))
+        return ""
 
     def _href(self, runbook_path: str | None) -> str | None:
         """The runbook relative to the report (so a copied reports/ + repo keeps working)."""
@@ -188,57 +246,17 @@ class HtmlReport:
         relative = os.path.relpath(runbook_path, self.html_path.parent)
         return quote(Path(relative).as_posix())
 
-    # -- details: expected / found / remedy, evidence ---------------------------------
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Before pytest-html (trylast) collects the reports' extras."""
-        record = record_of(report)
-        if record is None or not record.is_check:
-            return
-        added: list[dict[str, Any]] = []
-        waived = record.outcome == "waived" and hasattr(report, "wasxfail")
-        if report.failed or waived:
-            evidence = [(name, text) for name, text in record.evidence.items() if text]
-            shown = [(name, _last_lines(text), len(text.splitlines())) for name, text in evidence]
-            found = record.found or record.message or report.longreprtext.strip()
-            block = DETAIL.render(
-                expected=record.expected or "",
-                found=found,
-                remedy=record.remedy,
-                runbook=record.runbook,
-                href=self._href(record.runbook_path),
-                host=record.host,
-                evidence=shown,
-                waiver=record.waiver,
-            )
-            added.append(extras.html(block))
-            added.extend(extras.text(text, name=name) for name, text in evidence)
-        elif report.skipped and report.when in {"setup", "call"}:
-            reason = record.message or "skipped"
-            added.append(extras.html(str(TABLE.note(reason, skip=True))))
-        elif report.passed and report.when == "call" and record.attempts > 1:
-            added.append(extras.html(str(TABLE.note(_waited(record)))))
-        if added:
-            report.extras = [*getattr(report, "extras", []), *added]  # type: ignore[attr-defined]
-
-    # -- summary ------------------------------------------------------------------------
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(
-        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
-    ) -> None:
-        by_severity = self.recorder.failures_by_severity()
+    def _summary(self) -> str:
         changes = self.config.stash.get(keys.CHANGES, None)
         waivers = self.config.stash.get(keys.WAIVERS, None)
         now = self.recorder.started
         failures = self.recorder.failures()  # links each failure to a failing cause (record.cause)
         causes = {record.id: record.cause for record in self.recorder.records.values() if record.cause}
-        block = SUMMARY.render(
+        return SUMMARY.render(
             systems=", ".join(self.recorder.system_names) or "no systems",
             markers=self.recorder.marker_expression or "(all)",
             started=self.recorder.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            by_severity=list(by_severity.items()),
+            by_severity=list(self.recorder.failures_by_severity().items()),
             help=SEVERITY_HELP,
             failures=failures,
             causes=causes,
@@ -252,7 +270,47 @@ class HtmlReport:
             waited=[_waited(record) for record in self.recorder.records.values() if record.attempts > 1],
             coverage=_coverage(self.config.stash.get(keys.SYSTEMS, [])),
         )
-        prefix.extend([STYLE, SECRETS.mask(block)])
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """'7 checks: 4 failed, 2 passed, 1 skipped'."""
+    total = sum(counts.values())
+    said = ", ".join(f"{counts[outcome]} {outcome}" for outcome in RESULTS if counts.get(outcome))
+    return f"{total} check{'s' if total != 1 else ''}: {said}" if total else "no checks ran"
+
+
+def _table_order(records: list[CheckRecord]) -> Any:
+    """Failed and errored first (P1 first), then waived, skipped, passed; run order within."""
+    results = list(RESULTS)
+    severities = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+    position = {id(record): index for index, record in enumerate(records)}
+
+    def key(record: CheckRecord) -> tuple[int, int, int]:
+        group = 0 if record.failed else results.index(record.outcome) if record.outcome in results else 9
+        rank = severities.get(record.severity or "", len(severities)) if record.failed else 0
+        return group, rank, position[id(record)]
+
+    return key
+
+
+def _evidence(name: str, text: str) -> tuple[str, str, int, str | None]:
+    """(name, its last lines, its line count, the whole text as a data: URI when cut)."""
+    text = SECRETS.mask(text)  # the page is masked as a whole; its base64 is not read there
+    lines = text.splitlines()
+    if len(lines) <= EVIDENCE_LINES:
+        return name, text, len(lines), None
+    whole = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    uri = f"data:text/plain;charset=utf-8;base64,{whole}"
+    return name, "\n".join(lines[-EVIDENCE_LINES:]), len(lines), uri
+
+
+def _plain(value: Any) -> str:
+    """An environment value as text: a mapping one 'key: value' a line, a list comma-joined."""
+    if isinstance(value, Mapping):
+        return "\n".join(f"{key}: {_plain(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(item) for item in value)
+    return str(value)
 
 
 def _coverage(systems: list[LoadedSystem]) -> list[tuple[str, Coverage | None, str]]:
@@ -293,39 +351,3 @@ def _waited(record: CheckRecord) -> str:
     if record.ready_after is not None:
         return f"{record.id}: green {record.ready_after:g} s after the run started, attempt {record.attempts}"
     return f"{record.id}: still failing after {record.attempts} attempts"
-
-
-def _last_lines(text: str, limit: int = EVIDENCE_LINES) -> str:
-    lines = text.splitlines()
-    return "\n".join(lines[-limit:])
-
-
-# pytest-html's template writes its data (every row's cells, as markup, in JSON) into a double-quoted
-# attribute, escaped by Jinja: each " of the JSON and of the markup in it becomes &#34;.
-DATA_ATTRIBUTE = re.compile(r'data-jsonblob="([^"]*)"')
-
-
-def shrink_data(path: Path) -> None:
-    """The same data in a single-quoted attribute, where only ' and & need escaping.
-
-    A third smaller (5,000 checks: 9.8 MB to 6.8 MB), read the same by the page's script
-    (dataset.jsonblob). Every & in the escaped text starts one of Jinja's five entities, so the
-    three that a single-quoted value does not need are turned back exactly; &amp; and &#39; stay.
-    A page without the attribute (another pytest-html) is left as it is.
-    """
-    page = path.read_text(encoding="utf-8")
-    found = DATA_ATTRIBUTE.search(page)
-    if found is None:
-        return
-    data = found.group(1).replace("&#34;", '"').replace("&lt;", "<").replace("&gt;", ">")
-    data = data.replace("'", "&#39;")  # Jinja escapes it already; an escaping that did not stays safe
-    write_file(path, f"{page[: found.start()]}data-jsonblob='{data}'{page[found.end() :]}")
-
-
-def _replace_test_column(cells: list[str], marker: str, replacement: list[str]) -> None:
-    """pytest-html's node id column becomes ours (or ours go after the result column)."""
-    for index, cell in enumerate(cells):
-        if marker in str(cell):
-            cells[index : index + 1] = replacement
-            return
-    cells[1:1] = replacement

@@ -1,13 +1,14 @@
 """The report plugin: decides where a run's reports go and registers their writers and readers.
 
 Called by `runbook.plugin.pytest_configure` (tryfirst), before pytest-html and
-junitxml read their paths. The reader options are checked first (`options`), so a
-bad one stops the run before it makes a folder. `rundir` picks the paths, `summary`
+junitxml configure (junitxml reads its path; pytest-html finds none and stays off). The
+reader options are checked first (`options`), so a bad one stops the run before it makes a
+folder. `rundir` picks the paths, `summary`
 records every test, `runbook.readers.waivers` turns accepted failures into xfails,
 `comparison` records the run in its history and compares it with the previous runs,
-`html` and `junit` add the runbook's facts to pytest-html's and junitxml's output,
-and `RunOutput` (here) finishes the run: report.html's data made smaller
-(`html.shrink_data`), summary.json, `latest`, then `handoff`
+`junit` adds the runbook's facts to junitxml's output, `html` keeps what report.html needs
+beyond the records, and `RunOutput` (here) finishes the run: report.html (`html`, our own
+page; pytest-html's writer is switched off), summary.json, `latest`, then `handoff`
 (incident.md, bundle, metrics, notifications, retention), and the terminal lines
 saying where everything is. `runbook.run.readiness` (--wait-ready) is registered where
 tests run, also on xdist workers.
@@ -27,6 +28,7 @@ from runbook.readers.history import HistoryError, HistoryStore
 from runbook.record import CheckRecord
 from runbook.report.comparison import HistoryComparison
 from runbook.report.handoff import Handoff
+from runbook.report.html import HtmlReport, take_over_html
 from runbook.report.junit import JunitProperties
 from runbook.report.options import ReaderSettings
 from runbook.report.summary import RunRecorder, utc_now
@@ -62,11 +64,11 @@ def configure(config: pytest.Config) -> None:
     if settings.history is not None:
         comparison = HistoryComparison(config, recorder, settings.history, settings.flapping, paths.folder)
         config.pluginmanager.register(comparison, "runbook-history")
-    if paths.html is not None and config.pluginmanager.hasplugin("html"):
-        from runbook.report.html import HtmlReport
-
-        config.pluginmanager.register(HtmlReport(config, recorder, paths.html), "runbook-html")
-    config.pluginmanager.register(RunOutput(config, recorder, paths, settings), "runbook-output")
+    page = None
+    if paths.html is not None:
+        page = HtmlReport(config, recorder, paths.html, take_over_html(config))
+        config.pluginmanager.register(page, "runbook-html")
+    config.pluginmanager.register(RunOutput(config, recorder, paths, settings, page), "runbook-output")
 
 
 # Seconds the start waits for a history file another process holds locked: the checks matter
@@ -91,30 +93,34 @@ class RunOutput:
     """summary.json and `latest` once every other writer is done, the handoff; then the terminal lines."""
 
     def __init__(
-        self, config: pytest.Config, recorder: RunRecorder, paths: rundir.RunPaths, settings: ReaderSettings
+        self,
+        config: pytest.Config,
+        recorder: RunRecorder,
+        paths: rundir.RunPaths,
+        settings: ReaderSettings,
+        page: HtmlReport | None = None,
     ) -> None:
         self.config = config
+        self.page = page
         self.recorder = recorder
         self.paths = paths
         self.handoff = Handoff(config, recorder, paths, settings)
         self.problems: list[str] = []
 
-    # trylast wrapper: innermost, so this runs after pytest-html and junitxml wrote their files
-    # and before the terminal reporter's own wrapper prints the summary.
+    # trylast wrapper: innermost, so this runs after junitxml wrote its file and the history was
+    # compared, and before the terminal reporter's own wrapper prints the summary.
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
         try:
             result = yield
-        except OSError as exc:  # a full disk under junit.xml or report.html: the run still ends
+        except OSError as exc:  # a full disk under junit.xml: the run still ends
             self.problems.append(f"cannot write a report: {exc}")
             result = None
-        if self.paths.html is not None and self.config.pluginmanager.has_plugin("runbook-html"):
-            from runbook.report.html import shrink_data
-
+        if self.page is not None:
             try:
-                shrink_data(self.paths.html)
+                self.page.write()
             except OSError as exc:
-                self.problems.append(f"cannot rewrite {self.paths.html}: {exc}")
+                self.problems.append(f"cannot write {self.paths.html}: {exc}")
         try:
             self.recorder.write(self.paths.summary, int(session.exitstatus))
         except OSError as exc:
