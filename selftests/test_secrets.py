@@ -56,6 +56,9 @@ def test_values_added_after_a_mask_are_masked_too() -> None:
     assert registry.mask("second-secret") == "second-secret"
     registry.add("second-secret")
     assert registry.mask("first-secret second-secret") == f"{MASK} {MASK}"
+    assert registry.mask("second-secret") == MASK  # remembered unmasked before: not used again
+    registry.add_url_credentials("https://u:third-secret@example.com")
+    assert registry.mask("third-secret") == MASK
 
 
 def test_empty_registry_and_empty_text() -> None:

@@ -20,6 +20,7 @@ becomes markup and no registered secret survives in any encoding.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -241,10 +242,7 @@ class HtmlReport:
 
     def _href(self, runbook_path: str | None) -> str | None:
         """The runbook relative to the report (so a copied reports/ + repo keeps working)."""
-        if not runbook_path or not Path(runbook_path).is_file():
-            return None
-        relative = os.path.relpath(runbook_path, self.html_path.parent)
-        return quote(Path(relative).as_posix())
+        return _runbook_href(runbook_path, self.html_path.parent)
 
     def _summary(self) -> str:
         changes = self.config.stash.get(keys.CHANGES, None)
@@ -270,6 +268,13 @@ class HtmlReport:
             waited=[_waited(record) for record in self.recorder.records.values() if record.attempts > 1],
             coverage=_coverage(self.config.stash.get(keys.SYSTEMS, [])),
         )
+
+
+@functools.lru_cache(maxsize=256)  # one runbook for many checks: a stat per row was a tenth of the page
+def _runbook_href(runbook_path: str | None, folder: Path) -> str | None:
+    if not runbook_path or not Path(runbook_path).is_file():
+        return None
+    return quote(Path(os.path.relpath(runbook_path, folder)).as_posix())
 
 
 def _counted(counts: dict[str, int]) -> str:

@@ -45,6 +45,9 @@ BEARER_VALUE = re.compile(r"\bBearer\s+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)")
 BASE64_CHAR = re.compile(r"[A-Za-z0-9+/_-]")
 
 Trie = dict[str, "Trie"]
+# Masked texts remembered: short ones (titles, sections, remedies, messages), a bounded number.
+MEMO_TEXT = 2048
+MEMO_ENTRIES = 50_000
 
 
 class SecretRegistry:
@@ -55,6 +58,11 @@ class SecretRegistry:
         self._forms: set[str] = set()
         self._cores: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        # text -> (generation, masked): a record is masked at each of its three phases with the
+        # same title, section, remedy...; an entry of an older generation (before a secret was
+        # added) is never used.
+        self._memo: dict[str, tuple[int, str]] = {}
+        self._generation = 0
 
     def add(self, value: str, name: str = "") -> None:
         if len(value) < MIN_SECRET_LENGTH or value in self._values:
@@ -63,7 +71,7 @@ class SecretRegistry:
         forms = escaped_forms(value) | url_forms(value) | binary_forms(value)
         self._forms |= {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
         self._cores |= base64_cores(value)
-        self._pattern = None
+        self._changed()
         self.add_url_credentials(value, name)
 
     def add_url_credentials(self, text: str, name: str = "") -> None:
@@ -79,7 +87,7 @@ class SecretRegistry:
             self.add(unquote(password), name)
             if len(password) >= MIN_SECRET_LENGTH:
                 self._forms |= basic_auth_forms(user, password)
-                self._pattern = None
+                self._changed()
 
     def add_from_environment(self, environ: Mapping[str, str] | None = None) -> None:
         for name, value in (os.environ if environ is None else environ).items():
@@ -94,6 +102,16 @@ class SecretRegistry:
     def mask(self, text: str) -> str:
         if not text:
             return text
+        generation = self._generation
+        remembered = self._memo.get(text) if len(text) <= MEMO_TEXT else None
+        if remembered is not None and remembered[0] == generation:
+            return remembered[1]
+        masked = self._mask(text)
+        if len(text) <= MEMO_TEXT and len(self._memo) < MEMO_ENTRIES:
+            self._memo[text] = (generation, masked)
+        return masked
+
+    def _mask(self, text: str) -> str:
         spans = sorted(self._spans(text))
         if not spans:
             return text
@@ -142,7 +160,12 @@ class SecretRegistry:
         self._values.clear()
         self._forms.clear()
         self._cores.clear()
+        self._changed()
+
+    def _changed(self) -> None:
         self._pattern = None
+        self._generation += 1
+        self._memo = {}
 
 
 def _long_enough(matches: Iterator[re.Match[str]]) -> Iterator[tuple[int, int]]:
