@@ -41,7 +41,7 @@ def test_templates_escape_mask_and_keep_cells_on_one_line() -> None:
     value = f"{HOSTILE} Lantern-Secret-4411"
     cells = [
         str(html.TABLE.system(value)),
-        str(html.TABLE.check(value, value, " (setup)", value)),
+        str(html.TABLE.check(value, value, " (setup)")),
         str(html.TABLE.severity(value)),
         str(html.TABLE.runbook(value, "a%20b.md", value, value)),
         str(html.TABLE.custom_check(value, "", value)),

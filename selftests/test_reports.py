@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ import pytest
 
 from runbook.readers import rundir
 from runbook.record import CheckRecord
-from runbook.report.html import EVIDENCE_LINES, _evidence, clean_metadata, title_for
+from runbook.report.html import EVIDENCE_LINES, PASSED_SHOWN, HtmlReport, _evidence, clean_metadata, title_for
+from runbook.report.summary import RunRecorder
 from runbook.secrets import SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -613,3 +615,45 @@ def test_css_option_is_added_to_the_page_and_a_missing_file_is_exit_4(tmp_path: 
     missing = run_suite(*options, "--css", str(tmp_path / "nope.css"), reports=reports)
     assert missing.returncode == 4, missing.output[-3000:]
     assert f"--css {tmp_path / 'nope.css'}: no such file" in missing.output
+
+
+def page_of(records: list[CheckRecord], tmp_path: Path) -> str:
+    """report.html of these records, rendered without a run (the recorder as a run leaves it)."""
+    config = types.SimpleNamespace(stash={}, rootpath=tmp_path, getoption=lambda *args, **kwargs: None)
+    recorder = RunRecorder(config, ["bench"])  # type: ignore[arg-type]
+    recorder.records = {record.nodeid: record for record in records}
+    return HtmlReport(config, recorder, tmp_path / "report.html").render()  # type: ignore[arg-type]
+
+
+def passed_and_failed(passed: int) -> list[CheckRecord]:
+    records = [
+        CheckRecord(system="bench", check_id=f"c{index}", kind="commands", title="t", nodeid=f"n{index}")
+        for index in range(passed)
+    ]
+    failed = CheckRecord(system="bench", check_id="bad", kind="commands", title="t", nodeid="bad")
+    failed.outcome, failed.severity, failed.found = "failed", "P1", "down"
+    return [*records, failed]
+
+
+def test_many_passed_rows_open_folded_few_open_shown(tmp_path: Path) -> None:
+    many = page_of(passed_and_failed(PASSED_SHOWN + 1), tmp_path)
+    assert '<table id="results-table" class="hide-passed ">' in many
+    assert 'data-test-result="passed">' in many  # the box unticked
+    assert "the passed rows are folded" in many
+    assert many.index("results-table-row r-failed") < many.index("results-table-row r-passed")
+    few = page_of(passed_and_failed(PASSED_SHOWN), tmp_path)
+    assert '<table id="results-table">' in few and 'data-test-result="passed" checked>' in few
+
+
+def test_the_page_escapes_and_masks_every_value(tmp_path: Path) -> None:
+    SECRETS.add("Page-Secret-7781", "TOKEN")
+    try:
+        record = passed_and_failed(0)[0]
+        record.title = record.found = "<script>alert(1)</script> Page-Secret-7781"
+        record.evidence = {"stdout": "<img src=x onerror=alert(2)>\nPage-Secret-7781"}
+        page = page_of([record], tmp_path)
+    finally:
+        SECRETS.clear()
+    assert "<script>alert" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; ***" in page
+    assert "Page-Secret-7781" not in page
