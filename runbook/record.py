@@ -97,8 +97,11 @@ class CheckRecord:
         return "\n".join(lines)
 
     def masked(self) -> CheckRecord:
-        """A copy with every string passed through the secret registry."""
-        return CheckRecord.from_json(mask_all(self.to_json()))
+        """A copy with every string passed through the secret registry.
+
+        Field by field (the values are strings, numbers and lists and dicts of strings): going
+        through `to_json` deep-copied every record three times a test, a fifth of a cheap check."""
+        return CheckRecord(**{name: mask_all(getattr(self, name)) for name in FIELD_NAMES})
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -109,6 +112,9 @@ class CheckRecord:
     def from_json(cls, data: dict[str, Any]) -> CheckRecord:
         names = {item.name for item in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(item.name for item in dataclasses.fields(CheckRecord))
 
 
 # Control characters a host's output may carry: ESC sequences would clear or recolour the
