@@ -66,8 +66,25 @@ def _stop(name: str) -> None:
         containers.stop_and_wait(client, name)
 
 
+# Modes the bot stand-in keeps playing while its control file holds them (bot.py); the others it
+# plays once and clears the file.
+LASTING_MODES = {"crash", "webhook", "unhealthy", "slow"}
+
+
 def _control(value: str) -> None:
-    """Tell the bot stand-in which failure to play (see bot.py)."""
+    """Tell the bot stand-in which failure to play (see bot.py).
+
+    It plays one lasting mode at a time: a second fault writing its mode over a lasting one would
+    end the first (a crash loop healed by "unhealthy"), so that pair is refused, not faked.
+    """
+    try:
+        current = calendar.PATHS.control.read_text().strip()
+    except FileNotFoundError:
+        current = ""
+    if current in LASTING_MODES and current != value:
+        raise LabError(
+            f"the bot stand-in already plays {current!r}; {value!r} would end it (one mode at a time)"
+        )
     calendar.PATHS.control.write_text(value + "\n")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import docker
 
 from lab import containers
-from lab.core import Fault, fault, wait_until, write_file
+from lab.core import Fault, LabError, fault, wait_until, write_file
 from lab.loyalty_api import system as loyalty
 
 API, WORKER, POSTGRES, REDIS = loyalty.API, loyalty.WORKER, loyalty.POSTGRES, loyalty.REDIS
@@ -163,11 +163,13 @@ def db_auth_failures() -> None:
 
     def attempts(client: docker.DockerClient) -> None:
         for _ in range(8):
-            containers.exec_output(
+            code, _ = containers.exec_output(
                 client,
                 POSTGRES,
                 ["psql", "postgresql://loyalty:stale-password@127.0.0.1:5432/loyalty", "-c", "SELECT 1"],
             )
+            if code == -1:  # not running: no login can fail, nothing reaches its log
+                raise LabError(f"{POSTGRES} is not running: no login can fail in its log")
 
     with_client(attempts)
 

@@ -120,7 +120,11 @@ def redis_down() -> None:
 def worker_unsubscribed() -> None:
     """Redis drops the worker's Pub/Sub connection (a failover, a restart); it never resubscribes."""
     with lab_map.SERVER.dockerd.session() as client:
-        containers.exec_output(client, REDIS, ["redis-cli", "CLIENT", "KILL", "TYPE", "pubsub"])
+        code, output = containers.exec_output(
+            client, REDIS, ["redis-cli", "CLIENT", "KILL", "TYPE", "pubsub"]
+        )
+        if code != 0:  # Redis stopped or broken: there is no subscription to drop
+            raise LabError(f"cannot drop the worker's Pub/Sub connection: redis-cli exited {code}: {output}")
         wait_until(
             lambda: lab_map.subscribers(client) == 0, timeout=10, what=f"no subscriber on {lab_map.CHANNEL}"
         )
