@@ -88,6 +88,8 @@ def integration_get(path: str) -> int:
             return answer.status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except (urllib.error.URLError, OSError):  # refused or timed out (the api is down): no answer
+        return 0
 
 
 def at_once(count: int, path: str) -> list[int]:
