@@ -52,7 +52,7 @@ def test_templates_escape_mask_and_keep_cells_on_one_line() -> None:
         assert "<script>" not in cell and "Lantern-Secret-4411" not in cell, cell
         assert f"{ESCAPED} ***" in cell, cell
     detail = html.DETAIL.render(
-        expected=value, found=value, remedy=value, runbook=value, href=None, host=value,
+        expected=value, found=value, remedy=value, runbook=value, href=None, source=value, host=value,
         evidence=[("stdout", value, 2, None)], waiver=value,
     )  # fmt: skip
     assert "<script>" not in detail and "&lt;script&gt;" in detail

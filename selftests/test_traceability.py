@@ -134,7 +134,8 @@ def test_a_failure_quotes_its_runbook_lines_in_every_report(tmp_path: Path) -> N
         "lines 4: «docker compose ps»"
     ]
     html = (reports / "latest" / "report.html").read_text(encoding="utf-8")
-    assert '<div class="rb-quote">lines 4: «docker compose ps»' in html
+    assert '<div class="rb-quote">lines 4: «docker compose ps»' in html  # the row's runbook cell
+    assert '<th>says</th><td class="rb-quote">lines 4: «docker compose ps»</td>' in html  # its box
     assert "Runbook coverage" in html
     assert "<td>x</td><td>2</td><td>1</td><td>0</td>" in html
     assert "1 (external 1)</td>" in html

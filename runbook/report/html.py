@@ -230,6 +230,7 @@ class HtmlReport:
                     remedy=record.remedy,
                     runbook=record.runbook,
                     href=self._href(record.runbook_path),
+                    source=record.source,
                     host=record.host,
                     evidence=[_evidence(name, text) for name, text in evidence],
                     waiver=record.waiver,
