@@ -119,8 +119,9 @@ class RunOutput:
         if self.page is not None:
             try:
                 self.page.write()
-            except OSError as exc:
-                self.problems.append(f"cannot write {self.paths.html}: {exc}")
+            except Exception as exc:  # a full disk, or a value the page cannot show: the run's
+                # other reports, its history row and its exit code still come
+                self.problems.append(f"cannot write {self.paths.html}: {type(exc).__name__}: {exc}")
         try:
             self.recorder.write(self.paths.summary, int(session.exitstatus))
         except OSError as exc:
