@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,9 @@ class Fault:
     restart_daemon: bool = False
     may_fail: frozenset[str] = frozenset()  # red or not by timing; the run's red set lies between
     system: str = ""
+    # Faults whose symptoms this one hides when both are injected (bench/fault_pairs.py): their
+    # checks may stay green beside it, for the reason given.
+    hides: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def fault(
@@ -67,11 +70,13 @@ def fault(
     recreate: Iterable[str] = (),
     restart_daemon: bool = False,
     may_fail: Iterable[str] = (),
+    hides: Mapping[str, str] | None = None,
 ) -> Fault:
     """One row of a fault table (`system` is filled in by the system that lists it).
 
     `may_fail`: checks the fault turns red or not depending on when they look (a crash loop's
-    process runs for a moment between restarts), beside the ones it always turns red."""
+    process runs for a moment between restarts), beside the ones it always turns red.
+    `hides`: other faults of the table whose symptoms cannot show beside this one, and why."""
     return Fault(
         name=name,
         description=description,
@@ -80,6 +85,7 @@ def fault(
         inject=inject,
         recreate=frozenset(recreate),
         restart_daemon=restart_daemon,
+        hides=dict(hides or {}),
     )
 
 

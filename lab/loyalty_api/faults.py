@@ -121,7 +121,13 @@ def add_events(count: int, url: str = "http://merchant:8080/webhooks/loyalty") -
 
 
 def merchant_answers(mode: str) -> None:
-    write_file(loyalty.PATHS.merchant / "mode", f"{mode}\n")
+    """The merchant stand-in answers one way at a time: a second fault's answer written over a
+    first's would end the first (429s replaced by 500s), so that pair is refused, not faked."""
+    path = loyalty.PATHS.merchant / "mode"
+    current = path.read_text().strip() if path.exists() else "ok"
+    if current not in {"ok", mode}:
+        raise LabError(f"the merchant stand-in already answers {current!r}; {mode!r} would end it")
+    write_file(path, f"{mode}\n")
 
 
 # ---- the injections -------------------------------------------------------------------

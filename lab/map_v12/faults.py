@@ -331,6 +331,7 @@ FAULTS: list[Fault] = [
         "METRICS_ALLOW_PUBLIC=1 in .env, web recreated: /metrics open to anyone",
         fails={"metrics-not-public", "web-metrics-private-flag"},
         inject=metrics_public,
+        hides={"metrics-key-wrong": "/metrics open to anyone answers a wrong X-API-KEY too"},
     ),
     fault(
         "metrics-key-wrong",
