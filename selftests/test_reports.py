@@ -606,12 +606,13 @@ def test_xdist_keeps_the_summary_and_html_columns(summary: dict[str, Any], paral
 def test_css_option_is_added_to_the_page_and_a_missing_file_is_exit_4(tmp_path: Path) -> None:
     description = write_system(tmp_path)
     css = tmp_path / "site.css"
-    css.write_text("h1 { color: rebeccapurple; }", encoding="utf-8")
+    css.write_text('h1 > span { color: rebeccapurple; } p::after { content: "</style>"; }', encoding="utf-8")
     reports = tmp_path / "reports"
     options = ["--systems", str(description), "-m", "daily", "--reports-dir", str(reports)]
     done = run_suite(*options, "--css", str(css), reports=reports)
     assert done.returncode == 1, done.output[-3000:]
-    assert "h1 { color: rebeccapurple; }" in (done.folders()[0] / "report.html").read_text(encoding="utf-8")
+    page = (done.folders()[0] / "report.html").read_text(encoding="utf-8")
+    assert 'h1 > span { color: rebeccapurple; } p::after { content: "<\\/style>"; }' in page
     missing = run_suite(*options, "--css", str(tmp_path / "nope.css"), reports=reports)
     assert missing.returncode == 4, missing.output[-3000:]
     assert f"--css {tmp_path / 'nope.css'}: no such file" in missing.output

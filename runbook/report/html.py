@@ -176,7 +176,9 @@ class HtmlReport:
         page = PAGE.render(
             title=title_for(self.recorder.marker_expression, self.recorder.system_names),
             style=STYLE,
-            extra_css=[path.read_text(encoding="utf-8", errors="replace") for path in self.extra_css],
+            extra_css=[
+                _style_text(path.read_text(encoding="utf-8", errors="replace")) for path in self.extra_css
+            ],
             counted=_counted(counts),
             took=f"{(now - self.recorder.started).total_seconds():.1f} s",
             written=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -280,6 +282,13 @@ def _runbook_href(runbook_path: str | None, folder: Path) -> str | None:
     if not runbook_path or not Path(runbook_path).is_file():
         return None
     return quote(Path(os.path.relpath(runbook_path, folder)).as_posix())
+
+
+def _style_text(path: Path) -> Markup:
+    """A --css file's text inside <style>: raw text there (escaping `>` would break `a > b`), so
+    only what could end the element is defused: `</` becomes `<\\/` (in CSS the same `/`)."""
+    css = path.read_text(encoding="utf-8", errors="replace")
+    return Markup(css.replace("</", "<\\/"))
 
 
 def _counted(counts: dict[str, int]) -> str:
