@@ -4,8 +4,8 @@
 `--per-fault` others, its neighbours in the system's fault table; both are
 injected, the system's checklist runs as in selftests/lab_harness.py, and the red set must lie
 between the union of the two expected sets and that union plus both `may_fail` sets. A fault
-that hides another's symptoms says so in its table (`hides`, with the reason): that other's
-expected set is then allowed, not required. A pair
+that hides another's symptoms says so in its table (`hides`, with the reason; `replaces` when
+only injected after it): that other's expected set is then allowed, not required. A pair
 whose second injection cannot happen on top of the first (a paused container cannot be
 stopped the same way) is counted as "not combinable" with the reason, not as a failure.
 Heal after every pair; the lab must be green again, which the next pair's run shows.
@@ -67,8 +67,11 @@ def run_pair(system: str, first: Fault, second: Fault, reports: Path) -> tuple[s
     expected: set[str] = set()
     hidden = []
     for this, other in ((first, second), (second, first)):
-        if this.name in other.hides:  # declared in the fault table, with its reason
+        # Declared in the fault table, with the reason: `hides` in any order, `replaces` when later.
+        if this.name in other.hides:
             hidden.append(f"{other.name} hides {this.name}: {other.hides[this.name]}")
+        elif other is second and this.name in other.replaces:
+            hidden.append(f"{other.name} replaces {this.name}: {other.replaces[this.name]}")
         else:
             expected |= this.expected_failures
     allowed = first.expected_failures | second.expected_failures | first.may_fail | second.may_fail

@@ -57,8 +57,10 @@ class Fault:
     may_fail: frozenset[str] = frozenset()  # red or not by timing; the run's red set lies between
     system: str = ""
     # Faults whose symptoms this one hides when both are injected (bench/fault_pairs.py): their
-    # checks may stay green beside it, for the reason given.
+    # checks may stay green beside it, for the reason given. `replaces`: the same, only when this
+    # one is injected after the other (a newer backup placed over a stale one).
     hides: Mapping[str, str] = field(default_factory=dict, compare=False)
+    replaces: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def fault(
@@ -71,12 +73,14 @@ def fault(
     restart_daemon: bool = False,
     may_fail: Iterable[str] = (),
     hides: Mapping[str, str] | None = None,
+    replaces: Mapping[str, str] | None = None,
 ) -> Fault:
     """One row of a fault table (`system` is filled in by the system that lists it).
 
     `may_fail`: checks the fault turns red or not depending on when they look (a crash loop's
     process runs for a moment between restarts), beside the ones it always turns red.
-    `hides`: other faults of the table whose symptoms cannot show beside this one, and why."""
+    `hides`: other faults of the table whose symptoms cannot show beside this one, and why;
+    `replaces`: those whose symptoms this one ends when injected after them."""
     return Fault(
         name=name,
         description=description,
@@ -86,6 +90,7 @@ def fault(
         recreate=frozenset(recreate),
         restart_daemon=restart_daemon,
         hides=dict(hides or {}),
+        replaces=dict(replaces or {}),
     )
 
 

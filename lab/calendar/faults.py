@@ -330,6 +330,9 @@ def polling_missing() -> None:
 
 
 BOT = calendar.BOT
+# The backup faults each make "the newest archive" what they need (placed now, or every fresh one
+# moved out of sight): injected after another of them, the newest archive is the later one's.
+NEWEST_WINS = "the newest archive is the later fault's (placed after, or the fresh ones hidden)"
 FAULTS: list[Fault] = [
     fault(
         "redis-exposed",
@@ -406,6 +409,7 @@ FAULTS: list[Fault] = [
         "last night's backup did not run: newest archive older than 25 h",
         fails={"backup-fresh"},
         inject=stale_backup,
+        replaces={"tiny-backup": NEWEST_WINS, "corrupt-backup": NEWEST_WINS},
     ),
     # An empty backup also lacks what §4.1 says is backed up, which backup-integrity checks.
     fault(
@@ -413,12 +417,14 @@ FAULTS: list[Fault] = [
         "newest archive is valid but under 1000 bytes (empty backup)",
         fails={"backup-size", "backup-integrity"},
         inject=tiny_backup,
+        replaces={"stale-backup": NEWEST_WINS, "corrupt-backup": NEWEST_WINS},
     ),
     fault(
         "corrupt-backup",
         "newest archive decrypts but its gzip/tar stream is corrupt",
         fails={"backup-integrity"},
         inject=corrupt_backup,
+        replaces={"stale-backup": NEWEST_WINS, "tiny-backup": NEWEST_WINS},
     ),
     fault(
         "retention-broken",

@@ -176,9 +176,7 @@ class HtmlReport:
         page = PAGE.render(
             title=title_for(self.recorder.marker_expression, self.recorder.system_names),
             style=STYLE,
-            extra_css=[
-                _style_text(path.read_text(encoding="utf-8", errors="replace")) for path in self.extra_css
-            ],
+            extra_css=[_style_text(path) for path in self.extra_css],
             counted=_counted(counts),
             took=f"{(now - self.recorder.started).total_seconds():.1f} s",
             written=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
