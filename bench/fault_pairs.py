@@ -20,6 +20,7 @@ Long (a pair costs a checklist run and a heal, 15-40 s): nightly, not in `make t
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument(
         "--pair", action="append", default=[], help="only this pair, SYSTEM:FIRST+SECOND (again for more)"
     )
+    parser.add_argument("--keep", type=Path, help="keep the reports of each WRONG pair in this folder")
     options = parser.parse_args()
     systems = options.system or lab.systems()
     by_system = [
@@ -130,6 +132,10 @@ def main() -> int:
             took = time.monotonic() - began
             pair = f"{system}: {first.name} + {second.name}"
             print(f"{number:3}/{len(plan)} {pair}: {verdict} ({detail}) {took:.0f}s")
+            if verdict == "WRONG" and options.keep:
+                kept = options.keep / f"{number}-{system}-{first.name}+{second.name}"
+                shutil.copytree(Path(folder) / f"{number}", kept, symlinks=True)
+                print(f"    reports kept in {kept}")
             sys.stdout.flush()
     summary = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
     print(f"{len(plan)} pairs in {time.monotonic() - started:.0f}s: {summary}")
