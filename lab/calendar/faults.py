@@ -333,6 +333,8 @@ BOT = calendar.BOT
 # The backup faults each make "the newest archive" what they need (placed now, or every fresh one
 # moved out of sight): injected after another of them, the newest archive is the later one's.
 NEWEST_WINS = "the newest archive is the later fault's (placed after, or the fresh ones hidden)"
+# Faults that put a new telegram-bot container in place of the running one.
+REDEPLOYED = "it replaces the telegram-bot container: what the earlier fault left in the old one is gone"
 FAULTS: list[Fault] = [
     fault(
         "redis-exposed",
@@ -485,6 +487,7 @@ FAULTS: list[Fault] = [
         fails={"bot-memory-limit"},
         inject=hand_made_bot,
         recreate={BOT},
+        replaces={"memory-high": REDEPLOYED},
     ),
     fault(
         "memory-high",
@@ -499,6 +502,7 @@ FAULTS: list[Fault] = [
         fails={"bot-polling"},
         inject=polling_missing,
         recreate={BOT},
+        replaces={"hand-made-bot": REDEPLOYED, "memory-high": REDEPLOYED},
     ),
     fault(
         "env-missing-key",
@@ -506,5 +510,6 @@ FAULTS: list[Fault] = [
         fails={"bot-env-yandexgpt"},
         inject=env_missing_key,
         recreate={BOT},
+        replaces={"hand-made-bot": REDEPLOYED, "memory-high": REDEPLOYED},
     ),
 ]

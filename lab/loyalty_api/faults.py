@@ -274,6 +274,8 @@ def alert_chat_missing() -> None:
     recreate_from_env("ALERT_TELEGRAM_CHAT_ID", None, API)
 
 
+# Damaging the newest dump writes it anew: its time is now, so it is no longer stale.
+REWRITTEN = "it rewrites the newest dump now: the newest is no longer stale"
 FAULTS: list[Fault] = [
     fault("api-down", "the api container stopped", fails=API_DOWN, inject=api_down, recreate=API_AND_METRICS),
     fault("http-5xx-burst", "40 requests answered 500 (statement timeout behind a lock)",
@@ -319,7 +321,7 @@ FAULTS: list[Fault] = [
           fails={"alerts-config"}, inject=alert_chat_missing, recreate={API}),
     fault("dump-stale", "no dump for 30 hours", fails={"backup-fresh"}, inject=dump_stale),
     fault("dump-corrupt", "the newest dump's gzip stream damaged", fails={"backup-valid"},
-          inject=dump_corrupt),
+          inject=dump_corrupt, replaces={"dump-stale": REWRITTEN}),
     fault("dump-truncated", "the newest dump cut short (no completion trailer)",
-          fails={"backup-valid"}, inject=dump_truncated),
+          fails={"backup-valid"}, inject=dump_truncated, replaces={"dump-stale": REWRITTEN}),
 ]  # fmt: skip

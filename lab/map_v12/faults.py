@@ -398,6 +398,7 @@ FAULTS: list[Fault] = [
         "tonight's pg_dump was cut off halfway and copied off the host as it was",
         fails={"pgdump-readable", "restore-test"},
         inject=corrupt_dump,
+        replaces={"stale-dump": "it places tonight's (cut) dump: the newest is no longer stale"},
     ),
     fault(
         "dump-missing-offsite",
