@@ -20,7 +20,7 @@ from runbook.describe.model import MARKERS
 from runbook.host import processes, samples
 from runbook.readers.rundir import reports_dir
 from runbook.report import options as report_options
-from runbook.run import budget, collect, fixtures, gate, logger_race, verdict
+from runbook.run import budget, collect, fixtures, gate, gc_pace, logger_race, verdict
 from runbook.run.collect import GROUP_MARKER
 from runbook.run.prefetch import DEFAULT_HOSTS_AT_ONCE, AheadPlugin
 from runbook.run.shard import ShardSelection, parse_shard
@@ -130,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     SECRETS.add_from_environment()
     processes.allow_open_files()
+    gc_pace.pace()
     logmask.install_log_masking(config)
     logger_race.install()
     config.stash[keys.SYSTEMS] = _load(config)

@@ -345,3 +345,23 @@ def test_a_hosts_escape_sequences_never_reach_the_terminal(tmp_path: Path) -> No
     assert done.returncode == 1, done.stdout + done.stderr
     assert "\x1b[2J" not in done.stdout and "\x1b[31mFAKE" not in done.stdout
     assert "\\x1b[2J\\x1b[31mFAKE: all checks passed" in done.stdout
+
+
+def test_gc_pace_collects_less_often_and_leaves_gc_off_alone() -> None:
+    import gc
+
+    from runbook.run import gc_pace
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        gc_pace.pace()
+        assert gc.get_threshold() == (gc_pace.YOUNG_ALLOCATIONS, 10, 10)
+        gc.set_threshold(50_000, 10, 10)
+        gc_pace.pace()
+        assert gc.get_threshold()[0] == 50_000  # never more often than someone asked
+        gc.set_threshold(0)
+        gc_pace.pace()
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*saved)
