@@ -616,6 +616,16 @@ def test_css_option_is_added_to_the_page_and_a_missing_file_is_exit_4(tmp_path: 
     missing = run_suite(*options, "--css", str(tmp_path / "nope.css"), reports=reports)
     assert missing.returncode == 4, missing.output[-3000:]
     assert f"--css {tmp_path / 'nope.css'}: no such file" in missing.output
+    assert missing.folders() == done.folders()  # refused before a run folder was made
+
+
+@pytest.mark.slow
+def test_collect_only_writes_no_page_even_with_html(tmp_path: Path) -> None:
+    description = write_system(tmp_path)
+    page = tmp_path / "out" / "x.html"
+    done = run_suite("--systems", str(description), "--co", "--html", str(page), reports=tmp_path / "r")
+    assert done.returncode == 0, done.output[-3000:]
+    assert not page.exists() and not (tmp_path / "r").exists()
 
 
 def page_of(records: list[CheckRecord], tmp_path: Path) -> str:

@@ -12,7 +12,7 @@ attachment); a skipped row its reason in words; a custom test's failure its trac
 Written from the run's records once, at the end, as static HTML (templates/page.html.j2):
 pytest-html 4 kept every row as markup inside JSON and built the table in the browser, 6.4 MB
 and 10 s to open at 5,000 checks. pytest-html still provides `--html` and `--css` and
-pytest-metadata the environment; its own writer is switched off (`take_over_html`). Autoescaping
+pytest-metadata the environment; its own writer is switched off (`switch_off_pytest_html`). Autoescaping
 is on in every template and the finished page is masked as a whole, so nothing a host printed
 becomes markup and no registered secret survives in any encoding.
 """
@@ -94,13 +94,15 @@ def title_for(marker_expression: str | None, systems: list[str]) -> str:
     return f"{what} — {', '.join(systems)}" if systems else what
 
 
-def take_over_html(config: pytest.Config) -> list[Path]:
-    """Switch pytest-html's writer off (its configure finds no path) and read the --css files.
-
-    Called after the report paths are planned; a --css file that cannot be read is a usage error.
-    """
+def switch_off_pytest_html(config: pytest.Config) -> None:
+    """pytest-html's configure (after ours) finds no path and registers no writer: the page is ours.
+    Called once the report paths are planned (they read --html)."""
     if hasattr(config.option, "htmlpath"):
         config.option.htmlpath = None
+
+
+def css_files(config: pytest.Config) -> list[Path]:
+    """The --css files, checked before anything is written: a missing one is a usage error."""
     extra: list[Path] = []
     for name in getattr(config.option, "css", None) or []:
         path = Path(os.path.expandvars(name)).expanduser()

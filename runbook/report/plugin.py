@@ -28,7 +28,7 @@ from runbook.readers.history import HistoryError, HistoryStore
 from runbook.record import CheckRecord
 from runbook.report.comparison import HistoryComparison
 from runbook.report.handoff import Handoff
-from runbook.report.html import HtmlReport, take_over_html
+from runbook.report.html import HtmlReport, css_files, switch_off_pytest_html
 from runbook.report.junit import JunitProperties
 from runbook.report.options import ReaderSettings
 from runbook.report.summary import RunRecorder, utc_now
@@ -51,11 +51,14 @@ def configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: the controller writes the reports
         return
     if any(getattr(config.option, name, False) for name in INFORMATIONAL_OPTIONS):
+        switch_off_pytest_html(config)  # they write nothing, --html or not
         return
     settings = ReaderSettings.of(config)
     waivers.configure(config, settings.waivers, settings.today)
     _open_history(settings.history)
+    extra_css = css_files(config)
     paths = rundir.plan(config, utc_now())
+    switch_off_pytest_html(config)
     config.stash[keys.RUN_PATHS] = paths
     systems = [system.name for system in config.stash.get(keys.SYSTEMS, [])]
     recorder = RunRecorder(config, systems)
@@ -66,7 +69,7 @@ def configure(config: pytest.Config) -> None:
         config.pluginmanager.register(comparison, "runbook-history")
     page = None
     if paths.html is not None:
-        page = HtmlReport(config, recorder, paths.html, take_over_html(config))
+        page = HtmlReport(config, recorder, paths.html, extra_css)
         config.pluginmanager.register(page, "runbook-html")
     config.pluginmanager.register(RunOutput(config, recorder, paths, settings, page), "runbook-output")
 
