@@ -334,7 +334,10 @@ BOT = calendar.BOT
 # moved out of sight): injected after another of them, the newest archive is the later one's.
 NEWEST_WINS = "the newest archive is the later fault's (placed after, or the fresh ones hidden)"
 # Faults that put a new telegram-bot container in place of the running one.
-REDEPLOYED = "it replaces the telegram-bot container: what the earlier fault left in the old one is gone"
+REDEPLOYED = (
+    "it replaces the telegram-bot container: what the earlier fault left in the old one (its memory, "
+    "its log) is gone"
+)
 FAULTS: list[Fault] = [
     fault(
         "redis-exposed",
@@ -487,7 +490,7 @@ FAULTS: list[Fault] = [
         fails={"bot-memory-limit"},
         inject=hand_made_bot,
         recreate={BOT},
-        replaces={"memory-high": REDEPLOYED},
+        replaces={"memory-high": REDEPLOYED, "second-instance": REDEPLOYED},
     ),
     fault(
         "memory-high",
@@ -502,7 +505,7 @@ FAULTS: list[Fault] = [
         fails={"bot-polling"},
         inject=polling_missing,
         recreate={BOT},
-        replaces={"hand-made-bot": REDEPLOYED, "memory-high": REDEPLOYED},
+        replaces={"hand-made-bot": REDEPLOYED, "memory-high": REDEPLOYED, "second-instance": REDEPLOYED},
     ),
     fault(
         "env-missing-key",
@@ -510,6 +513,6 @@ FAULTS: list[Fault] = [
         fails={"bot-env-yandexgpt"},
         inject=env_missing_key,
         recreate={BOT},
-        replaces={"hand-made-bot": REDEPLOYED, "memory-high": REDEPLOYED},
+        replaces={"hand-made-bot": REDEPLOYED, "memory-high": REDEPLOYED, "second-instance": REDEPLOYED},
     ),
 ]
