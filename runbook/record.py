@@ -110,8 +110,7 @@ class CheckRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckRecord:
-        names = {item.name for item in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        return cls(**{key: value for key, value in data.items() if key in FIELD_NAMES})
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(item.name for item in dataclasses.fields(CheckRecord))

@@ -186,7 +186,7 @@ class HtmlReport:
             environment=self._environment(),
             filters=[(outcome, label, counts.get(outcome, 0)) for outcome, label in RESULTS.items()],
             folded=["passed"] if counts.get("passed", 0) > PASSED_SHOWN else [],
-            rows=[self._row(record) for record in sorted(records, key=_table_order(records))],
+            rows=[self._row(record) for record in sorted(records, key=_table_order)],
         )
         return SECRETS.mask(page)
 
@@ -298,18 +298,16 @@ def _counted(counts: dict[str, int]) -> str:
     return f"{total} check{'s' if total != 1 else ''}: {said}" if total else "no checks ran"
 
 
-def _table_order(records: list[CheckRecord]) -> Any:
-    """Failed and errored first (P1 first), then waived, skipped, passed; run order within."""
-    results = list(RESULTS)
-    severities = {severity: rank for rank, severity in enumerate(SEVERITIES)}
-    position = {id(record): index for index, record in enumerate(records)}
+RESULT_RANK = {outcome: rank for rank, outcome in enumerate(RESULTS)}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
-    def key(record: CheckRecord) -> tuple[int, int, int]:
-        group = 0 if record.failed else results.index(record.outcome) if record.outcome in results else 9
-        rank = severities.get(record.severity or "", len(severities)) if record.failed else 0
-        return group, rank, position[id(record)]
 
-    return key
+def _table_order(record: CheckRecord) -> tuple[int, int]:
+    """Failed and errored first (P1 first), then waived, skipped, passed; the sort is stable, so
+    run order within."""
+    if record.failed:
+        return 0, SEVERITY_RANK.get(record.severity or "", len(SEVERITY_RANK))
+    return RESULT_RANK.get(record.outcome, len(RESULT_RANK)), 0
 
 
 def _evidence(name: str, text: str) -> tuple[str, str, int, str | None]:
