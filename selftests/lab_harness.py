@@ -141,6 +141,8 @@ class LabChecklistTests:
         )
         assert code == 1
         for check_id, pattern in self.messages[fault].items():
+            if check_id in may_fail and check_id not in failed:
+                continue  # red only at some moments (may_fail): its message is checked when red
             message = records[check_id]["message"]
             assert re.search(pattern, message), f"{check_id}: {message!r} !~ {pattern!r}"
             assert records[check_id]["remedy"], check_id
