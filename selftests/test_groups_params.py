@@ -203,6 +203,20 @@ def test_params_fill_the_compose_project_and_features(tmp_path: Path) -> None:
     assert system.model.features == {"https": False}
 
 
+def test_every_missing_param_is_named_in_one_error(tmp_path: Path) -> None:
+    """A new site learns in one run every value it has to give, not one value per run."""
+    path = with_user_check(tmp_path, {"user": None, "project": None, "https": None})
+    data = yaml.safe_load(path.read_text())
+    data.update(compose_project="{project}", features={"https": "{https}"})
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DescriptionError) as info:
+        load_file(path)
+    said = str(info.value)
+    assert all(f"uses {{{name}}}" in said for name in ("user", "project", "https")), said
+    assert "--param project=VALUE --param https=VALUE --param user=VALUE" in said, said
+    assert "which have no value" in said
+
+
 def test_docker_templates_are_not_placeholders(tmp_path: Path) -> None:
     path = describe(tmp_path)
     data = yaml.safe_load(path.read_text())

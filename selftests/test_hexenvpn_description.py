@@ -96,5 +96,5 @@ def test_the_lab_overlay_changes_only_hosts_and_params() -> None:
 
 
 def test_what_the_runbook_leaves_to_the_site_is_required() -> None:
-    with pytest.raises(Exception, match=r"\{window\}, which has no value"):
+    with pytest.raises(Exception, match=r"uses \{window\}.*which have no value"):
         load_file(PRODUCTION)

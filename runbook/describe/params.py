@@ -57,6 +57,7 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     if not isinstance(checks, dict):
         return data
     names = names_in(data)  # before filling: a placeholder of features counts as used too
+    _refuse_missing(data, values)
     # Two system fields a site decides too: its compose project and the features it has
     # (`features: {https: "{https}"}`, the runbook's "если HTTPS").
     data = {
@@ -108,6 +109,44 @@ def names_in(data: dict[str, Any]) -> set[str]:
     for key in SYSTEM_FIELDS:
         walk(data.get(key))
     return found
+
+
+def _refuse_missing(data: dict[str, Any], values: dict[str, Any]) -> None:
+    """One ValueError naming every placeholder without a value, each with its first user.
+
+    A site filling in a new description learns all it has to give in one run, not one per run.
+    """
+    users: dict[str, list[str]] = {}
+
+    def walk(node: Any, where: str, check_id: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}", check_id)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]", check_id)
+        elif isinstance(node, str):
+            for name in PLACEHOLDER.findall(node):
+                if values.get(name) is None:
+                    user = f"check {check_id!r} ({where})" if check_id != "-" else where
+                    users.setdefault(name, []).append(user)
+
+    for key in SYSTEM_FIELDS:
+        walk(data.get(key), key, "-")
+    for kind, listed in (data.get("checks") or {}).items():
+        for index, check in enumerate(listed if isinstance(listed, list) else []):
+            walk(check, f"checks.{kind}[{index}]", _id_of(check))
+    if not users:
+        return
+    said = "; ".join(
+        f"{where[0]} uses {{{name}}}" + (f" (and {len(where) - 1} more)" if len(where) > 1 else "")
+        for name, where in users.items()
+    )
+    options = " ".join(f"--param {name}=VALUE" for name in users)
+    raise ValueError(
+        f"{said}, which {'has' if len(users) == 1 else 'have'} no value: "
+        f"run with {options} or give {'it a default' if len(users) == 1 else 'them defaults'} under params:"
+    )
 
 
 def _id_of(check: Any) -> str:
