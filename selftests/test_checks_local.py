@@ -492,6 +492,10 @@ def fake_crontab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    # cron's system tables of this test, empty unless a test writes them
+    etc = tmp_path / "etc"
+    (etc / "cron.d").mkdir(parents=True)
+    monkeypatch.setattr(cron, "SYSTEM_CRONTABS", (str(etc / "crontab"), str(etc / "cron.d")))
     return table
 
 
@@ -517,14 +521,17 @@ def test_cron_wrong_schedule(fake_crontab: Path, local: Target) -> None:
     with pytest.raises(CheckFailed) as info:
         cron.verify(cron_check(), local)
     assert info.value.found == "backup-calendar.sh scheduled '30 4 * * *' != '0 3 * * *'"
-    assert info.value.expected == "a crontab entry `0 3 * * * ...backup-calendar.sh...` for the login user"
+    assert info.value.expected == (
+        "a cron entry `0 3 * * * ...backup-calendar.sh...` "
+        "(crontab of the login user, /etc/crontab or /etc/cron.d)"
+    )
     assert "30 4 * * *" in info.value.evidence["crontab -l"]
 
 
 def test_cron_entry_missing(fake_crontab: Path, local: Target) -> None:
     fake_crontab.write_text(CRONTAB.replace("0  3 * * * /root", "# 0 3 * * * /root"))
     with pytest.raises(CheckFailed) as info:
-        cron.verify(cron_check(), local)
+        cron.verify(cron_check(crontabs="user"), local)
     assert info.value.found == "crontab has 2 entries, none runs backup-calendar.sh"
 
 
@@ -536,15 +543,32 @@ def test_cron_without_a_schedule_accepts_any_that_runs_the_job(fake_crontab: Pat
     fake_crontab.write_text(CRONTAB.replace("0  3 * * * /root", "# 0 3 * * * /root"))
     with pytest.raises(CheckFailed) as info:
         cron.verify(check, local)
-    assert info.value.found == "crontab has 2 entries, none runs backup-calendar.sh"
-    assert info.value.expected.startswith("a crontab entry `(any schedule) ...backup-calendar.sh...`")
+    assert info.value.found == "no cron entry runs backup-calendar.sh (crontab has 2 entries)"
+    assert info.value.expected.startswith("a cron entry `(any schedule) ...backup-calendar.sh...`")
 
 
 def test_cron_no_crontab_for_user(fake_crontab: Path, local: Target, tmp_path: Path) -> None:
     with pytest.raises(CheckFailed) as info:
-        cron.verify(cron_check(user="backup"), local)
+        cron.verify(cron_check(user="backup", crontabs="user"), local)
     assert info.value.found == "no crontab for backup (no crontab for root)"
     assert (tmp_path / "crontab.args").read_text().split() == ["-l", "-u", "backup"]
+
+
+def test_cron_finds_the_job_in_the_system_tables(fake_crontab: Path, local: Target, tmp_path: Path) -> None:
+    """ "по cron" is any of cron's tables: /etc/crontab and /etc/cron.d name the user before the command."""
+    etc = tmp_path / "etc"
+    (etc / "crontab").write_text("SHELL=/bin/sh\n17 * * * * root cd / && run-parts /etc/cron.hourly\n")
+    (etc / "cron.d" / "backup").write_text("30 2 * * * postgres /usr/local/bin/backup-calendar.sh\n")
+    cron.verify(cron_check(schedule="30 2 * * *"), local)  # no user crontab at all
+    cron.verify(cron_check(schedule=None, user="postgres"), local)
+    with pytest.raises(CheckFailed) as info:
+        cron.verify(cron_check(schedule=None, user="root"), local)  # a root job it is not
+    assert info.value.found == (
+        f"no cron entry runs backup-calendar.sh (no crontab for root; {etc}/crontab 1; {etc}/cron.d/backup 0)"
+    )
+    with pytest.raises(CheckFailed) as info:
+        cron.verify(cron_check(schedule=None, crontabs="user"), local)  # the runbook checks `crontab -l`
+    assert info.value.found == "no crontab for the login user (no crontab for root)"
 
 
 # -- sqlite --------------------------------------------------------------------------------------
