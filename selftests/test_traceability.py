@@ -140,3 +140,31 @@ def test_a_failure_quotes_its_runbook_lines_in_every_report(tmp_path: Path) -> N
     assert "<td>x</td><td>2</td><td>1</td><td>0</td>" in html
     assert "1 (external 1)</td>" in html
     assert "docker compose ps" in (reports / "latest" / "junit.xml").read_text(encoding="utf-8")
+
+
+def test_the_readme_states_what_coverage_prints_today() -> None:
+    """README's coverage table is the command's output: a runbook or description change that
+    moves a number must move the README too, or the numbers quoted to readers go stale."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].isdigit():
+            total, _, why = cells[4].partition(" (")
+            reasons = {}
+            for part in filter(None, why.rstrip(")").split(", ")):
+                name, _, count = part.rpartition(" ")
+                reasons[name.replace(" ", "-")] = int(count)
+            rows[cells[0]] = (int(cells[1]), int(cells[2]), int(cells[3]), int(total), reasons)
+    printed = {}
+    for path in PRODUCTION:
+        coverage = system_coverage(path).coverage
+        assert coverage is not None, path
+        printed[coverage.system] = (
+            coverage.statements,
+            coverage.checked,
+            coverage.partly,
+            coverage.not_checked,
+            dict(coverage.reasons),
+        )
+    assert rows == printed
