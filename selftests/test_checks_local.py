@@ -790,7 +790,7 @@ def test_http_any_status_passes_every_answer_and_fails_no_answer(server: str, lo
     with pytest.raises(CheckFailed) as info:
         http.verify(http_check(f"http://127.0.0.1:{port}/health", expect_status="any", timeout=2), local)
     assert info.value.expected == f"GET http://127.0.0.1:{port}/health answers"
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"a list of statuses such as \[200\], or 'any' .*; not 'all'"):
         http_check(f"{server}/health", expect_status="all")
 
 

@@ -356,7 +356,8 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
         pytest.param(
             "checks.http.0.expect_status",
             "200",
-            "checks.http[0] (id health).expect_status: Input should be a valid list",
+            "checks.http[0] (id health).expect_status: a list of statuses such as [200], or 'any' "
+            "(every HTTP answer); not '200'",
             id="bad-list",
         ),
     ],

@@ -74,6 +74,14 @@ class HttpCheck(CheckBase, Endpoint):
     def is_download(self) -> bool:
         return self.download
 
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _statuses_or_any(cls, value: Any) -> Any:
+        """One message for a wrong value, not one per member of the union."""
+        if value == "any" or isinstance(value, list):
+            return value
+        raise ValueError(f"a list of statuses such as [200], or 'any' (every HTTP answer); not {value!r}")
+
     @field_validator("body_matches")
     @classmethod
     def _body_regex(cls, value: str | None) -> str | None:
