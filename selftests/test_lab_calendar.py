@@ -52,7 +52,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tiny-backup": {
         "backup-size": r"newest backup \d+ bytes < 1000",
         "backup-integrity": (
-            r"lacks radicale_data\.tar\.gz, bot_data\.tar\.gz, \.env\.backup, docker-compose\*$"
+            r"lacks radicale_data\.tar\.gz, bot_data\.tar\.gz, \.env\.backup, docker-compose\* \("
         ),
     },
     "corrupt-backup": {"backup-integrity": r"\.tar\.gz\.gpg is corrupt"},
