@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from runbook.checks import backups, commands, cron, env_files, http, resources, sqlite, tcp
 from runbook.checks.backups import BackupCheck
@@ -773,6 +774,24 @@ def test_http_unhealthy_status(server: str, local: Target) -> None:
     assert info.value.found.startswith(f"status 503 != 200 (GET {server}/unhealthy, ")
     assert info.value.evidence["response body"] == '{"status": "unhealthy"}'
     http.verify(http_check(f"{server}/unhealthy", expect_status=[200, 503]), local)
+
+
+def test_http_any_status_passes_every_answer_and_fails_no_answer(server: str, local: Target) -> None:
+    """`expect_status: any` is the runbook's `curl -s --max-time 5 URL || alert`: a 503 or a 404 is an
+    answer (only the default [200] fails them); a closed port is no answer and fails."""
+    for path in ("/unhealthy", "/no-such-route"):
+        with pytest.raises(CheckFailed, match=r"^status (503|404) != 200 "):
+            http.verify(http_check(f"{server}{path}"), local)
+        http.verify(http_check(f"{server}{path}", expect_status="any"), local)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(CheckFailed) as info:
+        http.verify(http_check(f"http://127.0.0.1:{port}/health", expect_status="any", timeout=2), local)
+    assert info.value.expected == f"GET http://127.0.0.1:{port}/health answers"
+    with pytest.raises(ValidationError, match=r"a list of statuses such as \[200\], or 'any' .*; not 'all'"):
+        http_check(f"{server}/health", expect_status="all")
 
 
 @pytest.mark.slow

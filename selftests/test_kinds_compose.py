@@ -664,3 +664,53 @@ def test_a_container_running_at_both_looks_but_restarted_between_is_in_a_loop(
     )
     monkeypatch.setattr(containers_kind.docker_host, "read_inspect", lambda target, name: info(4))
     containers_kind._state(check, None, [Container("hexenvpn-xray")])  # type: ignore[arg-type]
+
+
+def test_a_137_after_an_operator_stop_is_no_crash_and_an_oom_kill_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runbook ai-calendar-assistant l.205's `docker-compose restart telegram-bot` ends a PID 1 that
+    ignores SIGTERM with SIGKILL: docker logs kill(15), kill(9), die 137, stop, start. That exit 137
+    is the operator's, not an OOM kill (EXIT_MEANING[137]); a die 137 with no kill before it and no
+    stop after it (the kernel's OOM killer, docker restarting it) still is one."""
+    from runbook.checks import containers as containers_kind
+    from runbook.host.docker_host import Container
+
+    def event(action: str, second: int, **attributes: str) -> dict[str, Any]:
+        return {"Action": action, "timeNano": second * 10**9, "Actor": {"Attributes": attributes}}
+
+    compose_restart = [
+        event("kill", 10, signal="15"), event("kill", 20, signal="9"), event("die", 20, exitCode="137"),
+        event("stop", 20), event("start", 21),
+    ]  # fmt: skip
+    docker_kill = [event("kill", 30, signal="9"), event("die", 30, exitCode="137")]
+    oom_kill = [event("oom", 40), event("die", 40, exitCode="137"), event("start", 41)]
+    sigkill_no_oom_event = [event("die", 50, exitCode="137"), event("start", 51)]
+    reload_then_killed = [event("kill", 60, signal="1"), event("die", 70, exitCode="137"), event("start", 71)]
+    check = containers_kind.ContainerCheck(
+        **COMMON, id="bot-no-crash", container="telegram-bot", no_crash_within="7d"
+    )
+    monkeypatch.setattr(
+        containers_kind.docker_host,
+        "inspect_or_fail",
+        lambda target, container: {"Id": "c0ffee", "State": {}},
+    )
+    for events in (compose_restart, docker_kill, compose_restart + docker_kill):
+        monkeypatch.setattr(containers_kind.docker_host, "events", lambda *args, events=events: events)
+        containers_kind._no_crash(check, None, Container("telegram-bot"))  # type: ignore[arg-type]
+    stops: list[str] = []
+    killed = "exit 137 (killed (SIGKILL: out of memory, or a stop that timed out)) at 1970-01-01"
+    for events, found in (
+        (compose_restart + oom_kill, f"2 crash(es) in the last 7d: OOM kill at 1970-01-01 00:00:40 UTC; "
+                                     f"{killed} 00:00:40 UTC"),
+        (sigkill_no_oom_event, f"1 crash(es) in the last 7d: {killed} 00:00:50 UTC"),
+        (reload_then_killed, f"1 crash(es) in the last 7d: {killed} 00:01:10 UTC"),
+    ):  # fmt: skip
+        monkeypatch.setattr(containers_kind.docker_host, "events", lambda *args, events=events: events)
+        with pytest.raises(CheckFailed) as failed:
+            containers_kind._no_crash(check, None, Container("telegram-bot"))  # type: ignore[arg-type]
+        assert failed.value.found == f"telegram-bot: {found}"
+        stops.append(failed.value.evidence.get("operator stops (information)", ""))
+    assert stops == [
+        "exit 137 at 1970-01-01 00:00:20 UTC: a stop the operator asked for (kill/stop), timed out",
+        "",
+        "",
+    ]

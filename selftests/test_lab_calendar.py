@@ -41,8 +41,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bot-no-crash": r"OOM kill at .* UTC|exit 137 \(killed \(SIGKILL",
         "bot-restarts": r"restarted 1 times in the last 24h > 0 .*exit codes 137",
     },
-    "health-unhealthy": {"health": r"status 503 != 200"},
-    "health-slow": {"health": r"no answer within 5s"},
+    "health-unhealthy": {"health-status": r"status 503 != 200"},
+    "health-slow": {"health": r"no answer within 5s", "health-fields": r"no answer within 5s"},
     "disk-full": {"disk-root": r"\d+% used > 90% \(.* free of .*\)"},
     "error-burst": {
         "bot-errors": r"\d+ lines? of telegram-bot's logs match .* in the last 24(\.0)?h > 10",
@@ -52,7 +52,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tiny-backup": {
         "backup-size": r"newest backup \d+ bytes < 1000",
         "backup-integrity": (
-            r"lacks radicale_data\.tar\.gz, bot_data\.tar\.gz, \.env\.backup, docker-compose\*\.yml"
+            r"lacks radicale_data\.tar\.gz, bot_data\.tar\.gz, \.env\.backup, docker-compose\* \("
         ),
     },
     "corrupt-backup": {"backup-integrity": r"\.tar\.gz\.gpg is corrupt"},

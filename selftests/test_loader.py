@@ -74,7 +74,12 @@ def flatten(node: Any, where: str = "") -> dict[str, Any]:
 
 
 # What the calendar's production file leaves to the site (its lab overlay gives the same).
-SITE = {"max_errors_24h": "10", "monitoring": "true"}
+SITE = {
+    "max_errors_24h": "10",
+    "monitoring": "true",
+    "symptom_window": "24h",
+    "crash_window": "24h",
+}
 
 
 def test_production_description_loads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,12 +100,20 @@ def test_production_description_loads(monkeypatch: pytest.MonkeyPatch) -> None:
         assert getattr(model.checks, kind), f"no {kind} checks"
 
 
-def test_production_needs_the_sites_error_limit_and_defaults_monitoring_off() -> None:
-    with pytest.raises(DescriptionError, match=r"uses \{max_errors_24h\}, which has no value"):
-        load_file(PRODUCTION)
-    model = load_file(PRODUCTION, {"max_errors_24h": "5"}).model
+def test_production_needs_the_sites_limit_windows_and_monitoring() -> None:
+    """What the runbook leaves to the site has no default: the error limit, whether the monitoring
+    stack is deployed ("если развернут"), the symptoms' log window and the crash window."""
+    for name in SITE:
+        with pytest.raises(DescriptionError, match=rf"uses \{{{name}\}}.*which ha(s|ve) no value"):
+            load_file(PRODUCTION, {key: value for key, value in SITE.items() if key != name})
+    model = load_file(PRODUCTION, {**SITE, "max_errors_24h": "5", "monitoring": "false"}).model
     assert model.features == {"monitoring": False}
     assert next(check for check in model.checks.logs if check.id == "bot-errors").max_matches == 5
+    logs = {check.id: check for check in model.checks.logs}
+    assert logs["bot-db-locked"].since == "start"
+    assert {
+        logs[name].since for name in ("bot-redis-errors", "bot-radicale-refused", "bot-yandexgpt-errors")
+    } == {86400.0}
 
 
 def test_production_anchors_fill_the_checks_that_reuse_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,7 +369,8 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
         pytest.param(
             "checks.http.0.expect_status",
             "200",
-            "checks.http[0] (id health).expect_status: Input should be a valid list",
+            "checks.http[0] (id health).expect_status: a list of statuses such as [200], or 'any' "
+            "(every HTTP answer); not '200'",
             id="bad-list",
         ),
     ],

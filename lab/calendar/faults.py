@@ -27,6 +27,8 @@ BOT_GONE = frozenset(
     {
         "bot-running",
         "health",
+        "health-status",
+        "health-fields",
         "bot-to-redis",
         "bot-to-radicale",
         "bot-radicale-http",
@@ -391,14 +393,14 @@ FAULTS: list[Fault] = [
     ),
     fault(
         "health-unhealthy",
-        '/health answers 503 {"status": "unhealthy"}',
-        fails={"health"},
+        '/health answers 503 {"status": "unhealthy"}: it answers (health, P1, passes), not healthy',
+        fails={"health-status"},
         inject=health_unhealthy,
     ),
     fault(
         "health-slow",
-        "/health takes 8 s to answer (curl --max-time 5 fails)",
-        fails={"health"},
+        "/health takes 8 s to answer (curl --max-time 5 fails): no answer for any of its three checks",
+        fails={"health", "health-status", "health-fields"},
         inject=health_slow,
     ),
     fault("disk-full", "the server's disk is 95% full", fails={"disk-root"}, inject=disk_full),

@@ -46,7 +46,9 @@ class ContainerCheck(CheckBase, InContainer):
         default=None, description="'set' or a size such as 1G", union_mode="left_to_right"
     )
     no_crash_within: Duration | None = Field(
-        default=None, description="window such as 24h: no OOM kill, no exit 137/139"
+        default=None,
+        description="window such as 24h: no OOM kill, no exit 137/139 (an exit 137 after "
+        "a kill or before a stop, in docker events, is a stop the operator asked for: not a crash)",
     )
     max_restarts: int | None = Field(default=None, ge=0, le=1_000_000)
     within: Duration = 86400.0
@@ -289,25 +291,72 @@ def _exit_code(event: dict[str, Any]) -> int | None:
         return None
 
 
+# The exit code of SIGKILL: the kernel's OOM killer, or docker ending a stop that timed out.
+SIGKILLED = 137
+# The signals of docker stop / restart / kill (SIGTERM, then SIGKILL), as docker events write them.
+ENDING_SIGNALS = {"15", "9", "TERM", "KILL"}
+
+
+def operator_stops(events: list[dict[str, Any]]) -> set[int]:
+    """Indexes of the `die` events an operator asked for: a `kill` with SIGTERM or SIGKILL (docker
+    stop / restart / kill, compose restart) since the container's last start, or a `stop` after the die.
+
+    `docker-compose restart` sends SIGTERM and, when PID 1 ignores it (a Python process as PID 1
+    does), SIGKILL after the timeout: the die says 137 like an OOM kill, but the daemon logged the
+    operator's `kill` before it and `stop` after it. A kernel OOM kill has neither.
+    """
+    asked: set[int] = set()
+    killed = False
+    for index, event in enumerate(events):
+        action = event.get("Action")
+        if action == "kill":
+            # A reload signal (docker kill -s HUP) asks for no end: a later 137 is not its doing.
+            signal = str(event.get("Actor", {}).get("Attributes", {}).get("signal", "15"))
+            killed = killed or signal.upper().removeprefix("SIG") in ENDING_SIGNALS
+        elif action == "start":
+            killed = False
+        elif action == "die":
+            following = next(
+                (later.get("Action") for later in events[index + 1 :] if later.get("Action") != "oom"), None
+            )
+            if killed or following == "stop":
+                asked.add(index)
+            killed = False
+    return asked
+
+
 def _no_crash(check: ContainerCheck, target: Target, container: Container) -> None:
     info = docker_host.inspect_or_fail(target, container)
     window = format_duration(check.no_crash_within or 86400)
     crashes: list[str] = []
-    for event in docker_host.events(target, info["Id"], check.no_crash_within or 86400, ("die", "oom")):
+    stops: list[str] = []
+    actions = ("die", "oom", "kill", "stop", "start")
+    events = docker_host.events(target, info["Id"], check.no_crash_within or 86400, actions)
+    by_operator = operator_stops(events)
+    for index, event in enumerate(events):
         if event.get("Action") == "oom":
             crashes.append(f"OOM kill at {_when(event)}")
             continue
+        if event.get("Action") != "die":
+            continue
         code = _exit_code(event)
-        if code in check.crash_exit_codes:
+        if code == SIGKILLED and index in by_operator:
+            stops.append(
+                f"exit {code} at {_when(event)}: a stop the operator asked for (kill/stop), timed out"
+            )
+        elif code in check.crash_exit_codes:
             crashes.append(f"exit {code} ({docker_host.EXIT_MEANING.get(code, 'crash')}) at {_when(event)}")
     state = info.get("State", {})
     if state.get("OOMKilled") and not any("OOM" in crash for crash in crashes):
         crashes.append(f"OOM-killed (state), exit code {state.get('ExitCode')}")
     if crashes:
+        evidence = {"crashes": "\n".join(crashes)}
+        if stops:
+            evidence["operator stops (information)"] = "\n".join(stops)
         raise CheckFailed(
             f"no OOM kill and no exit {'/'.join(map(str, check.crash_exit_codes))} in the last {window}",
             f"{container}: {len(crashes)} crash(es) in the last {window}: " + "; ".join(crashes[-5:]),
-            {"crashes": "\n".join(crashes)},
+            evidence,
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import Future
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -36,7 +36,11 @@ class HttpCheck(CheckBase, Endpoint):
     kind: ClassVar[str] = "http"
     default_markers: ClassVar[tuple[str, ...]] = ("daily", "smoke", "incident")
 
-    expect_status: list[int] = [200]
+    expect_status: list[int] | Literal["any"] = Field(
+        default=[200],
+        description="the statuses that pass; 'any': every HTTP answer passes (the runbook's "
+        "`curl -s --max-time 5 URL || alert` fails only when nothing answers in time)",
+    )
     expect_json: dict[str, Any] | None = Field(default=None, description="dotted path -> exact value")
     expect_keys: list[str] = []
     json_conditions: list[JsonCondition] = Field(
@@ -69,6 +73,14 @@ class HttpCheck(CheckBase, Endpoint):
     @property
     def is_download(self) -> bool:
         return self.download
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _statuses_or_any(cls, value: Any) -> Any:
+        """One message for a wrong value, not one per member of the union."""
+        if value == "any" or isinstance(value, list):
+            return value
+        raise ValueError(f"a list of statuses such as [200], or 'any' (every HTTP answer); not {value!r}")
 
     @field_validator("body_matches")
     @classmethod
@@ -122,7 +134,7 @@ def judge(check: HttpCheck, target: Target, origin: Container | None, answer: ht
     evidence = {"response body": body[:BODY_EVIDENCE] + answer.body_note()}
     document = _json_or_none(body)
     shown = f"; {shown_fields(document, check.show)}" if check.show and document is not None else ""
-    if answer.status not in check.expect_status:
+    if check.expect_status != "any" and answer.status not in check.expect_status:
         wanted = "/".join(map(str, check.expect_status))
         found = f"status {answer.status} != {wanted} ({where}, {answer.seconds:.2f}s){shown}"
         if check.upstream is not None and answer.status in GATEWAY_ERRORS:
