@@ -48,7 +48,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "smoke-integrations": r"FAIL step code: .*HTTP 500 != 200",
     },
     "db-auth-failures": {
-        "postgres-fatal": r"\d+ lines? of postgres's logs match 'FATAL\|PANIC' in the last 1h > 5",
+        "postgres-fatal": r"\d+ lines? of postgres's logs match '\(FATAL\|PANIC\):  ' in the last 1h > 5",
     },
     "redis-down": {"redis-ping": r"service redis \(loyalty-redis-1\) is exited"},
     "workers-disabled": {
@@ -68,11 +68,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "prisma-migrations": r"unfinished \(failed or still running\): 20240620000000_backfill_tiers"
     },
     "maintenance-mode": {
-        "api-flags": r"MAINTENANCE_MODE=1 != 0",
+        "maintenance-off": r"MAINTENANCE_MODE=1 != 0",
         "smoke-integrations": r"FAIL step code: .*HTTP 503 != 200",
     },
     "read-only-mode": {
-        "api-flags": r"READ_ONLY_MODE=1 != 0",
+        "read-only-off": r"READ_ONLY_MODE=1 != 0",
         "smoke-integrations": r"FAIL step code: .*HTTP 403 != 200",
     },
     "notify-token-missing": {"notify-config": r"TELEGRAM_NOTIFY_BOT_TOKEN missing \(values not shown\)"},
