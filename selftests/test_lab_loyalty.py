@@ -34,6 +34,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         + r"HTTP 000",
         "prisma-migrations": r"service api \(loyalty-api-1\) is exited",
     },
+    "api-crash-loop": {
+        "api-restarts": r"restarted \d+ times in the last 1h > 0 by its restart policy after a crash "
+        + r"\(exit codes 1\b",
+        "api-running": r"service api \(loyalty-api-1\) is restarting",
+        "health": r"GET http://198\.18\.2\.2:3000/health failed",
+    },
     "http-5xx-burst": {
         "http-5xx-rate": r'http_requests_total\{job=~"loyalty-api",status=~"5\.\."\} '
         + r"rose \d+(\.\d+)?/min > 2/min over 10m "

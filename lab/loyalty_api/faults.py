@@ -135,6 +135,23 @@ def api_down() -> None:
     stop(API)
 
 
+def api_crash_loop() -> None:
+    """A release's .env.production lost DATABASE_URL: the api exits 1 at start and docker's
+    restart policy (unless-stopped) starts it again and again (runbook 76: «API падает на старте»)."""
+    loyalty.set_env_value("DATABASE_URL", None)
+
+    def apply(client: docker.DockerClient) -> None:
+        containers.remove_container(client, API)
+        containers.create_container(client, loyalty.specs()[API])
+
+    def restarts() -> int:
+        with loyalty.SERVER.dockerd.session() as client:
+            return int(client.containers.get(API).attrs.get("RestartCount") or 0)
+
+    with_client(apply)
+    wait_until(lambda: restarts() >= 2, timeout=60, what=f"{API} to be restarted twice", interval=0.5)
+
+
 def http_5xx_burst() -> None:
     """Balance lookups give up after 150 ms behind a lock: 40 answers 500, none of them slow."""
     holder = lock_customers(3)
@@ -278,6 +295,8 @@ def alert_chat_missing() -> None:
 REWRITTEN = "it rewrites the newest dump now: the newest is no longer stale"
 FAULTS: list[Fault] = [
     fault("api-down", "the api container stopped", fails=API_DOWN, inject=api_down, recreate=API_AND_METRICS),
+    fault("api-crash-loop", "DATABASE_URL gone from .env.production: the api exits at start, restarted",
+          fails={"api-restarts", *API_DOWN}, inject=api_crash_loop, recreate=API_AND_METRICS),
     fault("http-5xx-burst", "40 requests answered 500 (statement timeout behind a lock)",
           fails={"http-5xx-rate"}, inject=http_5xx_burst, recreate=API_AND_METRICS),
     fault("slow-requests", "15 requests over ALERT_HTTP_SLOW_THRESHOLD_MS (waiting on a lock)",
