@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import Counter
 from pydantic import ValidationError
 
-from runbook.checks import backups, postgres, rates, restore, scenario
+from runbook.checks import backups, metrics, postgres, rates, restore, scenario
 from runbook.checks.backups import BackupCheck
+from runbook.checks.metrics import MetricsCheck
 from runbook.checks.postgres import PostgresCheck
 from runbook.checks.rates import RatesCheck
 from runbook.checks.restore import RestoreCheck
@@ -459,6 +461,129 @@ def test_a_metric_the_app_does_not_serve(loyalty: tuple[LoyaltyApp, str], local:
     assert failed.value.found == f"no metric http_requests_totl at GET {base}/metrics"
     with pytest.raises(CheckFailed, match=r"status 401 != 200"):
         rates.verify(rates_check(base, **FIVE_XX, scrape={"url": f"{base}/metrics"}), local)
+
+
+def test_a_labelled_counter_before_its_first_event_is_no_growth_with_missing_zero(
+    loyalty: tuple[LoyaltyApp, str], clock: Clock, local: Target
+) -> None:
+    """prometheus_client and prom-client print only HELP/TYPE for a labelled counter nobody has
+    counted yet: missing: fail calls that a typo, missing: zero no growth until the first event."""
+    app, base = loyalty
+    logins = Counter("portal_auth_login", "logins", ["result"], registry=app.metrics.registry)
+    fields = {"metric": "portal_auth_login_total", "max_increase": 0}
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(rates_check(base, **fields), local)
+    assert failed.value.found == f"no metric portal_auth_login_total at GET {base}/metrics"
+    check = rates_check(base, **fields, missing="zero")
+    with pytest.raises(CheckPassed, match=r"^baseline recorded: 0 series of portal_auth_login_total"):
+        rates.verify(check, local)
+    clock.advance(60)
+    with pytest.raises(CheckPassed) as passed:
+        rates.verify(check, local)
+    assert passed.value.note == (
+        f"no series portal_auth_login_total at GET {base}/metrics yet (missing: zero: a counter "
+        "appears at its first event): no growth over 10m"
+    )
+    clock.advance(60)
+    logins.labels("failed").inc(2)  # born since the last run: counted from 0
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(check, local)
+    assert failed.value.found == (
+        f"portal_auth_login_total grew by 2 > 0 over 2m (samples of this suite, GET {base}/metrics)"
+    )
+    # the endpoint itself failing is still a failure
+    refused = rates_check(base, **fields, missing="zero", scrape={"url": f"{base}/metrics"})
+    with pytest.raises(CheckFailed, match=r"status 401 != 200"):
+        rates.verify(refused, local)
+
+
+def fake_prometheus(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[prometheus.Sample]]) -> None:
+    """Prometheus' answer to each query; a query not listed is refused, as a server refuses it."""
+
+    def query(server: str, promql: str, **_: Any) -> list[prometheus.Sample]:
+        if promql not in answers:
+            raise prometheus.QueryFailed(f"Prometheus {server} refused {promql!r}: unexpected")
+        return answers[promql]
+
+    monkeypatch.setattr(rates.prometheus, "query", query)
+
+
+def test_missing_zero_on_prometheus_still_needs_the_job_scraped(
+    monkeypatch: pytest.MonkeyPatch, local: Target
+) -> None:
+    server = "http://prometheus.invalid:9090/"
+    fields = {
+        "metric": "external_requests_total",
+        "labels": {"job": "loyalty-api", "result": "rate_limited"},
+        "by": ["provider"],
+        "max_increase": 3,
+    }
+    growth = (
+        'sum by (provider) (increase(external_requests_total{job=~"loyalty-api",result=~"rate_limited"}'
+        "[600s]))"
+    )
+    exported = 'count(external_requests_total{job=~"loyalty-api"})'
+    up = 'up{job=~"loyalty-api"}'
+    fake_prometheus(monkeypatch, {growth: [], exported: [], up: [prometheus.Sample("up", {}, 1)]})
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(prometheus_check(server, **fields), local)
+    assert failed.value.found == (
+        f'Prometheus {server} has no series external_requests_total{{job=~"loyalty-api"}} at all '
+        "(a typo, or it does not scrape the app)"
+    )
+    zero = prometheus_check(server, **fields, missing="zero")
+    with pytest.raises(CheckPassed) as passed:
+        rates.verify(zero, local)
+    assert passed.value.note == (
+        f"no series external_requests_total at Prometheus {server} yet (missing: zero: a counter "
+        "appears at its first event): no growth over 10m"
+    )
+    fake_prometheus(monkeypatch, {growth: [], exported: [], up: [prometheus.Sample("up", {}, 0)]})
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(zero, local)
+    assert failed.value.found == (
+        f'Prometheus {server} has no series external_requests_total and up{{job=~"loyalty-api"}} is 0 '
+        "(the last scrape failed)"
+    )
+    fake_prometheus(monkeypatch, {growth: [], exported: [], up: []})
+    with pytest.raises(CheckFailed) as failed:
+        rates.verify(zero, local)
+    assert failed.value.found == (
+        f'Prometheus {server} has no series external_requests_total and no target up{{job=~"loyalty-api"}} '
+        "(it does not scrape the app)"
+    )
+    fake_prometheus(monkeypatch, {})
+    with pytest.raises(CheckError, match="refused"):
+        rates.verify(zero, local)
+    # a series there is judged as ever, missing: zero or not
+    over = [prometheus.Sample("", {"provider": "telegram"}, 5)]
+    fake_prometheus(monkeypatch, {growth: over})
+    with pytest.raises(CheckFailed, match=r"grew by provider=telegram: 5 > 3 over 10m"):
+        rates.verify(zero, local)
+
+
+def test_metrics_present_names_a_counter_declared_without_samples(
+    loyalty: tuple[LoyaltyApp, str], local: Target
+) -> None:
+    """`present: [external_requests_total]` on a counter that only has its HELP/TYPE lines."""
+    app, base = loyalty
+    check = MetricsCheck(
+        **COMMON,
+        id="metrics-present",
+        url=f"{base}/metrics",
+        headers={"X-Metrics-Token": METRICS_TOKEN},
+        present=["http_requests_total", "portal_auth_refresh_total"],
+    )
+    with pytest.raises(CheckFailed) as failed:
+        metrics.verify(check, local)
+    assert re.fullmatch(
+        rf"no metric portal_auth_refresh_total among \d+ families \(GET {base}/metrics\)", failed.value.found
+    )
+    Counter("portal_auth_refresh", "refreshes", ["result"], registry=app.metrics.registry)
+    metrics.verify(check, local)
+    gauge = MetricsCheck(**{**check.model_dump(), "present": ["loyalty_outbox_pending_total"]})
+    with pytest.raises(CheckFailed, match="no metric loyalty_outbox_pending_total"):
+        metrics.verify(gauge, local)  # _total names only counters
 
 
 def test_two_runs_at_once_keep_each_others_samples(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ SYSTEM = "loyalty-api"
 LAB_FILE = REPO / "systems" / "lab" / f"{SYSTEM}.yml"
 PROMETHEUS = r"\(Prometheus http://198\.18\.2\.2:9090/\)"
 REFUSED = r"failed: ConnectError: \[Errno 111\] Connection refused"
+JOB = r'\{job=~"loyalty-api"\}'  # the rates selectors' job (prometheus_job)
 NO_EXTERNAL = r"no metric loyalty_outbox_pending, loyalty_outbox_dead_total, external_requests_total"
 
 # fault -> {check id: pattern its message must match}: found value and threshold.
@@ -33,11 +34,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         + r"HTTP 000",
         "prisma-migrations": r"service api \(loyalty-api-1\) is exited",
     },
+    "api-crash-loop": {
+        "api-restarts": r"restarted \d+ times in the last 1h > 0 by its restart policy after a crash "
+        + r"\(exit codes 1\b",
+        "api-running": r"service api \(loyalty-api-1\) is restarting",
+        "health": r"GET http://198\.18\.2\.2:3000/health failed",
+    },
     "http-5xx-burst": {
-        "http-5xx-rate": r'http_requests_total\{status=~"5\.\."\} rose \d+(\.\d+)?/min > 2/min over 10m '
+        "http-5xx-rate": r'http_requests_total\{job=~"loyalty-api",status=~"5\.\."\} '
+        + r"rose \d+(\.\d+)?/min > 2/min over 10m "
         + PROMETHEUS
     },
-    "slow-requests": {"http-slow-rate": r"http_slow_requests_total rose \d+(\.\d+)?/min > 1/min over 10m"},
+    "slow-requests": {
+        "http-slow-rate": "http_slow_requests_total" + JOB + r" rose \d+(\.\d+)?/min > 1/min over 10m"
+    },
     "db-down": {
         "postgres-running": r"postgres is exited \(exit code (0|137)",  # 137: a client held on past 5 s
         "ready": r"status 503 != 200",
@@ -48,15 +58,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "smoke-integrations": r"FAIL step code: .*HTTP 500 != 200",
     },
     "db-auth-failures": {
-        "postgres-fatal": r"\d+ lines? of postgres's logs match 'FATAL\|PANIC' in the last 1h > 5",
+        "postgres-fatal": r"\d+ lines? of postgres's logs match '\(FATAL\|PANIC\): +' in the last 1h > 5",
     },
     "redis-down": {"redis-ping": r"service redis \(loyalty-redis-1\) is exited"},
     "workers-disabled": {
         "worker-env": r"service worker \(loyalty-worker-1\): WORKERS_ENABLED=0 != 1",
-        "outbox-pending-growth": r"loyalty_outbox_pending grew by \d+(\.\d+)? > 5 over 10m",
+        "outbox-pending-growth": "loyalty_outbox_pending" + JOB + r" grew by \d+(\.\d+)? > 5 over 10m",
     },
     "outbox-dead-rising": {
-        "outbox-dead-growth": r"loyalty_outbox_dead_total grew by \d+(\.\d+)? > 5 over 10m",
+        "outbox-dead-growth": "loyalty_outbox_dead_total" + JOB + r" grew by \d+(\.\d+)? > 5 over 10m",
         "external-errors": r"provider=merchant_webhook",
     },
     "external-429-storm": {"external-rate-limited": r"provider=merchant_webhook"},
@@ -68,11 +78,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "prisma-migrations": r"unfinished \(failed or still running\): 20240620000000_backfill_tiers"
     },
     "maintenance-mode": {
-        "api-flags": r"MAINTENANCE_MODE=1 != 0",
+        "maintenance-off": r"MAINTENANCE_MODE=1 != 0",
         "smoke-integrations": r"FAIL step code: .*HTTP 503 != 200",
     },
     "read-only-mode": {
-        "api-flags": r"READ_ONLY_MODE=1 != 0",
+        "read-only-off": r"READ_ONLY_MODE=1 != 0",
         "smoke-integrations": r"FAIL step code: .*HTTP 403 != 200",
     },
     "notify-token-missing": {"notify-config": r"TELEGRAM_NOTIFY_BOT_TOKEN missing \(values not shown\)"},
@@ -135,7 +145,9 @@ class TestLoyaltyLab(LabChecklistTests):
         overlay = tmp_path / "loyalty-scrape.yml"
         overlay.write_text(
             f"extends: {LAB_FILE}\n"
+            # its own scrape has no Prometheus job label: the selector's job matches the empty one
             "checks:\n  rates:\n    - id: http-5xx-rate\n      prometheus: null\n"
+            '      labels: {job: ""}\n'
             '      scrape: {url: "http://198.18.2.2:3000/metrics", '
             'headers: {X-Metrics-Token: "${LOYALTY_METRICS_TOKEN}"}}\n',
             encoding="utf-8",

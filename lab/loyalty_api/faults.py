@@ -135,6 +135,23 @@ def api_down() -> None:
     stop(API)
 
 
+def api_crash_loop() -> None:
+    """A release's .env.production lost DATABASE_URL: the api exits 1 at start and docker's
+    restart policy (unless-stopped) starts it again and again (runbook 76: «API падает на старте»)."""
+    loyalty.set_env_value("DATABASE_URL", None)
+
+    def apply(client: docker.DockerClient) -> None:
+        containers.remove_container(client, API)
+        containers.create_container(client, loyalty.specs()[API])
+
+    def restarts() -> int:
+        with loyalty.SERVER.dockerd.session() as client:
+            return int(client.containers.get(API).attrs.get("RestartCount") or 0)
+
+    with_client(apply)
+    wait_until(lambda: restarts() >= 2, timeout=60, what=f"{API} to be restarted twice", interval=0.5)
+
+
 def http_5xx_burst() -> None:
     """Balance lookups give up after 150 ms behind a lock: 40 answers 500, none of them slow."""
     holder = lock_customers(3)
@@ -278,6 +295,8 @@ def alert_chat_missing() -> None:
 REWRITTEN = "it rewrites the newest dump now: the newest is no longer stale"
 FAULTS: list[Fault] = [
     fault("api-down", "the api container stopped", fails=API_DOWN, inject=api_down, recreate=API_AND_METRICS),
+    fault("api-crash-loop", "DATABASE_URL gone from .env.production: the api exits at start, restarted",
+          fails={"api-restarts", *API_DOWN}, inject=api_crash_loop, recreate=API_AND_METRICS),
     fault("http-5xx-burst", "40 requests answered 500 (statement timeout behind a lock)",
           fails={"http-5xx-rate"}, inject=http_5xx_burst, recreate=API_AND_METRICS),
     fault("slow-requests", "15 requests over ALERT_HTTP_SLOW_THRESHOLD_MS (waiting on a lock)",
@@ -309,9 +328,9 @@ FAULTS: list[Fault] = [
     fault("migration-failed", "a failed migration's row (finished_at null) in _prisma_migrations",
           fails={"prisma-migrations"}, inject=migration_failed),
     fault("maintenance-mode", "MAINTENANCE_MODE=1 left on after an incident",
-          fails={"api-flags", "smoke-integrations"}, inject=maintenance_mode, recreate={API}),
+          fails={"maintenance-off", "smoke-integrations"}, inject=maintenance_mode, recreate={API}),
     fault("read-only-mode", "READ_ONLY_MODE=1 left on",
-          fails={"api-flags", "smoke-integrations"}, inject=read_only_mode, recreate={API}),
+          fails={"read-only-off", "smoke-integrations"}, inject=read_only_mode, recreate={API}),
     fault("notify-token-missing", "TELEGRAM_NOTIFY_BOT_TOKEN missing from .env.production",
           fails={"notify-config"}, inject=notify_token_missing, recreate={API}),
     fault("metrics-token-wrong", "the api's METRICS_TOKEN rotated; the scrapers send the old one",

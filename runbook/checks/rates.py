@@ -11,6 +11,12 @@ over its HTTP API. Without one, the suite scrapes the endpoint itself (`scrape:`
 the first run records a baseline and passes saying so; counters that went down were reset
 (the process restarted) and count from zero, as Prometheus counts them.
 
+A labelled counter has no series until its first event (prom-client, prometheus_client):
+`missing: zero` reads a metric with no series as no growth, where `missing: fail` (the
+default) calls it a typo. It still fails when the source does: the endpoint does not answer
+Prometheus text, the server refuses the query, or (with a `job` label) the server has no target
+of that job up.
+
 A rate of the service's slow requests counts the suite's own requests too: `own_requests:`
 (the service's URL and its slow threshold) leaves out those the runner sent in the window
 and saw slower than the threshold (runbook.host.own_traffic), and says how many it left out.
@@ -22,7 +28,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Annotated, ClassVar, Literal
 
@@ -85,6 +91,11 @@ class RatesCheck(CheckBase):
     own_requests: OwnRequests | None = Field(
         default=None, description="leave out the suite's own requests to this URL slower than this"
     )
+    missing: Literal["fail", "zero"] = Field(
+        default="fail",
+        description="no series of the metric: a failure (a typo), or no growth (a labelled counter "
+        "appears at its first event); the source not answering, or its `job` not up, still fails",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -113,14 +124,28 @@ class RatesCheck(CheckBase):
         return prometheus.selector(self.metric, self.labels)
 
 
+class _NoSeries(Exception):
+    """The metric has no series at the source and `missing: zero` reads that as no growth."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
+
+
 def verify(check: RatesCheck, target: Target) -> None:
     written = check.max_per_minute if check.max_per_minute is not None else check.max_increase
     assert written is not None  # one of the two aspects is set
     limit = resolved(written)
-    if check.prometheus is not None:
-        growth, span, source = _from_prometheus(check, check.prometheus)
-    else:
-        growth, span, source = _from_scrapes(check, target)
+    try:
+        if check.prometheus is not None:
+            growth, span, source = _from_prometheus(check, check.prometheus)
+        else:
+            growth, span, source = _from_scrapes(check, target)
+    except _NoSeries as absent:
+        raise CheckPassed(
+            f"no series {check.metric} at {absent.where} yet (missing: zero: a counter appears at its "
+            f"first event): no growth over {format_duration(round(check.window))}"
+        ) from None
     growth, note = _without_own_requests(check, growth, span)
     _judge(check, limit, growth, span, source + note)
 
@@ -207,17 +232,42 @@ def _from_prometheus(check: RatesCheck, server: PrometheusServer) -> tuple[dict[
             server.url, query, headers=server.headers, timeout=server.timeout, verify_tls=server.verify_tls
         )
 
+    # The metric as the service exports it: with the check's `job` (one service of many on the
+    # server), without the other labels (no 5xx at all is no growth, not a typo).
+    job = {"job": check.labels["job"]} if "job" in check.labels else {}
+    exported = prometheus.selector(check.metric, job)
     try:
         samples = ask(promql(check))
-        if not samples and not ask(f"count({check.metric})"):
-            raise CheckFailed(
-                f"{check.series()} known to {source}",
-                f"{source} has no series {check.metric} at all (a typo, or it does not scrape the app)",
-            )
+        if not samples and not ask(f"count({exported})"):
+            if check.missing == "fail":
+                raise CheckFailed(
+                    f"{check.series()} known to {source}",
+                    f"{source} has no series {exported} at all (a typo, or it does not scrape the app)",
+                )
+            if job:
+                _job_up(check, ask, prometheus.selector("up", job), source)
+            raise _NoSeries(source)
     except prometheus.QueryFailed as exc:
         raise CheckError(str(exc)) from None
     growth = {_group(sample.labels, check.by): sample.value for sample in samples}
     return growth or {"": 0.0}, check.window, source
+
+
+def _job_up(check: RatesCheck, ask: Callable[[str], list[prometheus.Sample]], up: str, source: str) -> None:
+    """A metric with no series is no growth only while the server scrapes the service: its
+    `up` series exist and one at least is 1."""
+    targets = ask(up)
+    if not targets:
+        raise CheckFailed(
+            f"{source} scrapes {up}",
+            f"{source} has no series {check.metric} and no target {up} (it does not scrape the app)",
+        )
+    if not any(sample.value == 1 for sample in targets):
+        raise CheckFailed(
+            f"{source} scrapes {up}",
+            f"{source} has no series {check.metric} and {up} is "
+            f"{', '.join(f'{sample.value:g}' for sample in targets)} (the last scrape failed)",
+        )
 
 
 # -- the suite's own samples -----------------------------------------------------------------
@@ -246,7 +296,7 @@ def _from_scrapes(check: RatesCheck, target: Target) -> tuple[dict[str, float], 
             labels = {"instance": str(origin) if origin else scrape.url, **sample.labels}
             values[json.dumps(sorted(labels.items()))] = sample.value
     where = endpoint.describe(scrape, None)
-    if not known:
+    if not known and check.missing == "fail":
         raise CheckFailed(f"{check.series()} served by {where}", f"no metric {check.metric} at {where}")
     if unreadable:
         raise CheckFailed(
@@ -262,6 +312,8 @@ def _from_scrapes(check: RatesCheck, target: Target) -> tuple[dict[str, float], 
     growth: dict[str, float] = defaultdict(float)
     for key, value in _growth(history, check.type).items():
         growth[_group(dict(json.loads(key)), check.by)] += value
+    if not known and not any(growth.values()):  # missing: zero, and no series earlier in the window
+        raise _NoSeries(where)  # stored empty: a series born by the next run counts from 0
     span = history[-1].time - history[0].time
     return dict(growth) or {"": 0.0}, span, f"samples of this suite, {where}"
 

@@ -48,10 +48,15 @@ class Exposition:
     """Every family of one scrape: family name -> its samples."""
 
     families: Mapping[str, tuple[Sample, ...]]
+    counters: frozenset[str] = frozenset()  # the families of TYPE counter
 
     def names(self) -> set[str]:
-        """Family names and sample names: what a description may call a metric."""
-        return set(self.families) | {sample.name for samples in self.families.values() for sample in samples}
+        """Family names and sample names: what a description may call a metric. A counter family
+        is also `<family>_total`, its samples' name, even before it has any: prom-client prints
+        `# TYPE external_requests_total counter` for a labelled counter before its first event,
+        and the parser names that family `external_requests`."""
+        samples = {sample.name for samples in self.families.values() for sample in samples}
+        return set(self.families) | samples | {f"{family}_total" for family in self.counters}
 
     def samples(self, name: str, matchers: Mapping[str, str] | None = None) -> list[Sample]:
         """Samples called `name` (a family's name means its value samples: `_total` for counters),
@@ -81,15 +86,16 @@ def parse(text: str, content_type: str = "") -> Exposition:
         else parser.text_string_to_metric_families
     )
     try:
+        parsed = list(reader(text))
         families = {
             family.name: tuple(Sample(s.name, dict(s.labels), float(s.value)) for s in family.samples)
-            for family in reader(text)
+            for family in parsed
         }
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise NotExposition(f"not Prometheus text: {str(exc)[:160]}") from None
     if not families:
         raise NotExposition("not Prometheus text: no metric families")
-    return Exposition(families)
+    return Exposition(families, frozenset(family.name for family in parsed if family.type == "counter"))
 
 
 def query(
