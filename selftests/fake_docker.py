@@ -6,7 +6,7 @@ commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspec
 this machine, as if inside), `cp [-L] NAME:PATH -` (this machine's file as a tar stream, in any
 state), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
 {"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory",
-"ports", "mounts", "stats", "id"}]}; `stats --no-stream` prints the running containers' "stats" rows.
+"ports", "mounts", "stats", "id", "path"}]}; `stats --no-stream` prints the running containers' "stats" rows.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def exec_(args: list[str]) -> int:
         print(f"Error response from daemon: container {name} is not running", file=sys.stderr)
         return 1
     sys.stdout.flush()
+    if "path" in container:  # the container's PATH: what its image carries
+        os.environ["PATH"] = container["path"]
     os.execvp(command[0], command)
     return 127  # not reached
 
