@@ -210,6 +210,13 @@ def scripts_writable() -> None:
     wait_until(lambda: _status("/ready") == 200, timeout=30, what="/ready to answer 200 again")
 
 
+def backup_script_missing() -> None:
+    """backup_postgres.sh gone from ./deploy (a release that dropped it): /scripts has no backup script.
+
+    heal lays it again (system.write_server_files)."""
+    (PATHS.deploy / "backup_postgres.sh").unlink()
+
+
 def _stash(folder: str, path: os.PathLike[str]) -> None:
     """Move a dump aside (heal moves it back)."""
     stash = PATHS.stash / folder
@@ -386,6 +393,12 @@ FAULTS: list[Fault] = [
         fails={"db-mounts"},
         inject=scripts_writable,
         recreate={DB},
+    ),
+    fault(
+        "backup-script-missing",
+        "backup_postgres.sh removed from ./deploy: the runbook's backup command has no script to run",
+        fails={"backup-script"},
+        inject=backup_script_missing,
     ),
     fault(
         "stale-dump",
