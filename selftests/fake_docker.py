@@ -105,7 +105,15 @@ def exec_(args: list[str]) -> int:
     sys.stdout.flush()
     if "path" in container:  # the container's PATH: what its image carries
         os.environ["PATH"] = container["path"]
-    os.execvp(command[0], command)
+    try:
+        os.execvp(command[0], command)
+    except FileNotFoundError:  # docker's own answer for a program the image does not have
+        said = f'exec: "{command[0]}": executable file not found in $PATH: unknown'
+        print(
+            f"OCI runtime exec failed: exec failed: unable to start container process: {said}",
+            file=sys.stderr,
+        )
+        return 126
     return 127  # not reached
 
 

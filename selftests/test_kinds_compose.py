@@ -272,6 +272,9 @@ def image_with(folder: Path, *tools: str, scripts: dict[str, str] | None = None)
     """A container image's PATH holding only these tools of this machine (and scripts written here)."""
     folder.mkdir()
     for tool in ("sh", *tools):
+        if tool == "python3":  # not a pyenv shim: the interpreter itself
+            (folder / tool).symlink_to(Path(sys.executable).resolve())
+            continue
         found = next(Path(d) / tool for d in os.environ["PATH"].split(":") if (Path(d) / tool).exists())
         (folder / tool).symlink_to(found.resolve())
     for name, text in (scripts or {}).items():
@@ -578,6 +581,38 @@ def test_http_inside_each_container_of_a_service(
     local.forget_facts()  # the next run asks again (one run shares one answer)
     found = failure(http.verify, check, local).found
     assert found.startswith(f"status 503 != 200 (GET {base}/ready (inside service web (map-v12-web-1)), ")
+
+
+def ready_inside_web(base: str) -> HttpCheck:
+    fields = {"url": f"{base}/ready", "service": "web", "project": PROJECT}
+    return HttpCheck(
+        **COMMON, id="ready", **fields, json_conditions=[{"path": "components.redis", "equals": "ok"}]
+    )
+
+
+def test_http_inside_a_container_without_curl_goes_through_python3(
+    docker: FakeDocker, local: Target, api: tuple[Faults, str], tmp_path: Path
+) -> None:
+    """A slim Python image has no curl (map-v12's metrics-local runs inside web): python3 asks."""
+    faults, base = api
+    docker.add("map-v12-web-1", "web", path=image_with(tmp_path / "web", "python3"))
+    http.verify(ready_inside_web(base), local)
+    faults.redis = "error"
+    found = failure(http.verify, ready_inside_web(base), fresh_target()).found
+    assert found.startswith(f"status 503 != 200 (GET {base}/ready (inside service web (map-v12-web-1)), ")
+    closed = f"http://127.0.0.1:{closed_port()}"
+    found = failure(http.verify, ready_inside_web(closed), fresh_target()).found
+    assert "refused" in found and found.endswith("(inside service web (map-v12-web-1))")
+
+
+def test_http_inside_a_container_with_neither_curl_nor_python3_is_an_error(
+    docker: FakeDocker, local: Target, tmp_path: Path
+) -> None:
+    docker.add("map-v12-web-1", "web", path=image_with(tmp_path / "web"))
+    with pytest.raises(
+        CheckError, match=r"inside service web \(map-v12-web-1\): it has neither curl nor python3"
+    ):
+        http.verify(ready_inside_web("http://127.0.0.1:8000"), local)
 
 
 def proxy_check(base: str, port: int) -> HttpCheck:
