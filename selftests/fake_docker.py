@@ -6,7 +6,7 @@ commands runbook.host.docker_host sends: `ps -a --filter label=K=V ...`, `inspec
 this machine, as if inside), `cp [-L] NAME:PATH -` (this machine's file as a tar stream, in any
 state), `logs ... -- NAME`. The state file is $FAKE_DOCKER_STATE:
 {"containers": [{"name", "labels", "state", "env", "networks", "logs", "restart_policy", "memory",
-"ports", "mounts", "stats", "id"}]}; `stats --no-stream` prints the running containers' "stats" rows.
+"ports", "mounts", "stats", "id", "path"}]}; `stats --no-stream` prints the running containers' "stats" rows.
 """
 
 from __future__ import annotations
@@ -103,7 +103,17 @@ def exec_(args: list[str]) -> int:
         print(f"Error response from daemon: container {name} is not running", file=sys.stderr)
         return 1
     sys.stdout.flush()
-    os.execvp(command[0], command)
+    if "path" in container:  # the container's PATH: what its image carries
+        os.environ["PATH"] = container["path"]
+    try:
+        os.execvp(command[0], command)
+    except FileNotFoundError:  # docker's own answer for a program the image does not have
+        said = f'exec: "{command[0]}": executable file not found in $PATH: unknown'
+        print(
+            f"OCI runtime exec failed: exec failed: unable to start container process: {said}",
+            file=sys.stderr,
+        )
+        return 126
     return 127  # not reached
 
 

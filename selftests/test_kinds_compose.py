@@ -35,7 +35,7 @@ from runbook.checks.sqlite import SqliteCheck
 from runbook.checks.tcp import TcpCheck
 from runbook.describe.loader import DescriptionError, load_file
 from runbook.describe.model import ContainerRef
-from runbook.errors import CheckFailed
+from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host
 from runbook.host.target import Target
 
@@ -266,6 +266,77 @@ def test_tcp_from_a_service(docker: FakeDocker, local: Target) -> None:
     found = failure(tcp.verify, check, fresh_target()).found
     assert found.startswith(f"service web (map-v12-web-1) cannot reach 127.0.0.1:{port}: ")
     assert "refused" in found
+
+
+def image_with(folder: Path, *tools: str, scripts: dict[str, str] | None = None) -> str:
+    """A container image's PATH holding only these tools of this machine (and scripts written here)."""
+    folder.mkdir()
+    for tool in ("sh", *tools):
+        if tool == "python3":  # not a pyenv shim: the interpreter itself
+            (folder / tool).symlink_to(Path(sys.executable).resolve())
+            continue
+        found = next(Path(d) / tool for d in os.environ["PATH"].split(":") if (Path(d) / tool).exists())
+        (folder / tool).symlink_to(found.resolve())
+    for name, text in (scripts or {}).items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+def web_to(port: int) -> TcpCheck:
+    fields = {"address": "127.0.0.1", "port": port, "from_service": "nginx", "project": PROJECT}
+    return TcpCheck.model_validate({**COMMON, "id": "web-port", **fields})
+
+
+def test_tcp_from_a_container_without_python3_probes_with_bash(
+    docker: FakeDocker, local: Target, tmp_path: Path
+) -> None:
+    """The official nginx image has no python3: bash's /dev/tcp answers (map-v12's web-port)."""
+    docker.add("map-v12-nginx-1", "nginx", path=image_with(tmp_path / "nginx", "bash", "timeout"))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        tcp.verify(web_to(port), local)
+    found = failure(tcp.verify, web_to(port), fresh_target()).found
+    assert found.startswith(f"service nginx (map-v12-nginx-1) cannot reach 127.0.0.1:{port}: ")
+    assert "refused" in found and found.endswith("(bash /dev/tcp, exit 1)")
+
+
+@pytest.mark.parametrize("tool", ["nc", "busybox"])
+def test_tcp_from_a_container_with_only_nc(
+    docker: FakeDocker, local: Target, tmp_path: Path, tool: str
+) -> None:
+    """An alpine image: nc (or busybox's) -z -w with whole seconds; its failure names the tool."""
+    said = tmp_path / "said"
+    refuse_port_1 = 'for x; do port=$x; done\n[ "$port" != 1 ] || { echo "Connection refused"; exit 1; }\n'
+    script = f'#!/bin/sh\necho "$@" > {said}\n' + refuse_port_1
+    docker.add("map-v12-nginx-1", "nginx", path=image_with(tmp_path / "nginx", scripts={tool: script}))
+    tcp.verify(web_to(8000), local)
+    assert said.read_text().split() == [
+        *(["nc"] if tool == "busybox" else []),
+        "-z",
+        "-w",
+        "3",
+        "127.0.0.1",
+        "8000",
+    ]
+    found = failure(tcp.verify, web_to(1), fresh_target()).found
+    shown = "nc -z" if tool == "nc" else "busybox nc -z"
+    assert (
+        found
+        == f"service nginx (map-v12-nginx-1) cannot reach 127.0.0.1:1: Connection refused ({shown}, exit 1)"
+    )
+
+
+def test_tcp_from_a_container_with_no_probe_tool_is_an_error(
+    docker: FakeDocker, local: Target, tmp_path: Path
+) -> None:
+    """No python3, bash, nc or busybox: the check cannot tell, it never says "cannot reach"."""
+    docker.add("map-v12-nginx-1", "nginx", path=image_with(tmp_path / "nginx"))
+    with pytest.raises(
+        CheckError,
+        match=r"from service nginx \(map-v12-nginx-1\): it has none of python3, bash, nc, busybox",
+    ):
+        tcp.verify(web_to(8000), local)
 
 
 def test_sqlite_and_env_files_by_service(docker: FakeDocker, local: Target, tmp_path: Path) -> None:
@@ -512,6 +583,38 @@ def test_http_inside_each_container_of_a_service(
     assert found.startswith(f"status 503 != 200 (GET {base}/ready (inside service web (map-v12-web-1)), ")
 
 
+def ready_inside_web(base: str) -> HttpCheck:
+    fields = {"url": f"{base}/ready", "service": "web", "project": PROJECT}
+    return HttpCheck(
+        **COMMON, id="ready", **fields, json_conditions=[{"path": "components.redis", "equals": "ok"}]
+    )
+
+
+def test_http_inside_a_container_without_curl_goes_through_python3(
+    docker: FakeDocker, local: Target, api: tuple[Faults, str], tmp_path: Path
+) -> None:
+    """A slim Python image has no curl (map-v12's metrics-local runs inside web): python3 asks."""
+    faults, base = api
+    docker.add("map-v12-web-1", "web", path=image_with(tmp_path / "web", "python3"))
+    http.verify(ready_inside_web(base), local)
+    faults.redis = "error"
+    found = failure(http.verify, ready_inside_web(base), fresh_target()).found
+    assert found.startswith(f"status 503 != 200 (GET {base}/ready (inside service web (map-v12-web-1)), ")
+    closed = f"http://127.0.0.1:{closed_port()}"
+    found = failure(http.verify, ready_inside_web(closed), fresh_target()).found
+    assert "refused" in found and found.endswith("(inside service web (map-v12-web-1))")
+
+
+def test_http_inside_a_container_with_neither_curl_nor_python3_is_an_error(
+    docker: FakeDocker, local: Target, tmp_path: Path
+) -> None:
+    docker.add("map-v12-web-1", "web", path=image_with(tmp_path / "web"))
+    with pytest.raises(
+        CheckError, match=r"inside service web \(map-v12-web-1\): it has neither curl nor python3"
+    ):
+        http.verify(ready_inside_web("http://127.0.0.1:8000"), local)
+
+
 def proxy_check(base: str, port: int) -> HttpCheck:
     return HttpCheck(
         **COMMON,
@@ -549,7 +652,7 @@ def test_502_says_nothing_listens(docker: FakeDocker, local: Target, api: tuple[
     port = closed_port()
     found = failure(http.verify, proxy_check(base, port), local).found
     assert f"; upstream web:{port} down: nothing accepts connections on port {port} inside " in found
-    assert found.endswith("refused")
+    assert found.endswith("refused (python3, exit 1)")
 
 
 def test_502_with_the_upstream_up(docker: FakeDocker, local: Target, api: tuple[Faults, str]) -> None:

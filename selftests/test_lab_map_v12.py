@@ -33,7 +33,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "health": NGINX_502,
         "web-env": r"service web \(map-v12-web-1\): SECRET_KEY missing \(values not shown\)",
         "web-running": r"service web \(map-v12-web-1\) is restarting \(exit code 1: application error\)",
-        "gunicorn-boot": r"\d+ lines? of service web \(map-v12-web-1\)'s logs match .* in the last 24h > 0",
+        "gunicorn-boot": r"\d+ lines? of service web \(map-v12-web-1\)'s logs match .* since its start.* > 0",
     },
     "web-hung": {
         "health": r"status 504 != 200 \(GET https://198\.18\.1\.2/health, 3\.\d\ds\); upstream web:8000",
@@ -75,6 +75,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "perf-sanity": r"p95 \d+ms > 2000ms|errors \d+/200|errors \d+ of the first \d+ already exceed"
     },
     "scripts-writable": {"db-mounts": r"`ids=.*` exit 1 != 0"},
+    "backup-script-missing": {"backup-script": r"/root/map-v12/deploy/backup_postgres\.sh does not exist"},
     "stale-dump": {"pgdump-fresh": r"newest backup 49\.\dh old > 25h \(/root/map-v12/backups/pgdump_"},
     "corrupt-dump": {
         "pgdump-readable": r"pgdump_\d{8}_\d{6}\.dump is corrupt: pg_restore: error",

@@ -63,6 +63,11 @@ OFFSITE_DIR = "/root/backups/map-v12"
 BACKUP_COMMAND = f"docker exec {DB} bash -lc /scripts/backup_postgres.sh"
 CRON_LINE = f"30 2 * * * {BACKUP_COMMAND} >> /var/log/map-backup.log 2>&1"
 BASE_URL = f"https://{SERVER.addr}"
+# nginx runs the machine's /usr (its binary and libraries are there: no image can be pulled, so the
+# mount stays), which would hand it the machine's python3. The official nginx image has none, so
+# an empty folder hides python3's standard library in nginx: python3 there cannot start, as in
+# production, and the suite's probes from nginx (web-port) use what a real nginx image has.
+NGINX_NO_PYTHON = f"/usr/lib/{os.path.basename(os.path.realpath('/usr/bin/python3'))}"
 # `up` makes a new dump only when the newest is older than this; the suite alarms at 25 h.
 FRESH_HOURS = 20
 LIMITER_KEYS = "LIMITER/*"
@@ -132,6 +137,11 @@ class Paths:
     @property
     def backups(self) -> Path:
         return self.workdir / "backups"
+
+    @property
+    def no_python(self) -> Path:
+        """An empty folder laid over nginx's Python library (see NGINX_NO_PYTHON)."""
+        return self.workdir / "no-python"
 
     @property
     def offsite(self) -> Path:
@@ -237,6 +247,7 @@ def write_server_files(*, strict: bool) -> None:
     if strict or not PATHS.bot_env.exists():
         write_file(PATHS.bot_env, render_bot_env(values), 0o600)
     PATHS.backups.mkdir(parents=True, exist_ok=True)
+    PATHS.no_python.mkdir(parents=True, exist_ok=True)
     PATHS.offsite.mkdir(parents=True, exist_ok=True)
     (SERVER.hostdir / "log").mkdir(parents=True, exist_ok=True)
     if strict or not PATHS.crontab.exists():
@@ -318,6 +329,7 @@ def specs() -> dict[str, Spec]:
                 # a probe from nginx to a stopped web (the runbook's `web:8000` check) looks the name up
                 f"{PATHS.deploy / 'resolv.conf'}:/etc/resolv.conf:ro",
                 *usr,
+                f"{PATHS.no_python}:{NGINX_NO_PYTHON}:ro",
             ],
             ports={80: 80, 443: 443},
             content=tree_digest(HERE / "deploy"),

@@ -1,8 +1,9 @@
 """A TCP connection: from the runner, or from inside a container to a service name.
 
-Inside a container the probe is python3's socket module (the calendar bot's
-image is Python; the runbook itself runs `docker exec telegram-bot python -c`),
-see `docker_host.connect_from`. `from_service: web` probes from each container
+Inside a container the probe is the first the image carries of python3's socket
+module, bash's /dev/tcp, `nc -z` and busybox's nc (the official nginx image has no
+python3, an alpine one only busybox); a container with none of them is a check
+error that says so, see `docker_host.connect_from`. `from_service: web` probes from each container
 of a compose service.
 """
 

@@ -12,6 +12,7 @@ name still goes after `--`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -189,25 +190,68 @@ TCP_PROBE = (
     "except OSError as e:\n"
     " print(e); sys.exit(1)\n"
 )
+# What the probe prints when the container has none of its tools (then exits 3).
+NO_PROBE_TOOL = "runbook: no TCP probe in this container"
+# The TCP probe inside a container, run by `sh -c` with $1 address, $2 port, $3 timeout (seconds),
+# $4 whole seconds for nc, $5 the python3 probe. Official images differ in what they carry (nginx's
+# has no python3, alpine's has busybox nc), so the first usable tool answers: python3, bash's
+# /dev/tcp (under `timeout` where there is one), nc -z, busybox nc -z. Each failure says which
+# tool answered; none at all prints NO_PROBE_TOOL.
+TCP_PROBE_SH = (
+    "a=$1 p=$2 t=$3 w=$4\n"
+    'if command -v python3 >/dev/null 2>&1 && python3 -c "import socket" >/dev/null 2>&1; then\n'
+    '  out=$(python3 -c "$5" "$a" "$p" "$t" 2>&1); rc=$?; tool=python3\n'
+    'elif command -v bash >/dev/null 2>&1 && bash -c "exec 3<>/dev/null" >/dev/null 2>&1; then\n'
+    '  set -- bash -c \'exec 3<>"/dev/tcp/$0/$1"\' "$a" "$p"\n'
+    '  if command -v timeout >/dev/null 2>&1; then set -- timeout "$w" "$@"; fi\n'
+    '  out=$("$@" 2>&1); rc=$?; tool="bash /dev/tcp"\n'
+    '  [ $rc -eq 124 ] && out="no connection within ${w}s"\n'
+    "elif command -v nc >/dev/null 2>&1; then\n"
+    '  out=$(nc -z -w "$w" "$a" "$p" 2>&1); rc=$?; tool="nc -z"\n'
+    "elif command -v busybox >/dev/null 2>&1; then\n"
+    '  out=$(busybox nc -z -w "$w" "$a" "$p" 2>&1); rc=$?; tool="busybox nc -z"\n'
+    "else\n"
+    '  echo "' + NO_PROBE_TOOL + ': none of python3, bash, nc, busybox"; exit 3\n'
+    "fi\n"
+    "[ $rc -eq 0 ] && exit 0\n"
+    'echo "${out:-no connection} ($tool, exit $rc)"; exit 1\n'
+)
 
 
 def connect_from(
     target: Target, container: str | Container, address: str, port: int, timeout: float
 ) -> str | None:
-    """None when a TCP connection from inside the container succeeds, else why not (python3 there)."""
+    """None when a TCP connection from inside the container succeeds, else why not.
+
+    The probe is the first of python3, bash's /dev/tcp, nc and busybox nc the container has
+    (TCP_PROBE_SH); a container with none of them (or without sh) is a CheckError that says so,
+    never "cannot reach".
+    """
     result = exec_in(
         target,
         container,
-        "python3 -c %s %s %s %s",
-        TCP_PROBE,
+        "sh -c %s sh %s %s %s %s %s",
+        TCP_PROBE_SH,
         address,
         str(port),
         f"{timeout:g}",
+        str(max(1, math.ceil(timeout))),
+        TCP_PROBE,
         timeout=timeout + 10,
     )
+    said = (result.stdout + result.stderr).strip()
     if result.rc == 0:
         return None
-    return (result.stdout + result.stderr).strip()[:300] or f"exit {result.rc}"
+    if NO_PROBE_TOOL in said:
+        raise CheckError(
+            f"cannot probe TCP from {Container.of(container)}: it has none of python3, bash, nc, busybox"
+        )
+    if result.rc in {126, 127}:
+        # docker's own answer (our probe exits 0, 1 or 3): the container has no sh to run it with
+        raise CheckError(
+            f"cannot probe TCP from {Container.of(container)}: {said[:300] or f'exit {result.rc}'}"
+        )
+    return said[:300] or f"exit {result.rc}"
 
 
 def last_lines(target: Target, container: str | Container, pattern: str, *, tail: int, keep: int) -> str:

@@ -6,7 +6,8 @@ server's localhost; `container:` / `service:` for one that only answers inside
 the container (every container of a scaled service is asked). From the runner
 the request goes through `runbook.host.http_client` (one total deadline, a capped body); on
 the host through curl with --max-time, the runbook's own tool, whose output the
-host seam caps.
+host seam caps. Inside a container without curl (a slim Python image) the same exchange
+goes through its python3 (PYTHON_FETCH).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from runbook.describe.model import ContainerName, InContainer
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host, http_client
 from runbook.host.docker_host import Container
-from runbook.host.target import Target
+from runbook.host.target import Result, Target
 
 CURL_TRAILER = "\n__runbook_http__ %{http_code} %{time_total}"
 # curl: could not resolve / connect / TLS / empty reply / receive failure / bad certificate.
@@ -37,7 +38,9 @@ class Endpoint(InContainer):
     via: Literal["runner", "host"] = Field(
         default="runner", description="runner: from this machine (httpx); host: curl on the host"
     )
-    container: ContainerName | None = Field(default=None, description="curl inside this container")
+    container: ContainerName | None = Field(
+        default=None, description="curl (python3 without it) inside this container"
+    )
     timeout: float = Field(default=5.0, gt=0, le=120)
     headers: dict[str, str] = Field(default={}, description='values from secrets: {X-API-KEY: "${KEY}"}')
     verify_tls: bool = True
@@ -155,6 +158,8 @@ def _with_curl(
     deadline = endpoint.timeout + 10
     if origin is not None:
         result = docker_host.exec_in(target, origin, template, *curl, timeout=deadline)
+        if _not_found(result):  # a slim image: the same exchange through its python3
+            result = _with_python(endpoint, target, origin, method, headers, content)
     else:
         result = target.run(template, *curl, timeout=deadline)
     raw, marker, trailer = result.stdout.rpartition("\n__runbook_http__ ")
@@ -179,6 +184,74 @@ def _with_curl(
         headers=response_headers,
         truncated=result.dropped > 0,
     )
+
+
+# The exchange of `curl -sS -D - -w CURL_TRAILER` in python3's standard library, for a container
+# without curl: the same output (the head, the body, the trailer) and curl's exit codes for no
+# answer (7) and a timeout (28). argv: method, url, timeout, insecure (1/0), has body (1/0), body,
+# then "Name: value" headers. Redirects are not followed, as curl's are not.
+PYTHON_FETCH = """\
+import socket, ssl, sys, time, urllib.error, urllib.request
+method, url, timeout, insecure, has_body, body = sys.argv[1:7]
+class Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+context = ssl.create_default_context()
+if insecure == "1":
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+opener = urllib.request.build_opener(Stay, urllib.request.HTTPSHandler(context=context))
+request = urllib.request.Request(url, data=body.encode() if has_body == "1" else None, method=method)
+for header in sys.argv[7:]:
+    name, _, value = header.partition(": ")
+    request.add_header(name, value)
+started = time.monotonic()
+try:
+    answer = opener.open(request, timeout=float(timeout))
+except urllib.error.HTTPError as error:
+    answer = error
+except (socket.timeout, TimeoutError) as error:
+    print(f"python3: {url}: {error}", file=sys.stderr); sys.exit(28)
+except urllib.error.URLError as error:
+    timed_out = isinstance(error.reason, (socket.timeout, TimeoutError))
+    print(f"python3: {url}: {error.reason}", file=sys.stderr); sys.exit(28 if timed_out else 7)
+data = answer.read() if method != "HEAD" else b""
+status = answer.status if hasattr(answer, "status") and answer.status else answer.code
+head = f"HTTP/1.1 {status} {answer.reason}\\r\\n" + "".join(
+    f"{name}: {value}\\r\\n" for name, value in answer.headers.items()
+)
+out = sys.stdout.buffer
+out.write(head.encode("latin-1", "replace") + b"\\r\\n" + data)
+out.write(f"\\n__runbook_http__ {status} {time.monotonic() - started:.6f}".encode())
+"""
+
+
+def _not_found(result: Result) -> bool:
+    """docker exec's answer for a program the image does not have (126/127, 'not found')."""
+    said = (result.stdout + result.stderr).lower()
+    return result.rc in {126, 127} and ("not found" in said or "no such file" in said)
+
+
+def _with_python(
+    endpoint: Endpoint,
+    target: Target,
+    origin: Container,
+    method: str,
+    headers: dict[str, str],
+    content: bytes | None,
+) -> Result:
+    """The exchange through the container's python3 (PYTHON_FETCH); a CheckError without one."""
+    body = content.decode("utf-8", errors="replace") if content is not None else ""
+    args = [method, endpoint.url, f"{endpoint.timeout:g}", "0" if endpoint.verify_tls else "1"]
+    args += [
+        "1" if content is not None else "0",
+        body,
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    template = "python3 -c %s" + " %s" * len(args)
+    result = docker_host.exec_in(target, origin, template, PYTHON_FETCH, *args, timeout=endpoint.timeout + 10)
+    if _not_found(result):
+        raise CheckError(f"cannot fetch {endpoint.url} inside {origin}: it has neither curl nor python3")
+    return result
 
 
 def split_head(raw: str) -> tuple[dict[str, str], str]:
