@@ -62,7 +62,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "temp-dir-low": {
         "health-status": DEGRADED + r"ok components\.disk\.status=low components\.disk\.free_mb=1\d\d",
-        "health-disk": r'components\.disk\.status = "low" != "ok"; components\.disk\.free_mb = 1\d\d < 200',
+        "health-disk": r"components\.disk\.status = \"low\" does not match '\^\(\?!low\$\)'; "
+        r"components\.disk\.free_mb = 1\d\d < 200",
         "temp-space": r"1\d\d MB free on /opt/magic-master/tmp < 200 MB",
     },
     "ffmpeg-missing": {
