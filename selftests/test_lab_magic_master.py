@@ -36,6 +36,7 @@ UNIT_DOWN = {
 }  # fmt: skip
 DB = "/opt/magic-master/backend/magic_master.db"
 TEMP_DIR = "/opt/magic-master/tmp"
+CASED_ERROR = r"/\\bERROR\\b/ \(case-sensitive\)"  # the level, not every "error"
 DEGRADED = r'JSON status = "degraded" != "ok" .*; status=degraded components\.database\.status='
 
 # fault -> {check id: pattern its message must match}: found value and threshold.
@@ -44,9 +45,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "crash-loop": {
         **DOWN,
         "unit-active": r"activating \(auto-restart\), result exit-code \(exit status 2\)",
-        "journal-errors": r"\d+ entries of magic-master with /ERROR/ in the last 1h > 5",
+        "journal-errors": r"\d+ entries of magic-master with " + CASED_ERROR + r" in the last 1h > 5",
     },
-    "error-burst": {"journal-errors": r"(8|9|\d\d) entries of magic-master with /ERROR/ in the last 1h > 5"},
+    "error-burst": {
+        "journal-errors": r"(8|9|\d\d) entries of magic-master with " + CASED_ERROR + r" in the last 1h > 5"
+    },
     "database-missing": {
         "health-status": DEGRADED + "unavailable",
         "health-database": r'components\.database\.status = "unavailable" != "ok"',
