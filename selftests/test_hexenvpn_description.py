@@ -21,6 +21,7 @@ EVERY = ["vpn-master", *REPLICAS]
 # What the runbook leaves to the site: required params, given as a site would.
 SITE = {
     "window": "1h",
+    "max_crash_restarts": "1",
     "xray_port": "443",
     "probe_url": "https://www.example.com/generate_204",
     "probe_status": "204",
