@@ -94,7 +94,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "telegram-placeholder": {
         "telegram-notify": r"the environment of magic-master: MAGIC_MASTER_TELEGRAM_BOT_TOKEN is placeholder"
     },
-    "cron-missing": {"backup-cron": r"none runs deploy/backup_db\.sh"},
+    "cron-missing": {"backup-cron": r"no cron entry runs deploy/backup_db\.sh \(crontab has 0 entries"},
 }
 
 # On the host: what a checklist run must leave exactly as it was.
