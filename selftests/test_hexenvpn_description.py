@@ -21,6 +21,7 @@ EVERY = ["vpn-master", *REPLICAS]
 # What the runbook leaves to the site: required params, given as a site would.
 SITE = {
     "window": "1h",
+    "max_crash_restarts": "1",
     "xray_port": "443",
     "probe_url": "https://www.example.com/generate_204",
     "probe_status": "204",
@@ -98,3 +99,9 @@ def test_the_lab_overlay_changes_only_hosts_and_params() -> None:
 def test_what_the_runbook_leaves_to_the_site_is_required() -> None:
     with pytest.raises(Exception, match=r"uses \{window\}.*which have no value"):
         load_file(PRODUCTION)
+    with pytest.raises(Exception, match=r"max_crash_restarts"):
+        load_file(PRODUCTION, {name: value for name, value in SITE.items() if name != "max_crash_restarts"})
+    checks = {case.check.id: case.check for case in cases_of(load_file(PRODUCTION, SITE))}
+    assert checks["xray-restarts"].max_restarts == 1
+    assert checks["xray-user-exists-error"].since == "start"  # the repair's restart clears it
+    assert checks["xray-config-test"].after == ["xray-running"]

@@ -212,6 +212,51 @@ def test_journal_priority_and_nothing_matched(fake_bin: Path, local: Target) -> 
     assert "--priority=err" in (fake_bin / "journalctl.args").read_text().split()
 
 
+def grepping_journalctl(bin_dir: Path, entries: list[str]) -> None:
+    """Filters its entries as journalctl does: --grep, caseless unless --case-sensitive=true."""
+    lines = [json.dumps({"__REALTIME_TIMESTAMP": "1", "PRIORITY": "6", "MESSAGE": text}) for text in entries]
+    (bin_dir / "journal.txt").write_text("".join(line + "\n" for line in lines))
+    script = bin_dir / "journalctl"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {bin_dir}/journalctl.args\n'
+        'flags=-i; pattern=""\n'
+        'for arg; do case "$arg" in\n'
+        "  --case-sensitive=true) flags=;;\n"
+        '  --grep=*) pattern="${arg#--grep=}";;\n'
+        "esac; done\n"
+        f'grep -P $flags -e "$pattern" {bin_dir}/journal.txt\n'
+    )
+    script.chmod(0o755)
+
+
+def test_journal_case_sensitive_counts_the_level_not_every_error(fake_bin: Path, local: Target) -> None:
+    """Magic Master l.51 'сообщения с уровнем ERROR': an INFO line about /api/errors or '0 errors'
+    is no ERROR entry; journalctl's caseless --grep counted them."""
+    healthy = [
+        "2026-01-01 10:00:00 INFO magic_master: GET /api/errors 200",
+        "2026-01-01 10:00:01 INFO magic_master: health: database ok, errors: 0",
+        "2026-01-01 10:00:02 INFO magic_master: error_count=0",
+        "2026-01-01 10:00:03 INFO magic_master: POST /api/master answered a client error (422)",
+    ]
+    grepping_journalctl(fake_bin, healthy)
+    journald.verify(journal_check(pattern=r"\bERROR\b", case_sensitive=True), local)
+    assert "--case-sensitive=true" in (fake_bin / "journalctl.args").read_text().split()
+    with pytest.raises(CheckFailed, match="4 entries"):  # caseless (the default): every 'error' counts
+        journald.verify(journal_check(pattern="ERROR"), local)
+    with pytest.raises(CheckFailed, match="1 entries"):  # a word, but still any case
+        journald.verify(journal_check(pattern=r"\bERROR\b"), local)
+    grepping_journalctl(fake_bin, [*healthy, "2026-01-01 10:00:04 ERROR magic_master: job 7 failed"])
+    with pytest.raises(CheckFailed) as info:
+        journald.verify(journal_check(pattern=r"\bERROR\b", case_sensitive=True), local)
+    assert info.value.found == (
+        "1 entries of magic-master with /\\bERROR\\b/ (case-sensitive) in the last 1h > 0"
+    )
+    assert info.value.evidence == {"last 1 entries": "2026-01-01 10:00:04 ERROR magic_master: job 7 failed"}
+    with pytest.raises(ValidationError, match="case_sensitive: applies to pattern"):
+        journal_check(priority="err", case_sensitive=True)
+
+
 def test_journal_message_bytes_and_descriptions() -> None:
     assert journald.message(json.dumps({"MESSAGE": [69, 82, 82, 255]})) == "ERR\\xff"
     with pytest.raises(ValidationError, match="set priority"):

@@ -36,6 +36,7 @@ UNIT_DOWN = {
 }  # fmt: skip
 DB = "/opt/magic-master/backend/magic_master.db"
 TEMP_DIR = "/opt/magic-master/tmp"
+CASED_ERROR = r"/\\bERROR\\b/ \(case-sensitive\)"  # the level, not every "error"
 DEGRADED = r'JSON status = "degraded" != "ok" .*; status=degraded components\.database\.status='
 
 # fault -> {check id: pattern its message must match}: found value and threshold.
@@ -44,9 +45,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "crash-loop": {
         **DOWN,
         "unit-active": r"activating \(auto-restart\), result exit-code \(exit status 2\)",
-        "journal-errors": r"\d+ entries of magic-master with /ERROR/ in the last 1h > 5",
+        "journal-errors": r"\d+ entries of magic-master with " + CASED_ERROR + r" in the last 1h > 5",
     },
-    "error-burst": {"journal-errors": r"(8|9|\d\d) entries of magic-master with /ERROR/ in the last 1h > 5"},
+    "error-burst": {
+        "journal-errors": r"(8|9|\d\d) entries of magic-master with " + CASED_ERROR + r" in the last 1h > 5"
+    },
     "database-missing": {
         "health-status": DEGRADED + "unavailable",
         "health-database": r'components\.database\.status = "unavailable" != "ok"',
@@ -62,7 +65,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "temp-dir-low": {
         "health-status": DEGRADED + r"ok components\.disk\.status=low components\.disk\.free_mb=1\d\d",
-        "health-disk": r'components\.disk\.status = "low" != "ok"; components\.disk\.free_mb = 1\d\d < 200',
+        "health-disk": r"components\.disk\.status = \"low\" does not match '\^\(\?!low\$\)'; "
+        r"components\.disk\.free_mb = 1\d\d < 200",
         "temp-space": r"1\d\d MB free on /opt/magic-master/tmp < 200 MB",
     },
     "ffmpeg-missing": {
@@ -90,7 +94,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "telegram-placeholder": {
         "telegram-notify": r"the environment of magic-master: MAGIC_MASTER_TELEGRAM_BOT_TOKEN is placeholder"
     },
-    "cron-missing": {"backup-cron": r"none runs deploy/backup_db\.sh"},
+    "cron-missing": {"backup-cron": r"no cron entry runs deploy/backup_db\.sh \(crontab has 0 entries"},
 }
 
 # On the host: what a checklist run must leave exactly as it was.

@@ -20,7 +20,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "xray-config-unique-users@vpn-master": r"'test1' and 'Test1'.*User Test1 already exists",
         "xray-restarts@vpn-master": r"restarted \d+ times",
         "xray-user-exists-error@vpn-master": r"\d+ lines? of hexenvpn-xray's logs match "
-        + r"'User \.\+ already exists'",
+        + r"'User \.\+ already exists' since its start at ",
         "replica-in-sync@vpn-replica-2": r"vpn-replica-2 differs from vpn-master: missing Test1",
     },
     "broken-config-json": {

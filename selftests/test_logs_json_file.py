@@ -179,3 +179,30 @@ def test_since_start_counts_only_what_the_current_run_logged(
 def test_since_start_needs_a_start_time(docker: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CheckError, match="no start time in docker inspect"):
         outcome("polling", "start", "json-file", monkeypatch, started="0001-01-01T00:00:00Z")
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_since_start_counts_a_line_logged_a_moment_before_docker_recorded_the_start(
+    driver: str, docker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container that fails at once (xray's `User <name> already exists`, hexenvpn l.23) logs its
+    error before docker sets State.StartedAt (0.3 ms in the lab): that line is the current run's."""
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    entries = [
+        (start - timedelta(seconds=2), "User old already exists\n"),  # the run before: not counted
+        (start - timedelta(microseconds=300), "User Test1 already exists\n"),
+    ]
+    lines = [
+        json.dumps(
+            {"log": message, "stream": "stdout", "time": when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"},
+            separators=(",", ":"),  # as dockerd writes it
+        )
+        for when, message in entries
+    ]
+    docker.write_text("\n".join(lines) + "\n")
+    started = start.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    found = outcome("User .+ already exists", "start", driver, monkeypatch, started=started)
+    assert found.startswith("1 line of bot's logs match 'User .+ already exists' since its start at "), found
+    assert "User Test1 already exists" in found and "User old" not in found
+    later = (start + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    assert outcome("User .+ already exists", "start", driver, monkeypatch, started=later) == "no match"

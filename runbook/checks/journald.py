@@ -6,7 +6,9 @@ and prints one JSON object per entry, so a message with newlines in it (a traceb
 one piece) is one line and counts once; one awk keeps the count and the last few entries,
 so an error storm costs one pass and a few lines on the wire. Note that a service writing
 to stdout gets one entry per line from journald, at its `SyslogLevel=` (info) unless the line
-starts with `<3>`: for those, match the ERROR lines with a pattern rather than a priority.
+starts with `<3>`: for those, match the ERROR lines with a pattern rather than a priority,
+and `case_sensitive: true` so that only the level counts, not every "error" in a message
+(`--case-sensitive=true`; the default, caseless, is journalctl's for a lower-case pattern).
 """
 
 from __future__ import annotations
@@ -46,7 +48,13 @@ class JournaldCheck(CheckBase):
     unit: UnitName
     since: Duration = Field(default=3600.0, description="window: 1h, as --since '1 hour ago'")
     priority: Priority | None = Field(default=None, description="err: priorities 0-3 (emerg to err)")
-    pattern: str | None = Field(default=None, min_length=1, description="PCRE2 on MESSAGE, case-insensitive")
+    pattern: str | None = Field(
+        default=None, min_length=1, description="PCRE2 on MESSAGE, case-insensitive unless case_sensitive"
+    )
+    case_sensitive: bool = Field(
+        default=False,
+        description="match `pattern` case-sensitively (a level named in capitals: ERROR, not every 'error')",
+    )
     max_matches: int = Field(default=0, ge=0, le=1_000_000_000)
     show_lines: int = Field(default=20, ge=0, le=200)
 
@@ -63,13 +71,17 @@ class JournaldCheck(CheckBase):
             raise ValueError("set priority (e.g. err), pattern (e.g. ERROR), or both")
         if self.since < 1:
             raise ValueError("since: a window of 1s or more")
+        if self.case_sensitive and self.pattern is None:
+            raise ValueError("case_sensitive: applies to pattern, and no pattern is set")
         return self
 
     @property
     def what(self) -> str:
         parts = [
             f"priority <= {self.priority}" if self.priority else "",
-            f"/{self.pattern}/" if self.pattern else "",
+            (f"/{self.pattern}/" if not self.case_sensitive else f"/{self.pattern}/ (case-sensitive)")
+            if self.pattern
+            else "",
         ]
         return " and ".join(part for part in parts if part)
 
@@ -81,8 +93,8 @@ def command(check: JournaldCheck) -> tuple[str, tuple[str, ...]]:
         filters += " --priority=%s"
         args.append(check.priority)
     if check.pattern:
-        filters += " --case-sensitive=false --grep=%s"
-        args.append(check.pattern)
+        filters += " --case-sensitive=%s --grep=%s"
+        args += ["true" if check.case_sensitive else "false", check.pattern]
     template = f"{{ {JOURNALCTL}{filters}; echo {EXIT_MARK} $?; }} | {COUNT_AND_TAIL}"
     return template, (*args, str(check.show_lines))
 

@@ -18,6 +18,7 @@ is what keeps a 1 GB log at grep's speed. Anything else goes through `docker log
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -113,6 +114,25 @@ def started_at(info: dict[str, Any], container: Container) -> str:
     return started
 
 
+# A process's first lines can reach docker's log before docker records its start (State.StartedAt
+# is set once the process runs): a container that fails at once (xray's `User <name> already
+# exists` in a restart loop) logged its error 0.3 ms before its StartedAt in the lab. The current
+# run's lines are counted from START_SLACK before it. The previous run ended earlier still: docker
+# waits 100 ms at the least before it restarts a crashed container, and a start sets up its
+# namespaces first; only a process's last words in the 0.1 s before an immediate restart count.
+START_SLACK = timedelta(milliseconds=100)
+
+
+def run_began(started: str) -> str:
+    """State.StartedAt less START_SLACK, in RFC 3339 with nanoseconds (as `docker logs --since`)."""
+    match = STARTED_AT.match(started)
+    assert match is not None  # checked by started_at()
+    second = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+    nanos = int((match.group(2) or "").ljust(9, "0")) - START_SLACK // timedelta(microseconds=1) * 1000
+    second += timedelta(seconds=nanos // 1_000_000_000)
+    return f"{second:%Y-%m-%dT%H:%M:%S}.{nanos % 1_000_000_000:09d}Z"
+
+
 def _nine_digits(started: str) -> str:
     """'2026-01-02T03:00:00.5Z' as the file's lines are compared: '2026-01-02T03:00:00.500000000'."""
     match = STARTED_AT.match(started)
@@ -137,7 +157,8 @@ class LogCheck(CheckBase, InContainer):
         default=86400.0,
         union_mode="left_to_right",
         description="a window such as 24h, null for the whole log, or `start`: since the container's "
-        "current start (State.StartedAt), so a line logged before a restart does not count",
+        "current start (State.StartedAt, less 0.1 s: what a process that fails at once logs "
+        "before docker records its start), so a line logged before a restart does not count",
     )
     max_matches: int | None = Field(default=None, ge=0, le=1_000_000_000)
     must_match: bool | None = None
@@ -190,7 +211,7 @@ def _verify_one(check: LogCheck, target: Target, container: Container) -> None:
     if check.since == "start":
         started = started_at(info, container)
         window = f" since its start at {started[:19].replace('T', ' ')} UTC"
-        logs = f"( {json_file_or_docker_logs(None, plain, started)} )"  # %s: name, pattern
+        logs = f"( {json_file_or_docker_logs(None, plain, run_began(started))} )"  # %s: name, pattern
     else:
         window = f" in the last {format_duration(check.since)}" if check.since else ""
         logs = f"( {json_file_or_docker_logs(check.since, plain)} )"  # %s: name, pattern
