@@ -240,6 +240,27 @@ def test_a_feature_the_site_decides_is_a_param(tmp_path: Path) -> None:
         load_file(path)
 
 
+def test_a_check_may_need_several_features(tmp_path: Path) -> None:
+    """Map's chat rate limit needs two site decisions (rate limiting on, the chat open without a
+    login): it runs only when both are true."""
+    from runbook.run import gate
+    from runbook.run.case import cases_of
+
+    path = with_user_check(tmp_path, {"user": "alice", "limits": None, "open": None})
+    data = yaml.safe_load(path.read_text())
+    data["features"] = {"limits": "{limits}", "open": "{open}"}
+    data["checks"]["commands"][0]["requires_feature"] = ["limits", "open"]
+    path.write_text(yaml.safe_dump(data))
+    both, one = {"limits": "true", "open": "true"}, {"limits": "true", "open": "false"}
+    for given, runs in [(both, True), (one, False)]:
+        (system,) = load_systems(path, params=given)
+        (case,) = [case for case in cases_of(system) if case.check.id == "user-echo"]
+        said = gate.blocked(case, gate.READ_ONLY)
+        assert (said is None) == runs, said
+        if not runs:
+            assert said is not None and "does not declare feature 'open'" in said.reason
+
+
 @pytest.mark.parametrize("value", ["-x", "--config=/etc/x", "a b", "a;rm -rf /", "$(id)", "a'b", ""])
 def test_param_value_is_one_plain_word(value: str) -> None:
     with pytest.raises(ValueError, match="never an option or code"):

@@ -180,6 +180,15 @@ class Source(Model):
         return f"lines {self.lines}: «{self.quote}»"
 
 
+def _one_or_more(value: Any) -> Any:
+    """One name or a list of them."""
+    return [value] if isinstance(value, str) else value
+
+
+# A feature's name, as `features:` spells its keys.
+FeatureName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+
+
 def _sources(value: Any) -> Any:
     """One source or a list of them."""
     return [value] if isinstance(value, dict) else value
@@ -236,8 +245,10 @@ class CheckBase(Model):
     markers: list[Marker] | None = None
     host: str | None = Field(default=None, description="host name from `hosts`; default: the first")
     description: str | None = None
-    requires_feature: str | None = Field(
-        default=None, description="skip unless the system declares this feature (e.g. monitoring)"
+    requires_feature: Annotated[list[FeatureName], BeforeValidator(_one_or_more)] | None = Field(
+        default=None,
+        description="skip unless the system declares this feature (e.g. monitoring), or every "
+        "one of a list of them (a check that needs two site decisions)",
     )
     after: list[CheckId] = Field(
         default=[],

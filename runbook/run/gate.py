@@ -48,9 +48,9 @@ class Blocked:
 def blocked(case: Case, permissions: Permissions, target: Target | None = None) -> Blocked | None:
     """The reason `case` may not run now, or None. `target`: its host's connection, if known."""
     check, system = case.check, case.system
-    feature = check.requires_feature
-    if feature and not system.model.features.get(feature, False):
-        return Blocked(f"{system.name} does not declare feature {feature!r} (features.{feature})")
+    for feature in check.requires_feature or ():
+        if not system.model.features.get(feature, False):
+            return Blocked(f"{system.name} does not declare feature {feature!r} (features.{feature})")
     writes_allowed = permissions.writes or system.model.allow_writes
     if check.writes and not writes_allowed:
         return Blocked(
