@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from runbook.describe.loader import load_file
-from runbook.run.case import cases_of
+from runbook.run.case import Case, cases_of
+from runbook.run.gate import READ_ONLY, blocked
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ROOT / "systems" / "hexenvpn-xray.yml"
@@ -25,7 +26,12 @@ SITE = {
     "xray_port": "443",
     "probe_url": "https://www.example.com/generate_204",
     "probe_status": "204",
+    "replicas_like_master": "true",
 }
+# The master's layout (runbook l.5-9, 35, 41-48, 65-71): what a replica is read with only where
+# the site declares replicas_like_master.
+MASTER_CONTAINER = "hexenvpn-xray"
+MASTER_CONFIG = "/usr/local/etc/xray/config.json"
 
 
 def ids(path: Path, params: dict[str, str] | None = None) -> list[str]:
@@ -37,7 +43,16 @@ def test_each_check_runs_on_its_group() -> None:
     found = ids(PRODUCTION)
     system = "hexenvpn-xray"
     assert [f"{system}:replica-in-sync@{host}" for host in REPLICAS] == [i for i in found if "in-sync" in i]
-    assert [f"{system}:user-present@{host}" for host in EVERY] == [i for i in found if "user-present" in i]
+    assert [f"{system}:user-present@vpn-master"] == [i for i in found if ":user-present" in i]
+    assert [f"{system}:replica-user-present@{host}" for host in REPLICAS] == [
+        i for i in found if "replica-user-present" in i
+    ]
+    twins = ("xray-running", "xray-restarts", "xray-log-rotation", "xray-restart-policy", "docker-enabled")
+    for check in twins:
+        assert [i for i in found if f":{check}@" in i] == [f"{system}:{check}@vpn-master"]
+        assert [i for i in found if f":replica-{check}@" in i] == [
+            f"{system}:replica-{check}@{host}" for host in REPLICAS
+        ]
     assert [f"{system}:vless-probe@{host}" for host in REPLICAS] == [i for i in found if "vless-probe" in i]
     assert f"{system}:xray-config-test@vpn-master" in found
     assert f"{system}:bot-running@vpn-master" in found
@@ -105,3 +120,60 @@ def test_what_the_runbook_leaves_to_the_site_is_required() -> None:
     assert checks["xray-restarts"].max_restarts == 1
     assert checks["xray-user-exists-error"].since == "start"  # the repair's restart clears it
     assert checks["xray-config-test"].after == ["xray-running"]
+
+
+def _uses_master_layout(case: Case) -> bool:
+    """The case reads its host as the master is laid out: xray's container, its config, docker."""
+    check = case.check
+    return (
+        getattr(check, "container", None) == MASTER_CONTAINER
+        or getattr(check, "file", None) == MASTER_CONFIG
+        or "docker" in str(getattr(check, "run", ""))
+    )
+
+
+def _replica_cases(replicas_like_master: str) -> list[Case]:
+    system = load_file(PRODUCTION, {**SITE, "replicas_like_master": replicas_like_master})
+    return [case for case in cases_of(system) if case.host_name in REPLICAS]
+
+
+def test_whether_replicas_run_like_the_master_is_the_sites_choice() -> None:
+    # The runbook describes the master only (l.5): the site must say it, the run stops naming it.
+    without = {name: value for name, value in SITE.items() if name != "replicas_like_master"}
+    with pytest.raises(Exception, match=r"replicas_like_master"):
+        load_file(PRODUCTION, without)
+
+
+def test_replicas_not_like_the_master_are_not_read_with_its_layout() -> None:
+    cases = _replica_cases("false")
+    running = [case for case in cases if blocked(case, READ_ONLY) is None]
+    assert not [case.id for case in running if _uses_master_layout(case)]
+    # Of a replica only what assumes no layout: SSH reachability and the xray port.
+    assert {case.check.id for case in running} == {
+        *(f"reachable-{host}" for host in REPLICAS),
+        "xray-port",
+    }
+    for case in cases:
+        if _uses_master_layout(case):
+            reason = blocked(case, READ_ONLY)
+            assert reason is not None and "replicas_like_master" in reason.reason, case.id
+
+
+def test_replicas_like_the_master_are_read_with_its_layout() -> None:
+    cases = _replica_cases("true")
+    assert all(blocked(case, READ_ONLY) is None for case in cases)
+    layout = {case.check.id for case in cases if _uses_master_layout(case)}
+    assert layout == {
+        "replica-xray-running",
+        "replica-xray-restarts",
+        "replica-xray-log-rotation",
+        "replica-xray-restart-policy",
+        "replica-xray-user-exists-error",
+        "replica-docker-enabled",
+        "replica-in-sync",
+        "replica-user-present",
+        "vless-probe",
+    }
+    for case in cases:
+        if case.check.id in {"replica-in-sync", "replica-user-present", "vless-probe"}:
+            assert (case.check.container, case.check.file) == (MASTER_CONTAINER, MASTER_CONFIG), case.id

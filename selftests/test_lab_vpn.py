@@ -32,7 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "extra-user-on-replica": {"replica-in-sync@vpn-replica-3": r"differs from vpn-master: extra mallory$"},
     "replica-unreachable": {"reachable-vpn-replica-1": r"unreachable|timed out|No route"},
     "replica-restart-loop": {
-        "xray-running@vpn-replica-2": r"hexenvpn-xray is (restarting|exited)",
+        "replica-xray-running@vpn-replica-2": r"hexenvpn-xray is (restarting|exited)",
         "vless-probe@vpn-replica-2": r"through 198\.18\.4\.10:443",
     },
     "vless-tool-missing": {"vless-tools@vpn-master": r"exit 1 != 0"},
@@ -43,7 +43,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "bot-log-rotation@vpn-master": r"logs with json-file no options != json-file max-file=3 max-size=10m"
     },
     "wrong-restart-policy": {"xray-restart-policy@vpn-master": r"restart policy no != unless-stopped"},
-    "docker-not-enabled": {"docker-enabled@vpn-replica-1": r"disabled"},
+    "docker-not-enabled": {"replica-docker-enabled@vpn-replica-1": r"disabled"},
     "probe-failing": {
         "xray-port@vpn-replica-3": r"cannot connect to 198\.18\.4\.14:443",
         "vless-probe@vpn-replica-3": r"through 198\.18\.4\.14:443",

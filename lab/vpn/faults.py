@@ -210,7 +210,7 @@ FAULTS: list[Fault] = [
     fault(
         "replica-restart-loop",
         "something else holds :443 on replica-2: its xray exits at start, docker restarts it",
-        fails=on(REPLICA_2, "xray-running", "xray-restarts", "vless-probe"),
+        fails=on(REPLICA_2, "replica-xray-running", "replica-xray-restarts", "vless-probe"),
         inject=replica_restart_loop,
         recreate={"vpn-replica-2/hexenvpn-xray"},
     ),
@@ -243,13 +243,13 @@ FAULTS: list[Fault] = [
     fault(
         "docker-not-enabled",
         "systemctl disable docker on replica-1: its containers won't come back after a reboot",
-        fails=on(REPLICA_1, "docker-enabled"),
+        fails=on(REPLICA_1, "replica-docker-enabled"),
         inject=docker_not_enabled,
     ),
     fault(
         "probe-failing",
         "replica-3's inbound stopped (docker stop hexenvpn-xray): the user cannot get through it",
-        fails=on(REPLICA_3, "xray-running", "xray-port", "vless-probe"),
+        fails=on(REPLICA_3, "replica-xray-running", "xray-port", "vless-probe"),
         inject=probe_failing,
         recreate={"vpn-replica-3/hexenvpn-xray"},
     ),
