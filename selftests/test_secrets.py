@@ -26,6 +26,19 @@ def test_mask_replaces_every_occurrence() -> None:
     assert registry.mask("a=hunter2-pass b=hunter2-pass") == f"a={MASK} b={MASK}"
 
 
+def test_a_long_secret_with_quotes_is_masked_in_every_form() -> None:
+    """A JWT or a key of thousands of characters, and a token with quotes (whose shell-quoted
+    forms are longer still), used to exceed Python's recursion limit building the masking
+    pattern: the run ended in INTERNALERROR before any check."""
+    registry = SecretRegistry()
+    token = "eyJ" + "x" * 5000 + "'q\"z"
+    registry.add(token)
+    assert registry.mask(f"a {token} b") == f"a {MASK} b"
+    for form in (shlex.quote(token), json.dumps({"t": token})):
+        masked = registry.mask(f"a {form} b")
+        assert MASK in masked and "xxxx" not in masked and "q" not in masked, masked
+
+
 def test_longest_secret_is_masked_whole() -> None:
     registry = SecretRegistry()
     registry.add("abcd")

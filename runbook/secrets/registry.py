@@ -201,7 +201,18 @@ def trie_pattern(words: Iterable[str]) -> str:
 
 
 def _trie_node(node: Trie) -> str:
-    branches = [re.escape(char) + _trie_node(child) for char, child in sorted(node.items()) if char]
+    """The node's regex; a run of single-child nodes is one literal, so the recursion (and the
+    regex's nesting) is as deep as the words' branch points, not as long as the longest word:
+    a 1,000-character token (a JWT, a key) used to exceed Python's recursion limit."""
+    branches = []
+    for char, child in sorted(node.items()):
+        if not char:
+            continue
+        literal = [char]
+        while len(child) == 1 and "" not in child:
+            ((char, child),) = child.items()
+            literal.append(char)
+        branches.append(re.escape("".join(literal)) + _trie_node(child))
     if not branches:
         return ""
     body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
