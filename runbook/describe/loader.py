@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runbook.describe import inventory
+from runbook.describe import inventory, shell_text
 from runbook.describe.hints import closest_field, field_elsewhere
 from runbook.describe.params import fill as fill_params
 from runbook.describe.schema import CHECK_KINDS, System
@@ -124,6 +124,8 @@ def interpolate(data: Any, where: str, missing: dict[str, list[str]]) -> Any:
     if not isinstance(data, str):
         return data
 
+    shell = shell_text.is_shell_field(where)
+
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         value = os.environ.get(name)
@@ -132,6 +134,8 @@ def interpolate(data: Any, where: str, missing: dict[str, list[str]]) -> Any:
             return match.group(0)
         if not (match.group(0) == data.strip() and _a_limit(name, value)):
             SECRETS.add(value, name)
+        if shell:  # data in a shell command, never code: escaped for the quotes it stands in
+            return shell_text.escaped(value, shell_text.quoting_at(data, match.start()))
         return value
 
     result = ENV_REF.sub(substitute, data)
