@@ -650,6 +650,37 @@ def test_command_expected_exit_and_contains(local: Target) -> None:
         commands.verify(command_check("echo 'db: starting'", stdout_contains="ready"), local)
 
 
+def test_command_gets_the_site_variables_it_may_pass(
+    local: Target, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Loyalty's smoke script takes SMOKE_CUSTOMER_ID or SMOKE_PHONE and SMOKE_MAX_MS_* where a
+    site sets them: each one set reaches every command of the text, exactly and as data; an unset
+    one is left out (the script's own default applies); none shows in the failure."""
+    flag = tmp_path / "pwned"
+    hostile = f"x'; touch {flag}; echo '"
+    monkeypatch.setenv("SMOKE_PHONE", hostile)
+    monkeypatch.setenv("SMOKE_MAX_MS_CODE", "1500")
+    monkeypatch.setenv("SMOKE_MAX_MS_BALANCE", "800")
+    monkeypatch.delenv("SMOKE_CUSTOMER_ID", raising=False)
+    check = command_check(
+        'cd / && printf "%s|%s|%s|%s" "$SMOKE_PHONE" "${SMOKE_CUSTOMER_ID-unset}" '
+        '"$SMOKE_MAX_MS_CODE" "$SMOKE_MAX_MS_BALANCE"',
+        expect_stdout=f"{hostile}|unset|1500|800",
+        pass_env=["SMOKE_CUSTOMER_ID", "SMOKE_PHONE", "SMOKE_MAX_MS_*"],
+    )
+    commands.verify(check, local)
+    assert not flag.exists()
+    failing = command_check("echo no; exit 1", pass_env=["SMOKE_PHONE"])
+    with pytest.raises(CheckFailed) as info:
+        commands.verify(failing, local)
+    assert "touch" not in info.value.found and "touch" not in str(info.value.evidence)
+
+
+def test_pass_env_takes_names_only() -> None:
+    with pytest.raises(ValueError, match="not an environment variable name"):
+        command_check("true", pass_env=["A; rm -rf /"])
+
+
 @pytest.mark.slow
 def test_command_timeout(local: Target) -> None:
     started = time.monotonic()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from runbook.describe.model import CheckBase
 from runbook.errors import CheckFailed
+from runbook.host.processes import environment_now
 from runbook.host.target import Target
+from runbook.secrets import SECRETS
 
 
 class CommandCheck(CheckBase):
@@ -32,9 +36,47 @@ class CommandCheck(CheckBase):
         "put down to the runner when the runner was starved",
     )
 
+    pass_env: list[str] = Field(
+        default=[],
+        description="the runner's environment variables the command gets when they are set (NAME, "
+        "or PREFIX_* for every name so starting): what a runbook lets a site add to a script "
+        "('SMOKE_CUSTOMER_ID или SMOKE_PHONE', 'SMOKE_MAX_MS_*'); unset ones are left out, values "
+        "are quoted (data, never code) and masked in reports",
+    )
+
+    @field_validator("pass_env")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", name):
+                raise ValueError(f"{name!r} is not an environment variable name or a PREFIX_*")
+        return names
+
     @property
     def measures_time(self) -> bool:
         return self.times_answers
+
+
+def passed_env(names: list[str]) -> dict[str, str]:
+    """The runner's variables `pass_env` names that are set now, by name."""
+    environment = environment_now()
+    found: dict[str, str] = {}
+    for name in names:
+        if name.endswith("*"):
+            found |= {key: value for key, value in sorted(environment.items()) if key.startswith(name[:-1])}
+        elif name in environment:
+            found[name] = environment[name]
+    return found
+
+
+def with_env(run: str, env: dict[str, str]) -> str:
+    """`run` with `env` exported before it: every command of its text sees them."""
+    if not env:
+        return run
+    for name, value in env.items():
+        if not re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):  # a limit such as 800 is no secret
+            SECRETS.add(value, name)
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items()) + "; " + run
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -43,7 +85,7 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def verify(check: CommandCheck, target: Target) -> None:
-    result = target.run(check.run, timeout=check.timeout)
+    result = target.run(with_env(check.run, passed_env(check.pass_env)), timeout=check.timeout)
     evidence = {"command": check.run, "stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:]}
     stdout = result.stdout.strip()
     if check.expect_exit is not None and result.rc != check.expect_exit:
