@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -274,10 +276,58 @@ def test_a_backup_that_is_not_sqlite_or_lacks_tables_fails(tmp_path: Path, local
     assert info.value.found.startswith(f"{page} is damaged: ") and "not a database" in info.value.found
 
 
-def test_env_files_read_a_file_or_a_unit_not_both() -> None:
-    for fields in ({}, {"path": "/opt/app/.env", "unit": "magic-master"}):
-        with pytest.raises(ValidationError, match=r"set path .* or unit"):
-            EnvFileCheck(**COMMON, id="x", required=[WHITELIST], **fields)
+def test_env_files_read_a_file_a_unit_or_both() -> None:
+    with pytest.raises(ValidationError, match=r"set path .* unit .* or both"):
+        EnvFileCheck(**COMMON, id="x", required=[WHITELIST])
+    EnvFileCheck(**COMMON, id="x", required=[WHITELIST], path="/opt/app/.env", unit="magic-master")
     with pytest.raises(ValidationError, match="takes no container"):
         EnvFileCheck(**COMMON, id="x", required=[WHITELIST], unit="magic-master", container="web")
     EnvFileCheck(**COMMON, id="x", required=[WHITELIST], unit="magic-master")
+
+
+@pytest.fixture
+def running_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[dict[str, str]], None]]:
+    """start(environment): a `systemctl` first on PATH names as MainPID a real process running with it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "pid"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\ncat {pid_file}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(environment: dict[str, str]) -> None:
+        process = subprocess.Popen(["sleep", "60"], env={"PATH": "/usr/bin:/bin", **environment})
+        processes.append(process)
+        pid_file.write_text(str(process.pid))
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def test_env_files_read_the_unit_then_the_dotenv_file_it_loads_itself(
+    tmp_path: Path, local: Target, running_unit: Callable[[dict[str, str]], None]
+) -> None:
+    """'В .env или в systemd Environment=': a key the unit lacks counts when the service's own .env
+    has it; what the unit runs with wins; an absent file leaves the unit alone to judge."""
+    running_unit({"MAGIC_MASTER_CORS_ORIGINS": "https://shop.example.com"})
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"{WHITELIST}=185.71.76.0/27,77.75.156.11\nMAGIC_MASTER_CORS_ORIGINS=*\n")
+    keys = ["MAGIC_MASTER_CORS_ORIGINS", WHITELIST]
+    check = EnvFileCheck(**COMMON, id="x", required=keys, unit="magic-master", path=str(dotenv))
+    env_files.verify(check, local)
+    dotenv.write_text("OTHER=1\n")
+    with pytest.raises(CheckFailed) as info:
+        env_files.verify(check, local)
+    said = f"the environment of magic-master or {dotenv}: {WHITELIST} missing (values not shown)"
+    assert info.value.found == said
+    dotenv.unlink()
+    with pytest.raises(CheckFailed) as info:
+        env_files.verify(check, local)
+    assert info.value.found.startswith(f"the environment of magic-master or {dotenv} (absent): ")

@@ -37,8 +37,9 @@ class EnvFileCheck(CheckBase, InContainer):
     path: HostPath | None = Field(default=None, description="the dotenv file (on the host or in `container`)")
     unit: UnitName | None = Field(
         default=None,
-        description="instead of a file: what this systemd unit's main process runs with "
-        "(/proc/<MainPID>/environ: Environment= and EnvironmentFile= as applied)",
+        description="what this systemd unit's main process runs with (/proc/<MainPID>/environ: "
+        "Environment= and EnvironmentFile= as applied); with `path` too, a key the unit lacks is "
+        "read from that file, which the service loads itself ('В .env или в systemd Environment=')",
     )
     required: list[str] = Field(default=[], description="keys that must be set with real values")
     optional: list[str] = Field(
@@ -83,8 +84,8 @@ class EnvFileCheck(CheckBase, InContainer):
 
     @model_validator(mode="after")
     def _one_source(self) -> EnvFileCheck:
-        if (self.path is None) == (self.unit is None):
-            raise ValueError("set path (a dotenv file) or unit (a running unit's environment), one of them")
+        if self.path is None and self.unit is None:
+            raise ValueError("set path (a dotenv file), unit (a running unit's environment) or both")
         if self.unit is not None and self.container_ref is not None:
             raise ValueError("unit reads a systemd unit of the host; it takes no container or service")
         return self
@@ -167,27 +168,37 @@ def _verify_one(check: EnvFileCheck, target: Target, container: Container | None
     placeholders = check.placeholder_pattern.replace("\\", "\\\\")
     args: tuple[str, ...] = (keys, prefixes, iplists, placeholders, AWK_PROGRAM)
     awk = "awk -v keys=%s -v prefixes=%s -v iplists=%s -v ph=%s -- %s"
+    where = f" in {container}" if container else ""
+    states: dict[str, str] = {}
+    sources = []
     if check.unit is not None:
-        source = f"the environment of {check.unit}"
+        sources.append(f"the environment of {check.unit}")
         result = target.run(UNIT_ENVIRONMENT + awk, check.unit, *args)
         if result.rc == 5:
             wanted = ", ".join([*check.required, *check.optional])
-            raise CheckFailed(f"{source} defines {wanted}", f"{check.unit} is not running")
-    else:
-        assert check.path is not None
-        source = check.path
-        awk, args = f"{awk} %s", (*args, check.path)
-        result = docker_host.exec_in(target, container, awk, *args) if container else target.run(awk, *args)
-    where = f" in {container}" if container else ""
-    if result.rc != 0:
+            raise CheckFailed(f"{sources[0]} defines {wanted}", f"{check.unit} is not running")
+        if result.rc != 0:
+            said = result.stderr.strip()[:300] or f"exit {result.rc}"
+            raise CheckError(f"cannot read {sources[0]}: {said}")
+        states = _states(result.stdout)
+    if check.path is not None:
+        sources.append(check.path)
+        command, file_args = f"{awk} %s", (*args, check.path)
+        if container:
+            result = docker_host.exec_in(target, container, command, *file_args)
+        else:
+            result = target.run(command, *file_args)
         said = result.stderr.strip()[:300]
-        if "No such file" in said or "can't open" in said or "cannot open" in said:
-            raise CheckFailed(f"{source} exists", f"{source} does not exist{where}")
-        raise CheckError(f"cannot read {source}{where}: {said or f'exit {result.rc}'}")
-    states: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        key, _, state = line.partition(" ")
-        states[key] = state.strip()
+        absent = result.rc != 0 and ("No such file" in said or "can't open" in said or "cannot open" in said)
+        if absent and check.unit is None:
+            raise CheckFailed(f"{check.path} exists", f"{check.path} does not exist{where}")
+        if absent:
+            sources[-1] += " (absent)"  # the service reads its settings from the unit alone
+        elif result.rc != 0:
+            raise CheckError(f"cannot read {check.path}{where}: {said or f'exit {result.rc}'}")
+        else:
+            states = _states(result.stdout) | states  # what the unit runs with wins
+    source = " or ".join(sources)
     problems = []
     for key in check.required:
         state = states.get(key, "missing")
@@ -206,3 +217,12 @@ def _verify_one(check: EnvFileCheck, target: Target, container: Container | None
             f"{source} defines {wanted}",
             f"{source}{where}: " + "; ".join(problems) + " (values not shown)",
         )
+
+
+def _states(output: str) -> dict[str, str]:
+    """The awk program's `KEY state` lines, by key."""
+    states: dict[str, str] = {}
+    for line in output.splitlines():
+        key, _, state = line.partition(" ")
+        states[key] = state.strip()
+    return states
