@@ -75,7 +75,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "cors-wildcard": {
         "cors-preflight": r"header Access-Control-Allow-Origin: '\*' matches .* \(status 200, OPTIONS ",
-        "cors-origins": r"magic-master: MAGIC_MASTER_CORS_ORIGINS is placeholder \(values not shown\)",
+        "cors-origins": r"magic-master or /opt/magic-master/\.env: MAGIC_MASTER_CORS_ORIGINS is placeholder",
     },
     "cors-unset": {
         "cors-preflight": r"header Access-Control-Allow-Origin: '\*' matches",
@@ -92,7 +92,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "backup-valid": r"backup_\d{8}_\d{4}z\.sqlite3 is damaged: .*file is not a database"
     },
     "telegram-placeholder": {
-        "telegram-notify": r"the environment of magic-master: MAGIC_MASTER_TELEGRAM_BOT_TOKEN is placeholder"
+        "telegram-notify": r"/opt/magic-master/\.env: MAGIC_MASTER_TELEGRAM_BOT_TOKEN is placeholder"
     },
     "cron-missing": {"backup-cron": r"no cron entry runs deploy/backup_db\.sh \(crontab has 0 entries"},
 }
