@@ -6,9 +6,9 @@ import re
 import shlex
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from runbook.describe.model import CheckBase
+from runbook.describe.model import CheckBase, EnvNameOrPrefix
 from runbook.errors import CheckFailed
 from runbook.host.processes import environment_now
 from runbook.host.target import Target
@@ -36,21 +36,13 @@ class CommandCheck(CheckBase):
         "put down to the runner when the runner was starved",
     )
 
-    pass_env: list[str] = Field(
+    pass_env: list[EnvNameOrPrefix] = Field(
         default=[],
         description="the runner's environment variables the command gets when they are set (NAME, "
         "or PREFIX_* for every name so starting): what a runbook lets a site add to a script "
         "('SMOKE_CUSTOMER_ID или SMOKE_PHONE', 'SMOKE_MAX_MS_*'); unset ones are left out, values "
         "are quoted (data, never code) and masked in reports",
     )
-
-    @field_validator("pass_env")
-    @classmethod
-    def _names(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", name):
-                raise ValueError(f"{name!r} is not an environment variable name or a PREFIX_*")
-        return names
 
     @property
     def measures_time(self) -> bool:

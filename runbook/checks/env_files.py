@@ -7,7 +7,6 @@ travel to the runner, so they cannot end up in a report.
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -16,6 +15,8 @@ from runbook.describe.model import (
     DEFAULT_PLACEHOLDERS,
     CheckBase,
     ContainerName,
+    EnvName,
+    EnvNameOrPrefix,
     HostPath,
     InContainer,
     regex,
@@ -41,8 +42,8 @@ class EnvFileCheck(CheckBase, InContainer):
         "Environment= and EnvironmentFile= as applied); with `path` too, a key the unit lacks is "
         "read from that file, which the service loads itself ('В .env или в systemd Environment=')",
     )
-    required: list[str] = Field(default=[], description="keys that must be set with real values")
-    optional: list[str] = Field(
+    required: list[EnvName] = Field(default=[], description="keys that must be set with real values")
+    optional: list[EnvNameOrPrefix] = Field(
         default=[],
         description="keys, or a prefix with * (MAGIC_MASTER_TELEGRAM_*), the runbook calls optional "
         "('если настроены'): unset passes, each one set must have a real value",
@@ -59,22 +60,6 @@ class EnvFileCheck(CheckBase, InContainer):
     @classmethod
     def _regex(cls, value: str) -> str:
         return regex(value)
-
-    @field_validator("required")
-    @classmethod
-    def _keys(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(f"{key!r} is not an environment variable name")
-        return keys
-
-    @field_validator("optional")
-    @classmethod
-    def _optional_keys(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", key):
-                raise ValueError(f"{key!r} is not an environment variable name or a PREFIX_*")
-        return keys
 
     @model_validator(mode="after")
     def _some_keys(self) -> EnvFileCheck:

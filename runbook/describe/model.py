@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -86,6 +87,24 @@ def format_duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds:g}s"
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+def _env_name_or_prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", value):
+        raise ValueError(f"{value!r} is not an environment variable name or a PREFIX_*")
+    return value
+
+
+# An environment variable's name; or a name, or a prefix with * for every name so starting
+# (MAGIC_MASTER_TELEGRAM_*, SMOKE_MAX_MS_*).
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvNameOrPrefix = Annotated[str, AfterValidator(_env_name_or_prefix)]
 
 
 def _host_path(value: str) -> str:
