@@ -262,6 +262,7 @@ def test_vless_probe_red_when_the_server_does_not_know_the_id(
     assert time.monotonic() - started < 6
     assert failed.expected == f"user test1 gets through 127.0.0.1:{port} to {probe_url} (200)"
     assert failed.found.startswith(f"through 127.0.0.1:{port}: ")
+    assert failed.slow  # looked at again a second later before it is red (run.verify)
 
 
 @pytest.mark.slow

@@ -83,8 +83,11 @@ def verify(check: VlessProbeCheck, target: Target) -> None:
                     "GET", check.probe_url, timeout=left, proxy=f"socks5://127.0.0.1:{port}"
                 )
             except (http_client.NoAnswer, http_client.RequestFailed) as exc:
+                # One lost tunnel is a moment (seen once under make test's load: 'Server
+                # disconnected' from a healthy replica); a user who cannot get through fails again
+                # on the second look a second later, and the report then says both.
                 raise CheckFailed(
-                    _expected(check, address), f"through {address}:{check.port}: {exc}"
+                    _expected(check, address), f"through {address}:{check.port}: {exc}", slow=True
                 ) from None
         finally:
             kill_group(process)
