@@ -16,7 +16,7 @@ import tarfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -25,6 +25,9 @@ from docker.types import IPAMConfig, IPAMPool
 
 from lab.addresses import Subnet
 from lab.core import Component, LabError, wait_until
+
+if TYPE_CHECKING:
+    from lab.dockerd import Dockerd
 
 HOSTROOT_REPOSITORY, HOSTROOT_TAG = "runbook-lab/hostroot", "1"
 HOSTROOT_IMAGE = f"{HOSTROOT_REPOSITORY}:{HOSTROOT_TAG}"
@@ -288,6 +291,17 @@ def stop_and_wait(client: docker.DockerClient, name: str) -> None:
     wait_until(
         lambda: inspect(client, name)["State"]["Status"] == "exited", timeout=20, what=f"{name} to stop"
     )
+
+
+def wait_restarted(dockerd: Dockerd, name: str, times: int, *, timeout: float = 60) -> None:
+    """Until docker's restart policy has restarted `name` at least `times` times: a crash loop
+    that a checklist run can observe."""
+
+    def restarted() -> bool:
+        with dockerd.session() as client:
+            return int(existing_container(client, name).attrs.get("RestartCount") or 0) >= times
+
+    wait_until(restarted, timeout=timeout, what=f"{name} to be restarted {times} times", interval=0.5)
 
 
 def container_components(

@@ -144,12 +144,8 @@ def api_crash_loop() -> None:
         containers.remove_container(client, API)
         containers.create_container(client, loyalty.specs()[API])
 
-    def restarts() -> int:
-        with loyalty.SERVER.dockerd.session() as client:
-            return int(client.containers.get(API).attrs.get("RestartCount") or 0)
-
     with_client(apply)
-    wait_until(lambda: restarts() >= 2, timeout=60, what=f"{API} to be restarted twice", interval=0.5)
+    containers.wait_restarted(loyalty.SERVER.dockerd, API, 2)
 
 
 def http_5xx_burst() -> None:

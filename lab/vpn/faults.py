@@ -41,13 +41,7 @@ def _restart_xray(host: Host, *, serves: bool = False) -> None:
 
 def _wait_looping(host: Host) -> None:
     """Until docker has restarted the crashing xray at least twice: the loop is observable."""
-
-    def looping() -> bool:
-        with host.dockerd.session() as client:
-            container = containers.existing_container(client, vpn.XRAY)
-            return int(container.attrs.get("RestartCount", 0)) >= 2
-
-    wait_until(looping, timeout=60, what=f"{vpn.XRAY} on {host.label} to restart in a loop")
+    containers.wait_restarted(host.dockerd, vpn.XRAY, 2)
 
 
 def _recreate(host: Host, spec: containers.Spec) -> None:
