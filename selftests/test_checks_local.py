@@ -35,7 +35,7 @@ from runbook.checks.tcp import TcpCheck
 from runbook.errors import CheckError, CheckFailed, CommandTimeout, HostUnreachable
 from runbook.host.deadline import call_with_deadline
 from runbook.host.target import Target
-from runbook.secrets.registry import SECRETS
+from runbook.secrets.registry import MASK, SECRETS
 
 COMMON: dict[str, Any] = {"title": "a check", "severity": "P2", "section": "4.", "remedy": "fix it"}
 HOUR = 3600.0
@@ -670,6 +670,10 @@ def test_command_gets_the_site_variables_it_may_pass(
     )
     commands.verify(check, local)
     assert not flag.exists()
+    # a number is a limit unless its name says secret (as for ${VAR} in a description)
+    monkeypatch.setenv("SMOKE_USER_TOKEN", "90817263")
+    commands.verify(command_check("true", pass_env=["SMOKE_USER_TOKEN"]), local)
+    assert SECRETS.mask("pin 90817263") == f"pin {MASK}"
     failing = command_check("echo no; exit 1", pass_env=["SMOKE_PHONE"])
     with pytest.raises(CheckFailed) as info:
         commands.verify(failing, local)

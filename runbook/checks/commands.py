@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import ClassVar
 
@@ -12,7 +11,7 @@ from runbook.describe.model import CheckBase, EnvNameOrPrefix
 from runbook.errors import CheckFailed
 from runbook.host.processes import environment_now
 from runbook.host.target import Target
-from runbook.secrets import SECRETS
+from runbook.secrets import SECRETS, is_a_limit
 
 
 class CommandCheck(CheckBase):
@@ -66,7 +65,7 @@ def with_env(run: str, env: dict[str, str]) -> str:
     if not env:
         return run
     for name, value in env.items():
-        if not re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):  # a limit such as 800 is no secret
+        if not is_a_limit(name, value):
             SECRETS.add(value, name)
     return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items()) + "; " + run
 

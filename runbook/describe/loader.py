@@ -20,7 +20,7 @@ from runbook.describe.hints import closest_field, field_elsewhere
 from runbook.describe.params import fill as fill_params
 from runbook.describe.schema import CHECK_KINDS, System
 from runbook.describe.yamlfile import YamlFileError, read_yaml
-from runbook.secrets import SECRET_NAME, SECRETS
+from runbook.secrets import SECRETS, is_a_limit
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_EXTENDS = 10
@@ -132,7 +132,8 @@ def interpolate(data: Any, where: str, missing: dict[str, list[str]]) -> Any:
         if value is None:
             missing.setdefault(name, []).append(where.lstrip("."))
             return match.group(0)
-        if not (match.group(0) == data.strip() and _a_limit(name, value)):
+        # a field that is one ${NAME} giving a number is a limit, not a secret
+        if not (match.group(0) == data.strip() and is_a_limit(name, value)):
             SECRETS.add(value, name)
         if shell:  # data in a shell command, never code: escaped for the quotes it stands in
             return shell_text.escaped(value, shell_text.quoting_at(data, match.start()))
@@ -143,16 +144,6 @@ def interpolate(data: Any, where: str, missing: dict[str, list[str]]) -> Any:
         # `http://user:${TOKEN}@host`: Basic auth sends base64("user:token"), known only here.
         SECRETS.add_url_credentials(result)
     return result
-
-
-NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
-
-
-def _a_limit(name: str, value: str) -> bool:
-    """A field that is one `${NAME}` giving a number, NAME not named like a secret
-    (`max_per_minute: ${ALERT_HTTP_SLOW_PER_MIN}`): a limit, not a secret. Masked, every 1000 in
-    a report lost digits (a migration named 20240701000000 read 2024070***000)."""
-    return bool(NUMBER.match(value)) and not SECRET_NAME.search(name)
 
 
 def _field_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from runbook.secrets.registry import MASK, MIN_SECRET_LENGTH, SECRET_NAME, SECRETS, SecretRegistry
+from runbook.secrets.registry import MASK, MIN_SECRET_LENGTH, SECRET_NAME, SECRETS, SecretRegistry, is_a_limit
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "SECRETS", "SECRET_NAME", "SecretRegistry"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "SECRETS", "SECRET_NAME", "SecretRegistry", "is_a_limit"]

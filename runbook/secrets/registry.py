@@ -28,6 +28,18 @@ MASK = "***"
 SECRET_NAME = re.compile(
     r"(TOKEN|PASSWORD|PASSWD|PASSPHRASE|SECRET|API_?KEY|PRIVATE|CREDENTIAL|JWT|COOKIE)", re.I
 )
+
+
+NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
+
+
+def is_a_limit(name: str, value: str) -> bool:
+    """A variable giving a number, NAME not named like a secret (`ALERT_HTTP_SLOW_PER_MIN=1000`,
+    `SMOKE_MAX_MS_CODE=800`): a limit, not a secret. Masked, every 1000 in a report lost digits
+    (a migration named 20240701000000 read 2024070***000)."""
+    return bool(NUMBER.match(value)) and not SECRET_NAME.search(name)
+
+
 # Shorter values would mask ordinary words and numbers all over a report.
 MIN_SECRET_LENGTH = 4
 
