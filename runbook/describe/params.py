@@ -9,6 +9,7 @@ with no space, quote or shell character, so it can become neither an option nor 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -56,28 +57,17 @@ def fill(data: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     checks = data.get("checks")
     if not isinstance(checks, dict):
         return data
-    names = names_in(data)  # before filling: a placeholder of features counts as used too
-    _refuse_missing(data, values)
+    places = list(_placed(data, checks))  # before filling: a placeholder of features counts as used too
+    _refuse_missing(places, values)
     # Two system fields a site decides too: its compose project and the features it has
     # (`features: {https: "{https}"}`, the runbook's "если HTTPS").
-    data = {
-        **data,
-        **{
-            key: _substitute(data[key], values, key, "-")
-            for key in SYSTEM_FIELDS
-            if isinstance(data.get(key), str | dict)
-        },
+    decided = {key: data[key] for key in SYSTEM_FIELDS if isinstance(data.get(key), str | dict)}
+    data = {**data, **{key: _substitute(value, values) for key, value in decided.items()}}
+    filled = {
+        kind: [_substitute(check, values) for check in listed] if isinstance(listed, list) else listed
+        for kind, listed in checks.items()
     }
-    filled: dict[str, Any] = {}
-    for kind, listed in checks.items():
-        if not isinstance(listed, list):
-            filled[kind] = listed
-            continue
-        filled[kind] = [
-            _substitute(check, values, f"checks.{kind}[{index}]", _id_of(check))
-            for index, check in enumerate(listed)
-        ]
-    used = {name: values.get(name) for name in names}
+    used = {name: values.get(name) for _, text in places for name in PLACEHOLDER.findall(text)}
     return {**data, "checks": filled, "params": {**declared, **used}}
 
 
@@ -91,51 +81,40 @@ def _text(value: Any) -> Any:
     return str(value) if isinstance(value, int | float) else value
 
 
-def names_in(data: dict[str, Any]) -> set[str]:
-    """The placeholder names the checks use (to refuse a --param no system uses)."""
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-        elif isinstance(node, str):
-            found.update(PLACEHOLDER.findall(node))
-
-    walk(data.get("checks"))
+def _placed(data: dict[str, Any], checks: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(user, text) of every string that may hold a placeholder: the system fields a site decides
+    and each check's fields; `user` names the check and field, as an error about it should."""
     for key in SYSTEM_FIELDS:
-        walk(data.get(key))
-    return found
+        if isinstance(data.get(key), str | dict):
+            yield from _strings(data[key], key)
+    for kind, listed in checks.items():
+        for index, check in enumerate(listed if isinstance(listed, list) else []):
+            for where, text in _strings(check, f"checks.{kind}[{index}]"):
+                yield f"check {_id_of(check)!r} ({where})", text
 
 
-def _refuse_missing(data: dict[str, Any], values: dict[str, Any]) -> None:
+def _strings(node: Any, where: str) -> Iterator[tuple[str, str]]:
+    """(field path, text) of every string in `node`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{where}[{index}]")
+    elif isinstance(node, str):
+        yield where, node
+
+
+def _refuse_missing(places: list[tuple[str, str]], values: dict[str, Any]) -> None:
     """One ValueError naming every placeholder without a value, each with its first user.
 
     A site filling in a new description learns all it has to give in one run, not one per run.
     """
     users: dict[str, list[str]] = {}
-
-    def walk(node: Any, where: str, check_id: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{where}.{key}", check_id)
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                walk(value, f"{where}[{index}]", check_id)
-        elif isinstance(node, str):
-            for name in PLACEHOLDER.findall(node):
-                if values.get(name) is None:
-                    user = f"check {check_id!r} ({where})" if check_id != "-" else where
-                    users.setdefault(name, []).append(user)
-
-    for key in SYSTEM_FIELDS:
-        walk(data.get(key), key, "-")
-    for kind, listed in (data.get("checks") or {}).items():
-        for index, check in enumerate(listed if isinstance(listed, list) else []):
-            walk(check, f"checks.{kind}[{index}]", _id_of(check))
+    for user, text in places:
+        for name in PLACEHOLDER.findall(text):
+            if values.get(name) is None:
+                users.setdefault(name, []).append(user)
     if not users:
         return
     said = "; ".join(
@@ -153,22 +132,12 @@ def _id_of(check: Any) -> str:
     return str(check.get("id")) if isinstance(check, dict) and check.get("id") else "?"
 
 
-def _substitute(node: Any, values: dict[str, Any], where: str, check_id: str) -> Any:
+def _substitute(node: Any, values: dict[str, Any]) -> Any:
+    """`node` with every placeholder filled (each has a value: _refuse_missing ran first)."""
     if isinstance(node, dict):
-        return {key: _substitute(value, values, f"{where}.{key}", check_id) for key, value in node.items()}
+        return {key: _substitute(value, values) for key, value in node.items()}
     if isinstance(node, list):
-        return [_substitute(value, values, f"{where}[{i}]", check_id) for i, value in enumerate(node)]
+        return [_substitute(value, values) for value in node]
     if not isinstance(node, str):
         return node
-
-    def value_of(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if values.get(name) is None:
-            user = f"check {check_id!r} ({where})" if check_id != "-" else where
-            raise ValueError(
-                f"{user} uses {{{name}}}, which has no value: "
-                f"run with --param {name}=VALUE or give it a default under params:"
-            )
-        return str(values[name])
-
-    return PLACEHOLDER.sub(value_of, node)
+    return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), node)
