@@ -125,11 +125,9 @@ START_SLACK = timedelta(milliseconds=100)
 
 def run_began(started: str) -> str:
     """State.StartedAt less START_SLACK, in RFC 3339 with nanoseconds (as `docker logs --since`)."""
-    match = STARTED_AT.match(started)
-    assert match is not None  # checked by started_at()
-    second = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
-    nanos = int((match.group(2) or "").ljust(9, "0")) - START_SLACK // timedelta(microseconds=1) * 1000
-    second += timedelta(seconds=nanos // 1_000_000_000)
+    whole, _, fraction = _nine_digits(started).partition(".")
+    nanos = int(fraction) - START_SLACK // timedelta(microseconds=1) * 1000
+    second = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S") + timedelta(seconds=nanos // 1_000_000_000)
     return f"{second:%Y-%m-%dT%H:%M:%S}.{nanos % 1_000_000_000:09d}Z"
 
 

@@ -200,17 +200,12 @@ class Source(Model):
 
 
 def _one_or_more(value: Any) -> Any:
-    """One name or a list of them."""
-    return [value] if isinstance(value, str) else value
+    """One item (a feature's name, a source) or a list of them."""
+    return [value] if isinstance(value, str | dict) else value
 
 
 # A feature's name, as `features:` spells its keys.
 FeatureName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
-
-
-def _sources(value: Any) -> Any:
-    """One source or a list of them."""
-    return [value] if isinstance(value, dict) else value
 
 
 class KindError(Exception):
@@ -274,7 +269,7 @@ class CheckBase(Model):
         description="ids of checks whose failure explains this one's (redis-ping for /ready's "
         "redis=error): when one of them fails too, this failure is shown under it as a symptom",
     )
-    source: Annotated[list[Source], BeforeValidator(_sources)] | None = Field(
+    source: Annotated[list[Source], BeforeValidator(_one_or_more)] | None = Field(
         default=None,
         description="the runbook's lines this check asserts: {lines: 120-124, quote: '...'} or a list",
     )
