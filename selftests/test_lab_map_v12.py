@@ -76,6 +76,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "scripts-writable": {"db-mounts": r"`ids=.*` exit 1 != 0"},
     "backup-script-missing": {"backup-script": r"/root/map-v12/deploy/backup_postgres\.sh does not exist"},
+    "restore-script-missing": {"restore-script": r"/root/map-v12/deploy/restore_postgres\.sh does not exist"},
     "stale-dump": {"pgdump-fresh": r"newest backup 49\.\dh old > 25h \(/root/map-v12/backups/pgdump_"},
     "corrupt-dump": {
         "pgdump-readable": r"pgdump_\d{8}_\d{6}\.dump is corrupt: pg_restore: error",

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
+from collections.abc import Callable
 
 from lab import containers
 from lab.core import Fault, LabError, fault, wait_until
@@ -210,11 +211,15 @@ def scripts_writable() -> None:
     wait_until(lambda: _status("/ready") == 200, timeout=30, what="/ready to answer 200 again")
 
 
-def backup_script_missing() -> None:
-    """backup_postgres.sh gone from ./deploy (a release that dropped it): /scripts has no backup script.
+def script_missing(name: str) -> Callable[[], None]:
+    """`name` gone from ./deploy (a release that dropped it): /scripts in db lacks it.
 
     heal lays it again (system.write_server_files)."""
-    (PATHS.deploy / "backup_postgres.sh").unlink()
+
+    def inject() -> None:
+        (PATHS.deploy / name).unlink()
+
+    return inject
 
 
 def _stash(folder: str, path: os.PathLike[str]) -> None:
@@ -394,7 +399,13 @@ FAULTS: list[Fault] = [
         "backup-script-missing",
         "backup_postgres.sh removed from ./deploy: the runbook's backup command has no script to run",
         fails={"backup-script"},
-        inject=backup_script_missing,
+        inject=script_missing("backup_postgres.sh"),
+    ),
+    fault(
+        "restore-script-missing",
+        "restore_postgres.sh removed from ./deploy: the runbook's restore command has no script to run",
+        fails={"restore-script"},
+        inject=script_missing("restore_postgres.sh"),
     ),
     fault(
         "stale-dump",
