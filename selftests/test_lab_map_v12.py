@@ -77,6 +77,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "scripts-writable": {"db-mounts": r"`ids=.*` exit 1 != 0"},
     "backup-script-missing": {"backup-script": r"/root/map-v12/deploy/backup_postgres\.sh does not exist"},
     "restore-script-missing": {"restore-script": r"/root/map-v12/deploy/restore_postgres\.sh does not exist"},
+    "redis-url-missing": {
+        "web-redis-url": r"REDIS_URL missing",
+        "worker-subscribed": r"channel 'map:events' has 0 subscriber\(s\) < 1",
+    },
     "stale-dump": {"pgdump-fresh": r"newest backup 49\.\dh old > 25h \(/root/map-v12/backups/pgdump_"},
     "corrupt-dump": {
         "pgdump-readable": r"pgdump_\d{8}_\d{6}\.dump is corrupt: pg_restore: error",

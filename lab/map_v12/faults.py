@@ -299,6 +299,14 @@ FAULTS: list[Fault] = [
         recreate={WEB},
     ),
     fault(
+        "redis-url-missing",
+        "REDIS_URL dropped from .env, web and worker recreated: web runs (limits in memory, /ready "
+        "without Redis); the worker runs its scheduler, but its Pub/Sub listener dies (KeyError)",
+        fails={"web-redis-url", "worker-subscribed"},
+        inject=lambda: _redeploy("REDIS_URL", None),
+        recreate={WEB, WORKER},
+    ),
+    fault(
         "web-hung",
         "web hangs with its port open (docker pause): nginx answers 504 (incident 1)",
         fails={"web-running", *THROUGH_NGINX, *INSIDE_WEB},
