@@ -32,7 +32,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "missing-env-key": {
         "health": NGINX_502,
         "web-env": r"service web \(map-v12-web-1\): SECRET_KEY missing \(values not shown\)",
-        "web-running": r"service web \(map-v12-web-1\) is restarting \(exit code 1: application error\)",
+        # caught between two starts, or in one of the loop's moments of running
+        "web-running": r"service web \(map-v12-web-1\) is restarting( \(exit code 1: application error\)"
+        + r"| in a loop: running at one look)",
         "gunicorn-boot": r"\d+ lines? of service web \(map-v12-web-1\)'s logs match .* since its start.* > 0",
     },
     "web-hung": {

@@ -292,7 +292,11 @@ REWRITTEN = "it rewrites the newest dump now: the newest is no longer stale"
 FAULTS: list[Fault] = [
     fault("api-down", "the api container stopped", fails=API_DOWN, inject=api_down, recreate=API_AND_METRICS),
     fault("api-crash-loop", "DATABASE_URL gone from .env.production: the api exits at start, restarted",
-          fails={"api-restarts", *API_DOWN}, inject=api_crash_loop, recreate=API_AND_METRICS),
+          fails={"api-restarts", *API_DOWN - {"prisma-migrations"}},
+          # it lists the migrations inside the api: a look that lands in one of the loop's moments
+          # of running finds them all applied (CI saw it green once); api-running is the red one
+          may_fail={"prisma-migrations"},
+          inject=api_crash_loop, recreate=API_AND_METRICS),
     fault("http-5xx-burst", "40 requests answered 500 (statement timeout behind a lock)",
           fails={"http-5xx-rate"}, inject=http_5xx_burst, recreate=API_AND_METRICS),
     fault("slow-requests", "15 requests over ALERT_HTTP_SLOW_THRESHOLD_MS (waiting on a lock)",

@@ -55,10 +55,15 @@ def verify(check: AccessCheck, target: Target) -> None:
         answer = endpoint.send(check, target, origin)
         if answer.status not in check.refused_status:
             where = endpoint.describe(check, origin)
+            # a 5xx is the endpoint failing (web down behind nginx), not the endpoint open
+            said = (
+                "the endpoint fails: whether it refuses strangers cannot be judged"
+                if answer.status >= 500
+                else f"open to anyone who reaches it{_what(answer)}"
+            )
             raise CheckFailed(
                 f"{where} without credentials is refused ({refused})",
-                f"{where} answered {answer.status} without credentials (expected {refused}): "
-                f"open to anyone who reaches it{_what(answer)}",
+                f"{where} answered {answer.status} without credentials (expected {refused}): {said}",
                 {"response body (start)": answer.text[:BODY_EVIDENCE] + answer.body_note()},
             )
     if check.granted is not None:

@@ -194,15 +194,18 @@ def _state(check: ContainerCheck, target: Target, found: list[Container]) -> Non
 SETTLE_SECONDS = 3.0
 # However long its previous run lasted, a restarted container is waited for at most this long.
 MAX_SETTLE_SECONDS = 20.0
+# How often a container being waited for is read again: a crash ends the wait at once.
+SETTLE_POLL_SECONDS = 0.5
 
 
 def _settled(target: Target, container: Container, info: dict[str, Any]) -> dict[str, Any]:
     """The state once a fresh restart had time to crash again: a container in a crash loop is
     'running' for the moments between its start and its crash, and must not pass as running then.
 
-    A restart after a crash is waited for as long as the run before it lasted (and a half, plus a
-    second; SETTLE_SECONDS at least, MAX_SETTLE_SECONDS at most): an app that crashed 4 s after its
-    last start on a slow host is not called up 3 s after this one.
+    A restart after a crash is waited for three times as long as the run before it lasted, plus
+    two seconds (SETTLE_SECONDS at least, MAX_SETTLE_SECONDS at most): one start of an app is not
+    as fast as the last on a busy host (CI saw gunicorn's failing boot outlast 1.5 times the one
+    before). It is read again every SETTLE_POLL_SECONDS, so a crash ends the wait at once.
     """
     if not docker_host.is_running(info) or not info.get("RestartCount"):
         return info
@@ -210,12 +213,16 @@ def _settled(target: Target, container: Container, info: dict[str, Any]) -> dict
     if age is None or not 0 <= age < MAX_SETTLE_SECONDS:
         return info
     previous = _previous_crashed_run_seconds(target, info)
-    settle = SETTLE_SECONDS if previous is None else previous * 1.5 + 1
+    settle = SETTLE_SECONDS if previous is None else previous * 3 + 2
     settle = min(max(settle, SETTLE_SECONDS), MAX_SETTLE_SECONDS)
-    if age >= settle:
-        return info
-    time.sleep(settle - age)
-    return docker_host.read_inspect(target, container.name) or info
+    deadline = time.monotonic() + settle - age
+    current = info
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(SETTLE_POLL_SECONDS, left))
+        current = docker_host.read_inspect(target, container.name) or current
+        if not docker_host.is_running(current) or current.get("RestartCount") != info.get("RestartCount"):
+            break
+    return current
 
 
 def _age_seconds(info: dict[str, Any]) -> float | None:
