@@ -706,8 +706,9 @@ def test_a_container_restarted_moments_ago_is_looked_at_again(monkeypatch: pytes
 
 def test_a_restart_after_a_long_crashing_run_is_waited_for_as_long(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a slow host an app may crash 4 s after its start: a restart 3.5 s old is not yet 'up'.
-    The wait follows the previous run's length from docker events (three times it, plus 2 s: CI
-    saw one failing boot outlast 1.5 times the one before); a crash seen meanwhile ends it at once;
+    The wait follows the longest recent crashed run's length from docker events (three times it,
+    plus 2 s: CI saw one failing boot outlast 1.5 times the one before); a crash seen meanwhile
+    ends it at once;
     an operator's restart (a stop between die and start) is not waited for beyond SETTLE_SECONDS."""
     from datetime import UTC, datetime, timedelta
 
@@ -739,12 +740,18 @@ def test_a_restart_after_a_long_crashing_run_is_waited_for_as_long(monkeypatch: 
             self.slept += seconds
 
     crash_loop = [event("start", 5.0), event("die", 0.6, "1"), event("start", 0.35)]
+    # an 8 s crashed run before a 0.8 s one: the longer sets the wait
+    longer_before = [
+        event("start", 15.0), event("die", 7.0, "3"), event("start", 6.8), event("die", 6.0, "1"),
+        event("start", 0.35),
+    ]  # fmt: skip
     by_operator = [event("start", 5.0), event("die", 0.6, "0"), event("stop", 0.6), event("start", 0.35)]
     monkeypatch.setattr(containers_kind, "SETTLE_SECONDS", 0.3)
     monkeypatch.setattr(containers_kind, "MAX_SETTLE_SECONDS", 30.0)
     for events, later, slept in (
         (crash_loop, crashed, containers_kind.SETTLE_POLL_SECONDS),  # crashed at the first read
         (crash_loop, current, (5.0 - 0.6) * 3 + 2 - 0.35),  # still up: waited to the end
+        (longer_before, current, (15.0 - 7.0) * 3 + 2 - 0.35),
         (by_operator, crashed, 0.0),
     ):
         clock = Clock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -202,17 +203,18 @@ def _settled(target: Target, container: Container, info: dict[str, Any]) -> dict
     """The state once a fresh restart had time to crash again: a container in a crash loop is
     'running' for the moments between its start and its crash, and must not pass as running then.
 
-    A restart after a crash is waited for three times as long as the run before it lasted, plus
-    two seconds (SETTLE_SECONDS at least, MAX_SETTLE_SECONDS at most): one start of an app is not
-    as fast as the last on a busy host (CI saw gunicorn's failing boot outlast 1.5 times the one
-    before). It is read again every SETTLE_POLL_SECONDS, so a crash ends the wait at once.
+    A restart after a crash is waited for three times as long as the longest recent run that
+    crashed lasted, plus two seconds (SETTLE_SECONDS at least, MAX_SETTLE_SECONDS at most): one
+    start of an app is not as fast as the last on a busy host (CI saw gunicorn's failing boot
+    outlast 1.5 times the one before). It is read again every SETTLE_POLL_SECONDS, so a crash
+    ends the wait at once.
     """
     if not docker_host.is_running(info) or not info.get("RestartCount"):
         return info
     age = _age_seconds(info)
     if age is None or not 0 <= age < MAX_SETTLE_SECONDS:
         return info
-    previous = _previous_crashed_run_seconds(target, info)
+    previous = _longest_crashed_run_seconds(target, info)
     settle = SETTLE_SECONDS if previous is None else previous * 3 + 2
     settle = min(max(settle, SETTLE_SECONDS), MAX_SETTLE_SECONDS)
     deadline = time.monotonic() + settle - age
@@ -235,11 +237,13 @@ def _age_seconds(info: dict[str, Any]) -> float | None:
     return (datetime.now(UTC) - started).total_seconds()
 
 
-def _previous_crashed_run_seconds(target: Target, info: dict[str, Any]) -> float | None:
-    """How long the run before the current one lasted, if it ended in a crash docker restarted.
+def _longest_crashed_run_seconds(target: Target, info: dict[str, Any]) -> float | None:
+    """How long the longest of its recent runs that ended in a crash lasted, if the current run
+    followed such a crash (the restart policy's, not an operator's).
 
     None when the current run did not follow a crash (an operator's restart, a clean exit) or
     the daemon's events of the last MAX_SETTLE_SECONDS * 15 do not show both ends of that run.
+    The longest, not the last: on a busy host one failing boot takes twice as long as the next.
     """
     if not info.get("Id"):
         return None
@@ -249,14 +253,19 @@ def _previous_crashed_run_seconds(target: Target, info: dict[str, Any]) -> float
     except CheckError:
         return None  # the state check still stands on SETTLE_SECONDS
     starts = [index for index, event in enumerate(events) if event.get("Action") == "start"]
-    if len(starts) < 2:
+    runs = [_crashed_run_seconds(events, begin, end) for begin, end in pairwise(starts)]
+    if not runs or runs[-1] is None:
         return None
-    before, current = starts[-2], starts[-1]
-    between = events[before + 1 : current]
+    return max(run for run in runs if run is not None)
+
+
+def _crashed_run_seconds(events: list[dict[str, Any]], start: int, next_start: int) -> float | None:
+    """The length of the run begun at events[start], if it ended in a crash before events[next_start]."""
+    between = events[start + 1 : next_start]
     dies = [event for event in between if event.get("Action") == "die"]
     if not dies or any(event.get("Action") == "stop" for event in between) or not _exit_code(dies[-1]):
         return None
-    return (dies[-1].get("timeNano", 0) - events[before].get("timeNano", 0)) / 1e9
+    return (dies[-1].get("timeNano", 0) - events[start].get("timeNano", 0)) / 1e9
 
 
 def _restart_policy(check: ContainerCheck, target: Target, container: Container) -> None:
