@@ -14,7 +14,7 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +231,15 @@ def limits_changed(container: Container, spec: Spec) -> bool:
     return cpu or (not spec.mem_limit and bool(host.get("Memory")))
 
 
+def networks_changed(container: Container, spec: Spec) -> bool:
+    """Disconnected from its network or joined to another (`docker network disconnect`) behind the
+    lab's back: the digest label cannot see this either."""
+    if spec.host_network:
+        return False
+    joined = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return set(joined) != {spec.network}
+
+
 def remove_container(client: docker.DockerClient, name: str) -> None:
     """Stop (SIGTERM, exit 0) then remove: `rm -f` would SIGKILL, and its `die` event with
     exit code 137 would look like a crash to a check reading `docker events`."""
@@ -243,16 +252,27 @@ def remove_container(client: docker.DockerClient, name: str) -> None:
 
 
 def reconcile(
-    client: docker.DockerClient, specs: Iterable[Spec], *, strict: bool, recreate: Iterable[str] = ()
+    client: docker.DockerClient,
+    specs: Iterable[Spec],
+    *,
+    strict: bool,
+    recreate: Iterable[str] = (),
+    answers: Mapping[str, Callable[[docker.DockerClient], bool]] | None = None,
 ) -> None:
-    """Create missing or drifted containers; `strict` also replaces any that are not pristine."""
+    """Create missing or drifted containers; `strict` also replaces any that are not pristine, or
+    running but not answering its probe in `answers` (state changed at run time behind the lab's
+    back, such as `redis-cli CONFIG SET requirepass`: nothing in docker shows it)."""
     forced = set(recreate)
+    probes = answers or {}
     for spec in specs:
         container = get_container(client, spec.name)
+        probe = probes.get(spec.name)
         if container is not None and (
             spec.name in forced
+            or (strict and probe is not None and container.status == "running" and not probe(client))
             or container.labels.get(SPEC_LABEL) != spec.digest()
             or limits_changed(container, spec)
+            or networks_changed(container, spec)
             or (strict and not pristine(container, spec))
         ):
             remove_container(client, spec.name)

@@ -92,6 +92,10 @@ class Datastores:
             raise LabError(f"psql in {self.postgres} exited {code}: {output[-500:]}")
         return output
 
+    def redis_pong(self, client: docker.DockerClient) -> bool:
+        """PING answered PONG without a password, as the lab's Redis is set up."""
+        return exec_output(client, self.redis, ["redis-cli", "ping"]) == (0, "PONG")
+
     def answers(self, client: docker.DockerClient) -> bool:
         """pg_isready on the local socket."""
         argv = ["pg_isready", "-h", "/tmp", "-U", self.database, "-d", self.database]

@@ -663,7 +663,8 @@ def test_502_with_the_upstream_up(docker: FakeDocker, local: Target, api: tuple[
         port = server.getsockname()[1]
         found = failure(http.verify, proxy_check(base, port), local).found
     assert found.endswith(
-        f"; upstream web:{port} is up and accepts connections: the proxy's own configuration or timeouts"
+        f"; upstream web:{port} is up and accepts connections: the proxy's own configuration, its network "
+        "to the upstream, or timeouts"
     )
 
 

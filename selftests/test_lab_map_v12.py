@@ -159,6 +159,28 @@ class TestMapV12Lab(LabChecklistTests):
         finally:
             lab.heal(SYSTEM)
 
+    def test_heal_undoes_what_docker_and_psql_changed_by_hand(self, tmp_path: Path) -> None:
+        """Changes nothing in docker's container list shows: alembic_version emptied with psql, web
+        disconnected from its network, Redis given a password at run time. The checklist sees
+        them; `lab heal` (make test's first step) brings the lab back to green."""
+        from lab import api as lab
+
+        try:
+            docker(
+                "exec", "map-v12-db-1", "psql", "-U", "map", "-d", "map", "-c", "DELETE FROM alembic_version"
+            )
+            network = docker("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+                             "map-v12-web-1").strip()  # fmt: skip
+            docker("network", "disconnect", network, "map-v12-web-1")
+            docker("exec", "map-v12-redis-1", "redis-cli", "CONFIG", "SET", "requirepass", "set-by-hand")
+            _, records, output = self.run_daily(tmp_path / "broken")
+            failed = outcomes(records, "failed") | outcomes(records, "error")
+            assert {"db-migrations", "web-port", "health", "redis-ping"} <= failed, output[-3000:]
+        finally:
+            lab.heal(SYSTEM)
+        code, records, output = self.run_daily(tmp_path / "healed")
+        assert code == 0 and outcomes(records, "failed") == set(), output[-3000:]
+
 
 def postgres_tables() -> dict[str, str]:
     """A hash of every table's rows in the live database (read through psql in db)."""

@@ -95,7 +95,7 @@ def test_a_live_host_upstream_points_at_the_proxy(app_port: int, tmp_path: Path)
     why, evidence = diagnose(target(), Upstream(port=app_port, process=program, log=str(quiet)))
     assert why == (
         f"upstream {program}:{app_port} is up and accepts connections: "
-        "the proxy's own configuration or timeouts"
+        "the proxy's own configuration, its network to the upstream, or timeouts"
     )
     assert f"127.0.0.1:{app_port}" in evidence[f"listening on port {app_port} (ss)"]
     assert str(os.getpid()) in evidence[f"processes named {program}"].split()

@@ -418,7 +418,13 @@ class CalendarSystem(LabSystem):
             monitoring.project(WORKDIR).ensure_volume(client, monitoring.DATA_VOLUME_KEY)
             if strict and PATHS.db.exists() and journal_mode(PATHS.db) != "wal":
                 set_journal_mode(PATHS.db, "wal")
-            reconcile(client, specs().values(), strict=strict, recreate=plan.recreate if plan else ())
+            reconcile(
+                client,
+                specs().values(),
+                strict=strict,
+                recreate=plan.recreate if plan else (),
+                answers={REDIS: redis_pong},
+            )
             wait_healthy(client)
             wait_until(lambda: monitoring.healthy(client), timeout=60, what="Prometheus, Grafana and Loki")
             seed_radicale(client)

@@ -378,7 +378,13 @@ class LoyaltySystem(LabSystem):
             ensure_hostroot_image(client)
             PROJECT.ensure_network(client, "default", addresses.container_subnet(NAME, 0))
             DATASTORES.ensure_volume(client)
-            reconcile(client, specs().values(), strict=strict, recreate=recreate)
+            reconcile(
+                client,
+                specs().values(),
+                strict=strict,
+                recreate=recreate,
+                answers={REDIS: DATASTORES.redis_pong},
+            )
             wait_until(lambda: db_answers(client), timeout=60, what=f"PostgreSQL in {POSTGRES}", interval=0.2)
             wait_until(ready, timeout=60, what=f"{BASE_URL}/ready to answer db=ok redis=ok", interval=0.3)
             migrate_and_seed(client)

@@ -379,14 +379,24 @@ def subscribers(client: docker.DockerClient) -> int:
     return int(lines[1]) if code == 0 and len(lines) == 2 else 0
 
 
-def migrate_and_seed(client: docker.DockerClient) -> None:
-    """`exec web alembic upgrade head` (runbook step 3), then seed data once."""
+def migrate_and_seed(client: docker.DockerClient) -> bool:
+    """`exec web alembic upgrade head` (runbook step 3), then seed data once.
+
+    A database alembic cannot bring to head (its alembic_version emptied or tables dropped by
+    hand with psql, behind the lab's back) is made anew: True when it was, so that the backups
+    are dumped from the new one.
+    """
     code, output = exec_output(client, WEB, ["alembic", "upgrade", "head"])
+    remade = code != 0
+    if remade:
+        psql(client, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        code, output = exec_output(client, WEB, ["alembic", "upgrade", "head"])
     if code != 0:
         raise LabError(f"alembic upgrade head in {WEB} exited {code}: {output[-1000:]}")
     if psql(client, "SELECT count(*) FROM admin_users") == "0":
         # The hash is [a-z0-9:$] only (werkzeug's format), so it sits in the literal as it is.
         psql(client, SEED_SQL.format(password_hash=password_hash(lab_secrets()["ADMIN_PASSWORD"])))
+    return remade
 
 
 def password_hash(password: str) -> str:
@@ -429,10 +439,11 @@ def copy_offsite(dump: Path) -> Path:
     return target
 
 
-def ensure_dumps() -> None:
-    """A fresh dump by the runbook's backup script, and its copy off the host."""
+def ensure_dumps(*, anew: bool = False) -> None:
+    """A fresh dump by the runbook's backup script (`anew`: whatever the newest's age), and its
+    copy off the host."""
     existing = dumps(PATHS.backups)
-    if not existing or age_hours(existing[-1]) > FRESH_HOURS:
+    if anew or not existing or age_hours(existing[-1]) > FRESH_HOURS:
         SERVER.ssh(f"{BACKUP_COMMAND} >> /var/log/map-backup.log 2>&1")
         existing = dumps(PATHS.backups)
         if not existing:
@@ -475,16 +486,22 @@ class MapSystem(LabSystem):
             ensure_hostroot_image(client)
             PROJECT.ensure_network(client, "default", addresses.container_subnet(NAME, 0))
             DATASTORES.ensure_volume(client)
-            reconcile(client, specs().values(), strict=strict, recreate=plan.recreate if plan else ())
+            reconcile(
+                client,
+                specs().values(),
+                strict=strict,
+                recreate=plan.recreate if plan else (),
+                answers={REDIS: DATASTORES.redis_pong},
+            )
             wait_until(lambda: db_answers(client), timeout=60, what=f"PostgreSQL in {DB}", interval=0.2)
             wait_until(lambda: web_reaches_db(client), timeout=60, what=f"{WEB} to reach db:5432")
-            migrate_and_seed(client)
+            remade = migrate_and_seed(client)
             if plan is not None and "drift-rows" in plan.book:
                 psql(client, "DELETE FROM admin_audit_log WHERE actor = 'import'")
             reset_login_limiter(client)
             wait_until(ready, timeout=60, what=f"{BASE_URL}/ready to answer db=ok redis=ok", interval=0.2)
             ensure_worker_subscribed(client)
-            ensure_dumps()
+            ensure_dumps(anew=remade)
 
     def service_components(self) -> list[Component]:
         if not SERVER.dockerd.ok():

@@ -27,6 +27,9 @@ DEFAULT_LOG_PATTERN = r"error|exception|traceback|critical|failed|refused"
 CONNECT_TIMEOUT = 3.0
 LOG_TAIL = 200
 LOG_KEEP = 10
+# What is left when the upstream runs and accepts connections (a network disconnected behind
+# docker's back looks exactly so from inside the upstream).
+NOT_THE_UPSTREAM = "the proxy's own configuration, its network to the upstream, or timeouts"
 
 
 class Upstream(InContainer):
@@ -97,14 +100,14 @@ def diagnose(target: Target, upstream: Upstream) -> tuple[str, dict[str, str]]:
             continue
         if lines:
             evidence[f"last error lines of {container}"] = lines
-            problem = (problem or f"{container} runs and accepts connections on {upstream.port}") + (
-                f"; its log: {lines.splitlines()[-1][:200]}"
-            )
+            problem = (
+                problem or f"{container} runs and accepts connections on {upstream.port} inside it"
+            ) + (f"; its log: {lines.splitlines()[-1][:200]}")
         if problem:
             problems.append(problem)
     if not problems:
         return (
-            f"upstream {upstream} is up and accepts connections: the proxy's own configuration or timeouts",
+            f"upstream {upstream} is up and accepts connections: {NOT_THE_UPSTREAM}",
             evidence,
         )
     down = any("is not running" in problem or "nothing accepts" in problem for problem in problems)
@@ -162,7 +165,7 @@ def _diagnose_host(target: Target, upstream: Upstream) -> tuple[str, dict[str, s
                 problems.append(f"its log: {lines.splitlines()[-1][:200]}")
     if not problems:
         return (
-            f"upstream {upstream} is up and accepts connections: the proxy's own configuration or timeouts",
+            f"upstream {upstream} is up and accepts connections: {NOT_THE_UPSTREAM}",
             evidence,
         )
     if not down and len(problems) == 1 and problems[0].startswith("its log: "):
