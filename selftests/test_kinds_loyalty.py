@@ -1060,3 +1060,28 @@ def test_a_malformed_own_requests_store_is_read_as_empty(tmp_path: Path) -> None
         assert store.own_requests("http://a:80") == []
     store.record_own_requests({"http://a:80": [samples.OwnRequest(5.0, 1.5)]})
     assert store.own_requests("http://a:80") == [samples.OwnRequest(5.0, 1.5)]
+
+
+def test_a_script_that_asks_the_service_counts_as_many_slow_requests_as_fit_in_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local: Target
+) -> None:
+    """A smoke script's curls reach the api one at a time: a `commands` check with `requests_to`
+    notes its whole time, and the slow rate leaves out at most as many requests as the threshold
+    fits in it (4.1 s of script at 1000 ms: 4), beside the runner's own requests over it."""
+    from runbook.checks import commands
+    from runbook.host import own_traffic
+
+    store = samples.SampleStore(tmp_path)
+    monkeypatch.setattr(own_traffic, "STORE", store)
+    own_traffic.LEDGER.note_sequential("http://api.example.com:3000/", 4.1)
+    own_traffic.LEDGER.note("http://api.example.com:3000/health", 1.5)
+    own_traffic.LEDGER.note("http://api.example.com:3000/health", 0.2)
+    assert own_traffic.slower_than("http://api.example.com:3000", 1.0, since=0) == 4 + 1
+    assert own_traffic.slower_than("http://api.example.com:3000", 2.0, since=0) == 2
+    assert store.own_requests("http://api.example.com:3000")[0].sequential  # kept as such
+
+    check = commands.CommandCheck(
+        **COMMON, id="smoke-check", run="sleep 0.3", requests_to="http://api.example.com:3000"
+    )
+    commands.verify(check, local)  # 0.3 s and a little more: one request over 250 ms at most
+    assert own_traffic.slower_than("http://api.example.com:3000", 0.25, since=0) == 16 + 1 + 1

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from runbook.describe.model import CheckBase, ContainerName, InContainer
+from runbook.describe.model import CheckBase, ContainerName, HttpUrl, InContainer
 from runbook.errors import CheckFailed
 from runbook.host import endpoint, http_client, prometheus
 from runbook.host.endpoint import Endpoint, valid_headers
@@ -26,7 +26,7 @@ BODY_EVIDENCE = 2000
 class Granted(InContainer):
     """How the endpoint must open: unset fields are the check's own."""
 
-    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=4096)
+    url: HttpUrl | None = None
     via: Literal["runner", "host"] | None = None
     container: ContainerName | None = None
     headers: dict[str, str] = Field(default={}, description='credentials: {X-API-KEY: "${METRICS_API_KEY}"}')

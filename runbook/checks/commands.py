@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import time
 from typing import ClassVar
 
 from pydantic import Field
 
-from runbook.describe.model import CheckBase, EnvNameOrPrefix
+from runbook.describe.model import CheckBase, EnvNameOrPrefix, HttpUrl
 from runbook.errors import CheckFailed
+from runbook.host import own_traffic
 from runbook.host.processes import environment_now
 from runbook.host.target import Target
 from runbook.secrets import SECRETS, is_a_limit
@@ -41,6 +43,13 @@ class CommandCheck(CheckBase):
         "or PREFIX_* for every name so starting): what a runbook lets a site add to a script "
         "('SMOKE_CUSTOMER_ID или SMOKE_PHONE', 'SMOKE_MAX_MS_*'); unset ones are left out, values "
         "are quoted (data, never code) and masked in reports",
+    )
+
+    requests_to: HttpUrl | None = Field(
+        default=None,
+        description="the service the command sends HTTP requests to, one at a time (a smoke "
+        "script): its time is noted as this suite's own traffic, so a rate of that service's "
+        "slow requests (`rates` with own_requests) does not blame the service for them",
     )
 
     @property
@@ -76,7 +85,12 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def verify(check: CommandCheck, target: Target) -> None:
-    result = target.run(with_env(check.run, passed_env(check.pass_env)), timeout=check.timeout)
+    started = time.monotonic()
+    try:
+        result = target.run(with_env(check.run, passed_env(check.pass_env)), timeout=check.timeout)
+    finally:
+        if check.requests_to is not None:
+            own_traffic.LEDGER.note_sequential(check.requests_to, time.monotonic() - started)
     evidence = {"command": check.run, "stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:]}
     stdout = result.stdout.strip()
     if check.expect_exit is not None and result.rc != check.expect_exit:

@@ -15,17 +15,16 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from runbook.describe.model import CheckBase
+from runbook.describe.model import CheckBase, HttpUrl
 from runbook.errors import CheckFailed
 from runbook.host import http_client
 from runbook.host.endpoint import valid_headers
 from runbook.host.target import Target
 
-Url = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=4096)]
 SHOWN_ERRORS = 5
 
 
@@ -37,7 +36,7 @@ class LoadCheck(CheckBase):
     runs_last: ClassVar[bool] = True
     timed: ClassVar[bool] = True
 
-    urls: list[Url] = Field(min_length=1, max_length=20, description="read-only endpoints, asked in turn")
+    urls: list[HttpUrl] = Field(min_length=1, max_length=20, description="read-only endpoints, asked in turn")
     requests: int = Field(default=200, ge=1, le=2000)
     concurrency: int = Field(default=20, ge=1, le=50)
     timeout: float = Field(default=5.0, gt=0, le=60, description="per request")

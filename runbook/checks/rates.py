@@ -34,7 +34,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runbook.describe.model import CheckBase, Duration, Model, format_duration, regex
+from runbook.describe.model import CheckBase, Duration, HttpUrl, Model, format_duration, regex
 from runbook.describe.thresholds import Threshold, resolved
 from runbook.errors import CheckError, CheckFailed, CheckPassed
 from runbook.host import endpoint, own_traffic, prometheus
@@ -50,7 +50,7 @@ SHOWN_GROUPS = 5
 class PrometheusServer(Model):
     """A Prometheus server's HTTP API (`http://prometheus:9090/`), asked from the runner."""
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
+    url: HttpUrl
     headers: Headers = Field(default={}, description='e.g. {Authorization: "Bearer ${PROM_TOKEN}"}')
     timeout: float = Field(default=10.0, gt=0, le=120)
     verify_tls: bool = True
@@ -65,7 +65,7 @@ class Scrape(Endpoint):
 class OwnRequests(Model):
     """Where the suite's own requests count in the metric: the service's URL and what it calls slow."""
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096, description="{base_url}")
+    url: HttpUrl = Field(description="{base_url}")
     slower_than_ms: Threshold = Field(description="e.g. ${ALERT_HTTP_SLOW_THRESHOLD_MS}")
 
 

@@ -39,6 +39,8 @@ MARKERS: tuple[str, ...] = ("daily", "smoke", "incident")
 # Where a kind's checks become pytest tests: tests_health/, tests_backup/, tests_config/.
 GROUPS: tuple[str, ...] = ("health", "backup", "config")
 
+# A URL the suite asks (or notes traffic to): http(s), no whitespace, bounded.
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=4096)]
 CheckId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=80)]
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}

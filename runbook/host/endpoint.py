@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from runbook.describe.model import ContainerName, InContainer
+from runbook.describe.model import ContainerName, HttpUrl, InContainer
 from runbook.errors import CheckError, CheckFailed
 from runbook.host import docker_host, http_client
 from runbook.host.docker_host import Container
@@ -33,7 +33,7 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 class Endpoint(InContainer):
     """An HTTP endpoint and where it is asked from."""
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=4096)
+    url: HttpUrl
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
     via: Literal["runner", "host"] = Field(
         default="runner", description="runner: from this machine (httpx); host: curl on the host"

@@ -8,11 +8,14 @@ gets no answer) is noted here by origin and the moment it ended; after each chec
 to the store beside the reports (samples.json, `own_requests`), so overlapping and later
 runs see them too. A `rates` check with `own_requests:` leaves out those in its window that
 the runner saw slower than the service's threshold: an upper bound, since the service saw
-each request at most as slow as the runner did.
+each request at most as slow as the runner did. A command that talks to the service itself
+(a smoke script's curls, `requests_to:`) is noted as a client busy for its whole time: it may
+have sent as many slow requests as the threshold fits in that time, and no more.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from urllib.parse import urlsplit
@@ -49,6 +52,13 @@ class Ledger:
             with self._lock:
                 self._pending.setdefault(origin, []).append(OwnRequest(time.time(), seconds))
 
+    def note_sequential(self, url: str, seconds: float) -> None:
+        """A command that sent its requests to `url` one at a time ended now after `seconds`."""
+        origin = origin_of(url)
+        if origin and seconds >= KEPT_FROM:
+            with self._lock:
+                self._pending.setdefault(origin, []).append(OwnRequest(time.time(), seconds, sequential=True))
+
     def flush(self) -> None:
         """Write what is pending to the store (nothing to do, no file touched, when none is)."""
         with self._lock:
@@ -66,5 +76,13 @@ def slower_than(url: str, threshold_seconds: float, since: float) -> int:
     LEDGER.flush()
     if STORE.folder is None:
         return 0
-    kept = STORE.own_requests(origin_of(url))
-    return sum(1 for request in kept if request.time >= since and request.seconds > threshold_seconds)
+    kept = [request for request in STORE.own_requests(origin_of(url)) if request.time >= since]
+    return sum(_slow_ones(request, threshold_seconds) for request in kept)
+
+
+def _slow_ones(request: OwnRequest, threshold_seconds: float) -> int:
+    """How many requests over the threshold it was, or may have been (a sequential client sends
+    one after another: no more slow ones than the threshold fits in its time)."""
+    if request.sequential:
+        return math.floor(request.seconds / threshold_seconds) if threshold_seconds > 0 else 0
+    return 1 if request.seconds > threshold_seconds else 0

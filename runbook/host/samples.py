@@ -56,10 +56,15 @@ class Probe:
 
 @dataclass(frozen=True)
 class OwnRequest:
-    """One of the suite's own requests to an origin: when it ended (wall clock) and how long it took."""
+    """One of the suite's own requests to an origin: when it ended (wall clock) and how long it took.
+
+    `sequential`: not one request but a command's client (a smoke script's curls, one at a time)
+    busy for `seconds`: it may have sent as many slow requests as the threshold fits in them.
+    """
 
     time: float
     seconds: float
+    sequential: bool = False
 
 
 class SampleStore:
@@ -105,7 +110,9 @@ class SampleStore:
                 merged = sorted([*_own_requests(kept.get(origin)), *requests], key=_ended)
                 start = max(request.time for request in merged) - OWN_REQUESTS_KEPT
                 fresh = [request for request in merged if request.time >= start][-MAX_OWN_REQUESTS:]
-                kept[origin] = [[request.time, request.seconds] for request in fresh]
+                kept[origin] = [
+                    [request.time, request.seconds, *([1] if request.sequential else [])] for request in fresh
+                ]
             _write(path, document)
 
     def own_requests(self, origin: str) -> list[OwnRequest]:
@@ -166,10 +173,10 @@ def _own_requests(stored: Any) -> list[OwnRequest]:
     found = []
     for item in stored[-MAX_OWN_REQUESTS:]:
         numbers = isinstance(item, list) and all(isinstance(value, int | float) for value in item)
-        if numbers and len(item) == 2:
+        if numbers and (len(item) == 2 or (len(item) == 3 and item[2] in (0, 1))):
             moment, seconds = float(item[0]), float(item[1])
             if math.isfinite(moment) and math.isfinite(seconds):
-                found.append(OwnRequest(moment, seconds))
+                found.append(OwnRequest(moment, seconds, sequential=len(item) == 3 and item[2] == 1))
     return found
 
 
