@@ -144,6 +144,12 @@ def healthy() -> bool:
     return code == 200 and body.get("status") == "ok"
 
 
+TABLES = ("users", "jobs", "payments", "presets")
+TABLES_PRESENT = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({})".format(
+    ", ".join(f"'{table}'" for table in TABLES)
+)
+
+
 def install(*, strict: bool) -> None:
     """The service's files, user, unit, database, crontab and a first backup; idempotent."""
     values = lab_secrets()
@@ -161,9 +167,13 @@ def install(*, strict: bool) -> None:
         "id magic >/dev/null 2>&1 || "
         f"useradd --system --home-dir {ROOT} --shell /usr/sbin/nologin magic; "
         f"chgrp magic {ENV_FILE}; mkdir -p {BACKUPS} {STASH}; chown magic:magic {ROOT}/backend; "
+        # modes a `chmod` by hand may have taken away (the service reads its code and database there)
+        f"chmod 0755 {ROOT} {ROOT}/backend {ROOT}/deploy; "
         # temp_dir is the service's own: a fresh tmpfs came up root's, 0755, even with mode=1777
         # asked (a restarted host), and then every mastering job and backup download died.
         f"chown magic:magic {TEMP_DIR}; chmod 0750 {TEMP_DIR}; "
+        # a database missing one of its tables (dropped with sqlite3 by hand) is laid anew
+        f'test "$(sqlite3 {DB} {shlex.quote(TABLES_PRESENT)} 2>/dev/null)" = {len(TABLES)} || rm -f {DB}; '
         f"test -f {DB} || {{ sqlite3 {DB}.new {schema} && mv {DB}.new {DB}; }}; "
         f"chown magic:magic {DB}; chmod 640 {DB}; "
         f"(crontab -l 2>/dev/null | grep -vF {shlex.quote(ROOT + '/deploy/backup_db.sh')}; "
