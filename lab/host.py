@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,17 @@ class Host(Placement):
         self.disk.mkdir(parents=True, exist_ok=True)
         options = f"size={self.disk_size},mode=0755"
         run(["mount", "-t", "tmpfs", "-o", options, f"{self.netns}-disk", str(self.disk)])
+
+    def clear_disk(self) -> None:
+        """Empty the disk: it holds nothing of the server's own, only what faults or a hand
+        (`dd of=.../disk/big`) put there to fill it, and a full disk is red in every run after."""
+        if not self.disk_mounted():
+            return
+        for path in self.disk.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def unmount_disk(self) -> None:
         if self.disk_mounted() and run(["umount", str(self.disk)], check=False).returncode != 0:

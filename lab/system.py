@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab.core import Component, Fault, JsonState, LabError, UsageError, lab_dir, lab_lock
+from lab.host import Host
 
 
 class LabHost(Protocol):
@@ -178,5 +179,8 @@ class LabSystem(ABC):
                 restart_daemon=any(fault.restart_daemon for fault in active),
                 book=book,
             )
+            for host in self.hosts:
+                if isinstance(host, Host):
+                    host.clear_disk()
             self.converge(plan=plan)
             self.book.clear()

@@ -125,6 +125,27 @@ class TestCalendarLab(LabChecklistTests):
         assert outcomes(records, "failed") == set(), output[-3000:]
         assert code == 0
 
+    def test_a_disk_filled_by_hand_is_red_and_heal_empties_it(
+        self, healthy_lab: None, tmp_path: Path
+    ) -> None:
+        """`dd` onto the server's "/" by hand, not the lab's fault: disk-root is red alone, and
+        `lab heal` (make test's first step) empties the disk (it left the file there, red ever after)."""
+        from lab import api as lab
+        from lab.calendar import system as calendar
+
+        big = calendar.HOST.disk / "by-hand.bin"
+        try:
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={big}", "bs=1M", "count=60"], check=True, capture_output=True
+            )
+            _, records, output = self.run_daily(tmp_path / "full")
+            assert outcomes(records, "failed") == {"disk-root"}, output[-3000:]
+        finally:
+            lab.heal(SYSTEM)
+        assert not big.exists()
+        code, records, output = self.run_daily(tmp_path / "healed")
+        assert outcomes(records, "failed") == set() and code == 0, output[-3000:]
+
     def test_paramiko_refuses_an_unknown_host_key(self, healthy_lab: None, tmp_path: Path) -> None:
         """Without the lab's known_hosts the host key is unknown: refused, unless turned off (and said)."""
         key = ssh_config_path().parent / "id_ed25519"
