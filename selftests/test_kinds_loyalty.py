@@ -1073,7 +1073,7 @@ def test_a_script_that_asks_the_service_counts_as_many_slow_requests_as_fit_in_i
 
     store = samples.SampleStore(tmp_path)
     monkeypatch.setattr(own_traffic, "STORE", store)
-    own_traffic.LEDGER.note_sequential("http://api.example.com:3000/", 4.1)
+    own_traffic.LEDGER.note("http://api.example.com:3000/", 4.1, sequential=True)
     own_traffic.LEDGER.note("http://api.example.com:3000/health", 1.5)
     own_traffic.LEDGER.note("http://api.example.com:3000/health", 0.2)
     assert own_traffic.slower_than("http://api.example.com:3000", 1.0, since=0) == 4 + 1

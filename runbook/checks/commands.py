@@ -90,7 +90,7 @@ def verify(check: CommandCheck, target: Target) -> None:
         result = target.run(with_env(check.run, passed_env(check.pass_env)), timeout=check.timeout)
     finally:
         if check.requests_to is not None:
-            own_traffic.LEDGER.note_sequential(check.requests_to, time.monotonic() - started)
+            own_traffic.LEDGER.note(check.requests_to, time.monotonic() - started, sequential=True)
     evidence = {"command": check.run, "stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:]}
     stdout = result.stdout.strip()
     if check.expect_exit is not None and result.rc != check.expect_exit:

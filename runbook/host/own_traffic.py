@@ -43,21 +43,15 @@ class Ledger:
         self._lock = threading.Lock()
         self._pending: dict[str, list[OwnRequest]] = {}
 
-    def note(self, url: str, seconds: float) -> None:
-        """A request to `url` that ended now after `seconds` (its timeout when it got no answer)."""
+    def note(self, url: str, seconds: float, *, sequential: bool = False) -> None:
+        """A request to `url` that ended now after `seconds` (its timeout when it got no answer);
+        `sequential`: a command that sent its requests there one at a time ended now."""
         if seconds < KEPT_FROM:
             return
         origin = origin_of(url)
         if origin:
             with self._lock:
-                self._pending.setdefault(origin, []).append(OwnRequest(time.time(), seconds))
-
-    def note_sequential(self, url: str, seconds: float) -> None:
-        """A command that sent its requests to `url` one at a time ended now after `seconds`."""
-        origin = origin_of(url)
-        if origin and seconds >= KEPT_FROM:
-            with self._lock:
-                self._pending.setdefault(origin, []).append(OwnRequest(time.time(), seconds, sequential=True))
+                self._pending.setdefault(origin, []).append(OwnRequest(time.time(), seconds, sequential))
 
     def flush(self) -> None:
         """Write what is pending to the store (nothing to do, no file touched, when none is)."""
