@@ -92,6 +92,19 @@ class Datastores:
             raise LabError(f"psql in {self.postgres} exited {code}: {output[-500:]}")
         return output
 
+    def migrate(self, client: docker.DockerClient, container: str, argv: list[str]) -> bool:
+        """The app's migrations (`argv` in `container`). A database they cannot bring up to date
+        (its migrations table edited with psql, tables dropped, behind the lab's back) is made
+        anew and migrated again: True when it was, so the caller dumps its backups anew."""
+        code, output = exec_output(client, container, argv)
+        remade = code != 0
+        if remade:
+            self.psql(client, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            code, output = exec_output(client, container, argv)
+        if code != 0:
+            raise LabError(f"{' '.join(argv)} in {container} exited {code}: {output[-1000:]}")
+        return remade
+
     def redis_pong(self, client: docker.DockerClient) -> bool:
         """PING answered PONG without a password, as the lab's Redis is set up."""
         return exec_output(client, self.redis, ["redis-cli", "ping"]) == (0, "PONG")

@@ -31,7 +31,6 @@ from lab.containers import (
     Spec,
     container_components,
     ensure_hostroot_image,
-    exec_output,
     reconcile,
 )
 from lab.core import Component, Fault, LabError, require, upsert_env_line, wait_until, write_file
@@ -326,19 +325,9 @@ def db_answers(client: docker.DockerClient) -> bool:
 
 
 def migrate_and_seed(client: docker.DockerClient) -> bool:
-    """`exec api pnpm prisma migrate deploy` (its stand-in, migrate.py), then seed data once.
-
-    A database the migrations cannot bring up to date (_prisma_migrations changed by hand with
-    psql, behind the lab's back) is made anew: True when it was, so the dumps are made anew.
-    """
-    migrate = ["/usr/bin/python3", "/app/migrate.py"]
-    code, output = exec_output(client, API, migrate)
-    remade = code != 0
-    if remade:
-        psql(client, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        code, output = exec_output(client, API, migrate)
-    if code != 0:
-        raise LabError(f"migrate in {API} exited {code}: {output[-1000:]}")
+    """`exec api pnpm prisma migrate deploy` (its stand-in, migrate.py), then seed data once;
+    True when the database had to be made anew (Datastores.migrate)."""
+    remade = DATASTORES.migrate(client, API, ["/usr/bin/python3", "/app/migrate.py"])
     # Every series a delivery can produce, at 0: Prometheus' increase() ignores a series' first
     # sample, so a counter born in the middle of a burst would hide the burst.
     psql(client, EXTERNAL_SERIES)

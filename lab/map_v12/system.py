@@ -380,19 +380,9 @@ def subscribers(client: docker.DockerClient) -> int:
 
 
 def migrate_and_seed(client: docker.DockerClient) -> bool:
-    """`exec web alembic upgrade head` (runbook step 3), then seed data once.
-
-    A database alembic cannot bring to head (its alembic_version emptied or tables dropped by
-    hand with psql, behind the lab's back) is made anew: True when it was, so that the backups
-    are dumped from the new one.
-    """
-    code, output = exec_output(client, WEB, ["alembic", "upgrade", "head"])
-    remade = code != 0
-    if remade:
-        psql(client, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        code, output = exec_output(client, WEB, ["alembic", "upgrade", "head"])
-    if code != 0:
-        raise LabError(f"alembic upgrade head in {WEB} exited {code}: {output[-1000:]}")
+    """`exec web alembic upgrade head` (runbook step 3), then seed data once; True when the
+    database had to be made anew (Datastores.migrate)."""
+    remade = DATASTORES.migrate(client, WEB, ["alembic", "upgrade", "head"])
     if psql(client, "SELECT count(*) FROM admin_users") == "0":
         # The hash is [a-z0-9:$] only (werkzeug's format), so it sits in the literal as it is.
         psql(client, SEED_SQL.format(password_hash=password_hash(lab_secrets()["ADMIN_PASSWORD"])))
