@@ -269,11 +269,12 @@ def reconcile(
         probe = probes.get(spec.name)
         if container is not None and (
             spec.name in forced
-            or (strict and probe is not None and container.status == "running" and not probe(client))
             or container.labels.get(SPEC_LABEL) != spec.digest()
             or limits_changed(container, spec)
             or networks_changed(container, spec)
             or (strict and not pristine(container, spec))
+            # asked last: a container already found drifted is not asked
+            or (strict and probe is not None and container.status == "running" and not probe(client))
         ):
             remove_container(client, spec.name)
             container = None

@@ -402,8 +402,7 @@ class CalendarSystem(LabSystem):
         client = HOST.dockerd.client()
         try:
             if plan is not None:
-                PATHS.control.unlink(missing_ok=True)
-                PATHS.filler.unlink(missing_ok=True)
+                PATHS.control.unlink(missing_ok=True)  # the disk's filler: LabSystem.heal empties it
                 remove_container(client, BOT2)
                 if plan.restart_daemon:
                     for name in plan.recreate:
